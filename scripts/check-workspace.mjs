@@ -17,9 +17,12 @@ for (const group of ['packages', 'apps']) {
     if (!existsSync(join(dir, 'README.md'))) problems.push(`${dir}: no README.md`);
     if (group === 'packages') {
       const keys = Object.keys(pkg.exports ?? {});
-      if (keys.join() !== '.,./package.json') problems.push(`${dir}: exports must be exactly "." and "./package.json"`);
+      if (keys.join() !== '.,./package.json')
+        problems.push(`${dir}: exports must be exactly "." and "./package.json"`);
       if (pkg.exports?.['.']?.['@stowage/source'] !== './src/index.ts') {
-        problems.push(`${dir}: exports["."] needs the "@stowage/source" condition pointing at ./src/index.ts`);
+        problems.push(
+          `${dir}: exports["."] needs the "@stowage/source" condition pointing at ./src/index.ts`,
+        );
       }
     }
   }

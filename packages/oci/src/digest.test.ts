@@ -97,7 +97,10 @@ describe('VerifyingStream', () => {
   }
 
   it('passes matching content through unchanged', async () => {
-    const { out, ended } = await run([content.subarray(0, 5), content.subarray(5)], { digest, size: content.length });
+    const { out, ended } = await run([content.subarray(0, 5), content.subarray(5)], {
+      digest,
+      size: content.length,
+    });
     expect(out.equals(content)).toBe(true);
     expect(ended).toBe(true);
   });
@@ -109,14 +112,18 @@ describe('VerifyingStream', () => {
     verifier.on('end', () => {
       ended = true;
     });
-    await expect(pipeline(Readable.from([content]), verifier, async (s: AsyncIterable<Buffer>) => {
-      for await (const _ of s);
-    })).rejects.toBeInstanceOf(DigestMismatchError);
+    await expect(
+      pipeline(Readable.from([content]), verifier, async (s: AsyncIterable<Buffer>) => {
+        for await (const _ of s);
+      }),
+    ).rejects.toBeInstanceOf(DigestMismatchError);
     expect(ended).toBe(false);
   });
 
   it('fails when the content is shorter than the expected size', async () => {
-    await expect(run([content], { digest, size: content.length + 1 })).rejects.toBeInstanceOf(SizeMismatchError);
+    await expect(run([content], { digest, size: content.length + 1 })).rejects.toBeInstanceOf(
+      SizeMismatchError,
+    );
   });
 
   it('fails as soon as the content exceeds the expected size', async () => {
@@ -128,9 +135,13 @@ describe('VerifyingStream', () => {
       }
     }
     await expect(
-      pipeline(Readable.from(endless()), new VerifyingStream({ digest, size: 4096 }), async (s: AsyncIterable<Buffer>) => {
-        for await (const _ of s);
-      }),
+      pipeline(
+        Readable.from(endless()),
+        new VerifyingStream({ digest, size: 4096 }),
+        async (s: AsyncIterable<Buffer>) => {
+          for await (const _ of s);
+        },
+      ),
     ).rejects.toBeInstanceOf(SizeMismatchError);
     expect(pulled).toBeLessThan(64);
   });

@@ -25,7 +25,10 @@ export function parseDigest(input: string): Digest {
     throw new DigestParseError(input, `unsupported algorithm ${JSON.stringify(algorithm.slice(0, 32))}`);
   }
   if (hex.length !== hexLength[algorithm]) {
-    throw new DigestParseError(input, `${algorithm} needs ${hexLength[algorithm]} hex characters, got ${hex.length}`);
+    throw new DigestParseError(
+      input,
+      `${algorithm} needs ${hexLength[algorithm]} hex characters, got ${hex.length}`,
+    );
   }
   if (!lowerHex.test(hex)) throw new DigestParseError(input, 'encoded part is not lowercase hex');
   return input as Digest;

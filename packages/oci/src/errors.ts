@@ -35,7 +35,10 @@ export class StowageError<Code extends string = string> extends Error {
 }
 
 /** True for any Stowage error (optionally with the given code), from any copy of this package. */
-export function isStowageError<C extends string = string>(value: unknown, code?: C): value is StowageError<C> {
+export function isStowageError<C extends string = string>(
+  value: unknown,
+  code?: C,
+): value is StowageError<C> {
   if (typeof value !== 'object' || value === null) return false;
   if ((value as { [BRAND]?: unknown })[BRAND] !== true) return false;
   return code === undefined || (value as StowageError).code === code;

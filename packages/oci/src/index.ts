@@ -30,9 +30,9 @@ export {
 } from './errors.js';
 export {
   detectManifestMediaType,
+  MAX_MANIFEST_SIZE,
   type ManifestReferences,
   manifestReferences,
-  MAX_MANIFEST_SIZE,
   type ParsedManifest,
   type ParseManifestOptions,
   parseImageConfig,
@@ -58,14 +58,14 @@ export {
   selectManifest,
 } from './platform.js';
 export {
-  formatReference,
   type FormatReferenceOptions,
+  formatReference,
   type ImageReference,
   isValidRepositoryName,
   isValidTag,
   NAME_TOTAL_LENGTH_MAX,
-  parseReference,
   type ParseReferenceOptions,
+  parseReference,
   parseRepositoryName,
   parseTag,
   referenceTarget,

@@ -4,7 +4,8 @@ import { isStowageError } from './errors.js';
 import { detectManifestMediaType, manifestReferences, parseImageConfig, parseManifest } from './manifest.js';
 import { MediaType } from './media-types.js';
 
-const enc = (value: unknown) => new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value));
+const enc = (value: unknown) =>
+  new TextEncoder().encode(typeof value === 'string' ? value : JSON.stringify(value));
 const d = (s: string) => digestOf(s);
 const config = { mediaType: MediaType.OciConfig, digest: d('config'), size: 6 };
 const layer = { mediaType: MediaType.OciLayerGzip, digest: d('layer'), size: 5 };
@@ -33,7 +34,9 @@ describe('parseManifest', () => {
 
   it('takes the media type from Content-Type when the body has none (OCI)', () => {
     const { mediaType: _, ...bare } = ociManifest;
-    expect(parseManifest(enc(bare), { mediaType: MediaType.OciManifest }).mediaType).toBe(MediaType.OciManifest);
+    expect(parseManifest(enc(bare), { mediaType: MediaType.OciManifest }).mediaType).toBe(
+      MediaType.OciManifest,
+    );
     expect(parseManifest(enc(bare)).mediaType).toBe(MediaType.OciManifest);
     expect(parseManifest(enc(bare), { mediaType: 'application/json' }).mediaType).toBe(MediaType.OciManifest);
   });
@@ -49,7 +52,14 @@ describe('parseManifest', () => {
     const list = {
       schemaVersion: 2,
       mediaType: MediaType.DockerManifestList,
-      manifests: [{ mediaType: MediaType.DockerManifest, digest: d('m'), size: 10, platform: { os: 'linux', architecture: 'amd64' } }],
+      manifests: [
+        {
+          mediaType: MediaType.DockerManifest,
+          digest: d('m'),
+          size: 10,
+          platform: { os: 'linux', architecture: 'amd64' },
+        },
+      ],
     };
     const parsed = parseManifest(enc(list));
     expect(parsed.kind).toBe('index');
@@ -58,7 +68,9 @@ describe('parseManifest', () => {
 
   it('requires the mediaType field in Docker formats', () => {
     const { mediaType: _, ...bare } = ociManifest;
-    expect(code(() => parseManifest(enc(bare), { mediaType: MediaType.DockerManifest }))).toBe('MANIFEST_INVALID');
+    expect(code(() => parseManifest(enc(bare), { mediaType: MediaType.DockerManifest }))).toBe(
+      'MANIFEST_INVALID',
+    );
   });
 
   it('parses an OCI index with nested index, subject and artifactType', () => {
@@ -67,7 +79,12 @@ describe('parseManifest', () => {
       mediaType: MediaType.OciIndex,
       artifactType: 'application/vnd.example+type',
       manifests: [
-        { mediaType: MediaType.OciManifest, digest: d('a'), size: 1, platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+        {
+          mediaType: MediaType.OciManifest,
+          digest: d('a'),
+          size: 1,
+          platform: { os: 'linux', architecture: 'arm64', variant: 'v8' },
+        },
         { mediaType: MediaType.OciIndex, digest: d('b'), size: 2 },
       ],
       subject: { mediaType: MediaType.OciManifest, digest: d('s'), size: 3 },
@@ -78,7 +95,12 @@ describe('parseManifest', () => {
   });
 
   it('leaves non-distributable layers with urls out of the blobs a registry must hold', () => {
-    const foreign = { mediaType: MediaType.DockerForeignLayer, digest: d('f'), size: 9, urls: ['https://example.com/f'] };
+    const foreign = {
+      mediaType: MediaType.DockerForeignLayer,
+      digest: d('f'),
+      size: 9,
+      urls: ['https://example.com/f'],
+    };
     const parsed = parseManifest(enc({ ...ociManifest, layers: [layer, foreign] }));
     expect(manifestReferences(parsed).blobs).toEqual([config, layer]);
   });
@@ -98,7 +120,9 @@ describe('parseManifest', () => {
 
   it('verifies an expected digest, in its own algorithm', () => {
     const bytes = enc(ociManifest);
-    expect(parseManifest(bytes, { digest: digestOf(bytes, 'sha512') }).digest).toBe(digestOf(bytes, 'sha512'));
+    expect(parseManifest(bytes, { digest: digestOf(bytes, 'sha512') }).digest).toBe(
+      digestOf(bytes, 'sha512'),
+    );
     expect(code(() => parseManifest(bytes, { digest: d('other') }))).toBe('DIGEST_INVALID');
   });
 
@@ -110,30 +134,75 @@ describe('parseManifest', () => {
     ['schemaVersion 3', { ...ociManifest, schemaVersion: 3 }, 'MANIFEST_INVALID'],
     ['schemaVersion "2"', { ...ociManifest, schemaVersion: '2' }, 'MANIFEST_INVALID'],
     ['schema 1 by version', { schemaVersion: 1, name: 'x', tag: 'y', fsLayers: [] }, 'UNSUPPORTED'],
-    ['schema 1 by body mediaType', { ...ociManifest, mediaType: MediaType.DockerSchema1SignedManifest }, 'UNSUPPORTED'],
+    [
+      'schema 1 by body mediaType',
+      { ...ociManifest, mediaType: MediaType.DockerSchema1SignedManifest },
+      'UNSUPPORTED',
+    ],
     ['schema 1 by content type', ociManifest, 'UNSUPPORTED', MediaType.DockerSchema1SignedManifest],
     ['mismatched media types', ociManifest, 'MANIFEST_INVALID', MediaType.DockerManifest],
-    ['index body as a manifest', { schemaVersion: 2, manifests: [] }, 'MANIFEST_INVALID', MediaType.OciManifest],
+    [
+      'index body as a manifest',
+      { schemaVersion: 2, manifests: [] },
+      'MANIFEST_INVALID',
+      MediaType.OciManifest,
+    ],
     ['manifest with manifests', { ...ociManifest, manifests: [] }, 'MANIFEST_INVALID'],
     ['unknown media type', { ...ociManifest, mediaType: 'application/vnd.acme+json' }, 'MANIFEST_INVALID'],
-    ['missing config', { schemaVersion: 2, mediaType: MediaType.OciManifest, layers: [] }, 'MANIFEST_INVALID'],
+    [
+      'missing config',
+      { schemaVersion: 2, mediaType: MediaType.OciManifest, layers: [] },
+      'MANIFEST_INVALID',
+    ],
     ['layers not an array', { ...ociManifest, layers: {} }, 'MANIFEST_INVALID'],
-    ['bad layer digest', { ...ociManifest, layers: [{ ...layer, digest: 'sha256:abc' }] }, 'MANIFEST_INVALID'],
-    ['sha384 digest', { ...ociManifest, layers: [{ ...layer, digest: `sha384:${'a'.repeat(96)}` }] }, 'MANIFEST_INVALID'],
+    [
+      'bad layer digest',
+      { ...ociManifest, layers: [{ ...layer, digest: 'sha256:abc' }] },
+      'MANIFEST_INVALID',
+    ],
+    [
+      'sha384 digest',
+      { ...ociManifest, layers: [{ ...layer, digest: `sha384:${'a'.repeat(96)}` }] },
+      'MANIFEST_INVALID',
+    ],
     ['negative size', { ...ociManifest, config: { ...config, size: -1 } }, 'MANIFEST_INVALID'],
     ['fractional size', { ...ociManifest, config: { ...config, size: 1.5 } }, 'MANIFEST_INVALID'],
     ['string size', { ...ociManifest, config: { ...config, size: '6' } }, 'MANIFEST_INVALID'],
-    ['bad descriptor media type', { ...ociManifest, config: { ...config, mediaType: 'nope' } }, 'MANIFEST_INVALID'],
+    [
+      'bad descriptor media type',
+      { ...ociManifest, config: { ...config, mediaType: 'nope' } },
+      'MANIFEST_INVALID',
+    ],
     ['non-string annotation', { ...ociManifest, annotations: { a: 1 } }, 'MANIFEST_INVALID'],
     ['bad urls', { ...ociManifest, layers: [{ ...layer, urls: [1] }] }, 'MANIFEST_INVALID'],
     ['bad subject', { ...ociManifest, subject: { digest: 'x' } }, 'MANIFEST_INVALID'],
     ['bad artifactType', { ...ociManifest, artifactType: 'not a type' }, 'MANIFEST_INVALID'],
     ['data not matching', { ...ociManifest, config: { ...config, data: 'e30=' } }, 'MANIFEST_INVALID'],
     ['data not base64', { ...ociManifest, config: { ...config, data: '!!' } }, 'MANIFEST_INVALID'],
-    ['platform without os', { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [{ ...config, mediaType: MediaType.OciManifest, platform: { architecture: 'amd64' } }] }, 'MANIFEST_INVALID'],
-    ['list child that is a layer', { schemaVersion: 2, mediaType: MediaType.DockerManifestList, manifests: [layer] }, 'MANIFEST_INVALID'],
-    ['index with layers', { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [], layers: [] }, 'MANIFEST_INVALID'],
-    ['docker manifest without layers', { ...ociManifest, mediaType: MediaType.DockerManifest, layers: [] }, 'MANIFEST_INVALID'],
+    [
+      'platform without os',
+      {
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: [{ ...config, mediaType: MediaType.OciManifest, platform: { architecture: 'amd64' } }],
+      },
+      'MANIFEST_INVALID',
+    ],
+    [
+      'list child that is a layer',
+      { schemaVersion: 2, mediaType: MediaType.DockerManifestList, manifests: [layer] },
+      'MANIFEST_INVALID',
+    ],
+    [
+      'index with layers',
+      { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [], layers: [] },
+      'MANIFEST_INVALID',
+    ],
+    [
+      'docker manifest without layers',
+      { ...ociManifest, mediaType: MediaType.DockerManifest, layers: [] },
+      'MANIFEST_INVALID',
+    ],
   ])('refuses %s', (_name, body, expected, contentType) => {
     const bytes = body instanceof Uint8Array ? body : enc(body);
     expect(code(() => parseManifest(bytes, contentType ? { mediaType: contentType } : {}))).toBe(expected);
@@ -159,7 +228,9 @@ describe('detectManifestMediaType', () => {
 
 describe('parseImageConfig', () => {
   it('parses a minimal config', () => {
-    const cfg = parseImageConfig(enc({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [d('x')] } }));
+    const cfg = parseImageConfig(
+      enc({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [d('x')] } }),
+    );
     expect(cfg.os).toBe('linux');
   });
 

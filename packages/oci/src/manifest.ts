@@ -87,29 +87,40 @@ export function detectManifestMediaType(value: unknown): string | undefined {
 export function parseManifest(bytes: Uint8Array, options: ParseManifestOptions = {}): ParsedManifest {
   const maxSize = options.maxSize ?? MAX_MANIFEST_SIZE;
   if (bytes.byteLength > maxSize) {
-    throw new ManifestParseError('SIZE_INVALID', `manifest of ${bytes.byteLength} bytes exceeds the ${maxSize}-byte limit`, {
-      details: { size: bytes.byteLength, maxSize },
-    });
+    throw new ManifestParseError(
+      'SIZE_INVALID',
+      `manifest of ${bytes.byteLength} bytes exceeds the ${maxSize}-byte limit`,
+      {
+        details: { size: bytes.byteLength, maxSize },
+      },
+    );
   }
   const declared = options.mediaType === undefined ? undefined : bareMediaType(options.mediaType);
   if (declared !== undefined && isSchema1MediaType(declared) && declared !== 'application/json') {
     throw unsupportedSchema1();
   }
   const digest = digestOf(bytes, options.digest?.startsWith('sha512:') ? 'sha512' : 'sha256');
-  if (options.digest !== undefined && options.digest !== digest) throw new DigestMismatchError(options.digest, digest);
+  if (options.digest !== undefined && options.digest !== digest)
+    throw new DigestMismatchError(options.digest, digest);
 
   let value: unknown;
   try {
     value = JSON.parse(utf8.decode(bytes));
   } catch (cause) {
-    throw new ManifestParseError('MANIFEST_INVALID', `manifest is not valid UTF-8 JSON: ${(cause as Error).message}`, {
-      cause,
-    });
+    throw new ManifestParseError(
+      'MANIFEST_INVALID',
+      `manifest is not valid UTF-8 JSON: ${(cause as Error).message}`,
+      {
+        cause,
+      },
+    );
   }
   if (!isRecord(value)) throw invalid('manifest must be a JSON object');
   if (value.schemaVersion === 1) throw unsupportedSchema1();
   if (value.schemaVersion !== 2) {
-    throw invalid(`schemaVersion must be 2, got ${truncate(JSON.stringify(value.schemaVersion) ?? 'nothing', 32)}`);
+    throw invalid(
+      `schemaVersion must be 2, got ${truncate(JSON.stringify(value.schemaVersion) ?? 'nothing', 32)}`,
+    );
   }
 
   const bodyType = value.mediaType;
@@ -121,24 +132,34 @@ export function parseManifest(bytes: Uint8Array, options: ParseManifestOptions =
     isManifestMediaType(declared) &&
     bodyType !== declared
   ) {
-    throw invalid(`mediaType ${JSON.stringify(truncate(bodyType, 128))} does not match the declared ${declared}`, {
-      declared,
-      body: truncate(bodyType, 128),
-    });
+    throw invalid(
+      `mediaType ${JSON.stringify(truncate(bodyType, 128))} does not match the declared ${declared}`,
+      {
+        declared,
+        body: truncate(bodyType, 128),
+      },
+    );
   }
   const mediaType =
-    bodyType ?? (declared !== undefined && isManifestMediaType(declared) ? declared : detectManifestMediaType(value));
+    bodyType ??
+    (declared !== undefined && isManifestMediaType(declared) ? declared : detectManifestMediaType(value));
   if (mediaType === undefined || !isManifestMediaType(mediaType)) {
-    throw invalid(`unknown manifest media type ${JSON.stringify(truncate(String(mediaType ?? declared), 128))}`);
+    throw invalid(
+      `unknown manifest media type ${JSON.stringify(truncate(String(mediaType ?? declared), 128))}`,
+    );
   }
   // Docker's formats require the field; OCI makes it optional.
-  if (bodyType === undefined && (mediaType === MediaType.DockerManifest || mediaType === MediaType.DockerManifestList)) {
+  if (
+    bodyType === undefined &&
+    (mediaType === MediaType.DockerManifest || mediaType === MediaType.DockerManifestList)
+  ) {
     throw invalid(`a ${mediaType} must carry its mediaType field`);
   }
 
   const base = { mediaType, digest, size: bytes.byteLength, bytes };
   if (isIndexMediaType(mediaType)) {
-    if (value.config !== undefined || value.layers !== undefined) throw invalid('an index has no config or layers');
+    if (value.config !== undefined || value.layers !== undefined)
+      throw invalid('an index has no config or layers');
     return { ...base, kind: 'index', manifest: validateIndex(value, mediaType) };
   }
   if (!isImageManifestMediaType(mediaType)) throw invalid(`unknown manifest media type ${mediaType}`);
@@ -147,9 +168,13 @@ export function parseManifest(bytes: Uint8Array, options: ParseManifestOptions =
 }
 
 function unsupportedSchema1(): ManifestParseError {
-  return new ManifestParseError('UNSUPPORTED', 'Docker schema 1 manifests are not supported; convert the image to schema 2 or OCI', {
-    details: { mediaType: MediaType.DockerSchema1Manifest },
-  });
+  return new ManifestParseError(
+    'UNSUPPORTED',
+    'Docker schema 1 manifests are not supported; convert the image to schema 2 or OCI',
+    {
+      details: { mediaType: MediaType.DockerSchema1Manifest },
+    },
+  );
 }
 
 function validateCommon(value: Record<string, unknown>): void {
@@ -162,7 +187,7 @@ function validateImageManifest(value: Record<string, unknown>, mediaType: string
   validateCommon(value);
   validateDescriptor(value.config, 'config');
   if (!Array.isArray(value.layers)) throw invalid('layers must be an array');
-  value.layers.forEach((layer, i) => validateDescriptor(layer, `layers[${i}]`));
+  for (const [i, layer] of value.layers.entries()) validateDescriptor(layer, `layers[${i}]`);
   if (mediaType === MediaType.DockerManifest && value.layers.length === 0) {
     throw invalid('a Docker schema 2 manifest needs at least one layer');
   }
@@ -220,7 +245,10 @@ function validateDescriptor(value: unknown, where: string): Descriptor {
       throw invalid(`${where}.data must be base64`, { where });
     }
     const decoded = Buffer.from(value.data, 'base64');
-    if (decoded.byteLength !== size || digestOf(decoded, value.digest.startsWith('sha512:') ? 'sha512' : 'sha256') !== value.digest) {
+    if (
+      decoded.byteLength !== size ||
+      digestOf(decoded, value.digest.startsWith('sha512:') ? 'sha512' : 'sha256') !== value.digest
+    ) {
       throw invalid(`${where}.data does not match its digest and size`, { where });
     }
   }
@@ -232,7 +260,8 @@ function validatePlatform(value: unknown, where: string): Platform {
     throw invalid(`${where} needs string os and architecture`, { where });
   }
   for (const key of ['variant', 'os.version'] as const) {
-    if (value[key] !== undefined && typeof value[key] !== 'string') throw invalid(`${where}.${key} must be a string`);
+    if (value[key] !== undefined && typeof value[key] !== 'string')
+      throw invalid(`${where}.${key} must be a string`);
   }
   for (const key of ['features', 'os.features'] as const) {
     const list = value[key];
@@ -250,7 +279,10 @@ export function manifestReferences(parsed: ParsedManifest): ManifestReferences {
     return { blobs: [], manifests: parsed.manifest.manifests, ...(subject ? { subject } : {}) };
   }
   const { config, layers } = parsed.manifest;
-  const blobs = [config, ...layers.filter((l) => !(isNonDistributableMediaType(l.mediaType) && l.urls?.length))];
+  const blobs = [
+    config,
+    ...layers.filter((l) => !(isNonDistributableMediaType(l.mediaType) && l.urls?.length)),
+  ];
   return { blobs, manifests: [], ...(subject ? { subject } : {}) };
 }
 
@@ -270,7 +302,8 @@ export function parseImageConfig(bytes: Uint8Array): ImageConfig {
   if (!isRecord(rootfs) || rootfs.type !== 'layers' || !Array.isArray(rootfs.diff_ids)) {
     throw invalid('image config needs rootfs {type: "layers", diff_ids: [...]}');
   }
-  if (!rootfs.diff_ids.every((d) => isDigest(d))) throw invalid('image config rootfs.diff_ids holds an invalid digest');
+  if (!rootfs.diff_ids.every((d) => isDigest(d)))
+    throw invalid('image config rootfs.diff_ids holds an invalid digest');
   if (value.config !== undefined && value.config !== null && !isRecord(value.config)) {
     throw invalid('image config "config" must be an object');
   }

@@ -197,7 +197,11 @@ export interface Registry {
   getManifest(repository: string, reference: string, options?: GetManifestOptions): Promise<ManifestContent>;
 
   /** Digest, media type and size of a manifest by tag or digest; `undefined` when absent. */
-  headManifest(repository: string, reference: string, options?: GetManifestOptions): Promise<Descriptor | undefined>;
+  headManifest(
+    repository: string,
+    reference: string,
+    options?: GetManifestOptions,
+  ): Promise<Descriptor | undefined>;
 
   /**
    * Stores a manifest under a tag or under its digest. The manifest is validated;
@@ -241,7 +245,12 @@ export interface Registry {
   startUpload(repository: string, options?: OperationOptions): Promise<UploadStatus>;
 
   /** Appends a chunk at the session's current offset. `BLOB_UPLOAD_UNKNOWN` for an unknown session. */
-  appendUpload(repository: string, id: string, body: BlobBody, options?: AppendUploadOptions): Promise<UploadStatus>;
+  appendUpload(
+    repository: string,
+    id: string,
+    body: BlobBody,
+    options?: AppendUploadOptions,
+  ): Promise<UploadStatus>;
 
   /** The session's offset. `BLOB_UPLOAD_UNKNOWN` for an unknown session. */
   getUpload(repository: string, id: string, options?: OperationOptions): Promise<UploadStatus>;

@@ -45,17 +45,26 @@ async function freePort(): Promise<number> {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
     });
   });
 }
 
-function merge(base: Record<string, unknown>, extra: Readonly<Record<string, unknown>>): Record<string, unknown> {
+function merge(
+  base: Record<string, unknown>,
+  extra: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [key, value] of Object.entries(extra)) {
     const current = out[key];
     out[key] =
-      typeof value === 'object' && value !== null && !Array.isArray(value) && typeof current === 'object' && current
+      typeof value === 'object' &&
+      value !== null &&
+      !Array.isArray(value) &&
+      typeof current === 'object' &&
+      current
         ? merge(current as Record<string, unknown>, value as Record<string, unknown>)
         : value;
   }
@@ -121,7 +130,11 @@ export async function startDockerRegistry(options: StartDockerRegistryOptions = 
   throw new Error(`docker-registry did not start: ${String((lastError as Error)?.message ?? lastError)}`);
 }
 
-async function waitReady(child: ChildProcess, port: number, timeoutMs: number): Promise<{ output: () => string }> {
+async function waitReady(
+  child: ChildProcess,
+  port: number,
+  timeoutMs: number,
+): Promise<{ output: () => string }> {
   let log = '';
   const append = (chunk: Buffer) => {
     log = (log + chunk.toString()).slice(-64 * 1024);

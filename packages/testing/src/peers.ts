@@ -54,7 +54,9 @@ export function requirePeers(...peers: readonly (string | PeerStatus)[]): boolea
       throw new Error(`CI=true and a required peer is missing: ${reasons}`);
     });
   } else {
-    console.warn(`\n!!! SKIPPING integration tests: ${reasons}. Run the README test command to install peers.\n`);
+    console.warn(
+      `\n!!! SKIPPING integration tests: ${reasons}. Run the README test command to install peers.\n`,
+    );
     it.skipIf(true)(`[not available: ${reasons}]`, () => {});
   }
   return false;
