@@ -32,8 +32,8 @@ describe('parseReference', () => {
     ['bitnami/redis', 'docker.io', 'bitnami/redis'],
     ['localhost/foo', 'localhost', 'foo'],
     ['localhost:5000/foo/bar:tag', 'localhost:5000', 'foo/bar', 'tag'],
-    ['example.com:8080/a/b@' + D, 'example.com:8080', 'a/b', undefined, D],
-    ['a/b:tag@' + D, 'docker.io', 'a/b', 'tag', D],
+    [`example.com:8080/a/b@${D}`, 'example.com:8080', 'a/b', undefined, D],
+    [`a/b:tag@${D}`, 'docker.io', 'a/b', 'tag', D],
     ['[::1]:5000/x', '[::1]:5000', 'x'],
     ['[2001:db8::1]/x:y', '[2001:db8::1]', 'x', 'y'],
     ['ghcr.io/owner/repo/sub:v1.2.3-rc_1', 'ghcr.io', 'owner/repo/sub', 'v1.2.3-rc_1'],
@@ -90,7 +90,7 @@ describe('parseReference', () => {
     [`alpine@sha384:${'a'.repeat(96)}`, 'DIGEST_INVALID'],
     [`alpine@${D}@${D}`, 'DIGEST_INVALID'],
     [':tag', 'NAME_INVALID'],
-    ['@' + D, 'NAME_INVALID'],
+    [`@${D}`, 'NAME_INVALID'],
   ])('refuses %j with %s', (input, expected) => {
     expect(code(() => parseReference(input))).toBe(expected);
   });
