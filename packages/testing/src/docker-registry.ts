@@ -107,6 +107,10 @@ export async function startDockerRegistry(options: StartDockerRegistryOptions = 
     try {
       const child = spawn(binary, ['serve', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
       const started = await waitReady(child, port, options.readyTimeoutMs ?? 20_000);
+      const stop = async () => {
+        await stopChild(child);
+        await rm(workDir, { recursive: true, force: true });
+      };
       return {
         url: `http://127.0.0.1:${port}`,
         host: `127.0.0.1:${port}`,
@@ -114,13 +118,8 @@ export async function startDockerRegistry(options: StartDockerRegistryOptions = 
         dataDir,
         configPath,
         output: started.output,
-        stop: async () => {
-          await stopChild(child);
-          await rm(workDir, { recursive: true, force: true });
-        },
-        async [Symbol.asyncDispose]() {
-          await this.stop();
-        },
+        stop,
+        [Symbol.asyncDispose]: stop,
       };
     } catch (error) {
       lastError = error;

@@ -1,7 +1,32 @@
 export {
+  type ConformanceSubject,
+  fullCapabilities,
+  type RegistryCapabilities,
+  type RegistryConformanceOptions,
+  registryConformance,
+} from './conformance.js';
+export {
   type DockerRegistry,
   type HtpasswdUser,
   type StartDockerRegistryOptions,
   startDockerRegistry,
 } from './docker-registry.js';
+export { createMemoryRegistry, type MemoryRegistry, type MemoryRegistryOptions } from './memory-registry.js';
 export { findExecutable, isCI, type PeerStatus, peerStatus, requirePeers } from './peers.js';
+export {
+  collect,
+  emptyConfig,
+  pushImage,
+  pushIndex,
+  type RandomBlob,
+  type RandomImage,
+  type RandomImageOptions,
+  type RandomIndex,
+  type RandomIndexOptions,
+  type RandomManifest,
+  randomArtifact,
+  randomBlob,
+  randomBytes,
+  randomImage,
+  randomIndex,
+} from './random.js';
