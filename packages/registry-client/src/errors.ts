@@ -1,0 +1,245 @@
+import { RegistryError, type RegistryErrorCode, StowageError } from '@stowage/oci';
+import { redactUrl } from './internal/redact.js';
+
+/** One entry of the OCI error body `{"errors":[{code,message,detail}]}`. */
+export interface RegistryDiagnostic {
+  readonly code: string;
+  readonly message?: string;
+  readonly detail?: unknown;
+}
+
+/** Which API a request addressed; it decides what a bare 404 means. */
+export type RegistryEndpoint =
+  | 'ping'
+  | 'catalog'
+  | 'tags'
+  | 'manifest'
+  | 'blob'
+  | 'upload'
+  | 'referrers'
+  | 'token';
+
+/** Facts about an HTTP exchange shared by the response errors. */
+export interface ResponseErrorInit {
+  readonly status: number;
+  readonly method: string;
+  /** The request URL; it is redacted before being stored. */
+  readonly url: string;
+  readonly diagnostics?: readonly RegistryDiagnostic[];
+  readonly endpoint?: RegistryEndpoint;
+  /** Overrides the code derived from the status and body. */
+  readonly code?: RegistryErrorCode;
+  /** A server-requested delay (from `Retry-After`), in milliseconds. */
+  readonly retryAfterMs?: number;
+  /** Overrides whether repeating may succeed (derived from the status otherwise). */
+  readonly retryable?: boolean;
+  readonly message?: string;
+  readonly cause?: unknown;
+}
+
+const knownCodes: ReadonlySet<string> = new Set<RegistryErrorCode>([
+  'BLOB_UNKNOWN',
+  'BLOB_UPLOAD_INVALID',
+  'BLOB_UPLOAD_UNKNOWN',
+  'DIGEST_INVALID',
+  'MANIFEST_BLOB_UNKNOWN',
+  'MANIFEST_INVALID',
+  'MANIFEST_UNKNOWN',
+  'NAME_INVALID',
+  'NAME_UNKNOWN',
+  'SIZE_INVALID',
+  'TAG_INVALID',
+  'UNAUTHORIZED',
+  'DENIED',
+  'UNSUPPORTED',
+  'TOOMANYREQUESTS',
+  'RANGE_INVALID',
+]);
+
+const notFoundCodes: Readonly<Record<RegistryEndpoint, RegistryErrorCode>> = {
+  ping: 'UNSUPPORTED',
+  catalog: 'UNSUPPORTED',
+  tags: 'NAME_UNKNOWN',
+  manifest: 'MANIFEST_UNKNOWN',
+  blob: 'BLOB_UNKNOWN',
+  upload: 'BLOB_UPLOAD_UNKNOWN',
+  referrers: 'MANIFEST_UNKNOWN',
+  token: 'UNAUTHORIZED',
+};
+
+/**
+ * The OCI error code for a refused request: the code the registry put in the
+ * body when it is one of the distribution codes, else one derived from the
+ * status and the endpoint. Two wire quirks are smoothed over: a 404 on an
+ * upload session is always `BLOB_UPLOAD_UNKNOWN` (distribution answers
+ * BLOB_UPLOAD_INVALID), and 416 is always `RANGE_INVALID`.
+ */
+export function registryErrorCode(
+  status: number,
+  endpoint: RegistryEndpoint | undefined,
+  diagnostics: readonly RegistryDiagnostic[] = [],
+): RegistryErrorCode {
+  if (status === 416) return 'RANGE_INVALID';
+  if (status === 404 && endpoint === 'upload') return 'BLOB_UPLOAD_UNKNOWN';
+  const fromBody = diagnostics.find((d) => knownCodes.has(d.code))?.code;
+  if (fromBody !== undefined) return fromBody as RegistryErrorCode;
+  switch (status) {
+    case 400:
+      return endpoint === 'manifest'
+        ? 'MANIFEST_INVALID'
+        : endpoint === 'upload'
+          ? 'BLOB_UPLOAD_INVALID'
+          : 'UNSUPPORTED';
+    case 401:
+      return 'UNAUTHORIZED';
+    case 403:
+      return 'DENIED';
+    case 404:
+      return endpoint === undefined ? 'NAME_UNKNOWN' : notFoundCodes[endpoint];
+    case 405:
+    case 501:
+      return 'UNSUPPORTED';
+    case 413:
+      return 'SIZE_INVALID';
+    case 429:
+      return 'TOOMANYREQUESTS';
+    default:
+      return 'UNSUPPORTED';
+  }
+}
+
+/** Whether repeating a request that got this status may succeed. */
+export function isRetryableStatus(status: number): boolean {
+  return status === 408 || status === 429 || status >= 500;
+}
+
+function summary(init: ResponseErrorInit, url: string): string {
+  const first = init.diagnostics?.[0];
+  const reason = first ? `: ${first.code}${first.message ? ` (${first.message})` : ''}` : '';
+  return `${init.method} ${url} answered ${init.status}${reason}`;
+}
+
+/**
+ * A registry refused a request with a 4xx status. `code` is the OCI error code
+ * (from the body when the registry sent one, else derived from the status),
+ * `diagnostics` the parsed error list, `url` the request URL with credentials
+ * and signatures removed.
+ */
+export class RegistryResponseError extends RegistryError {
+  readonly status: number;
+  readonly method: string;
+  readonly url: string;
+  readonly diagnostics: readonly RegistryDiagnostic[];
+  /** The delay the registry asked for before a retry, when it sent `Retry-After`. */
+  readonly retryAfterMs: number | undefined;
+
+  constructor(init: ResponseErrorInit) {
+    const url = redactUrl(init.url);
+    const diagnostics = init.diagnostics ?? [];
+    const code = init.code ?? registryErrorCode(init.status, init.endpoint, diagnostics);
+    super(code, init.message ?? summary(init, url), {
+      retryable: init.retryable ?? isRetryableStatus(init.status),
+      details: { status: init.status, method: init.method, url },
+      cause: init.cause,
+    });
+    this.status = init.status;
+    this.method = init.method;
+    this.url = url;
+    this.diagnostics = diagnostics;
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
+/** Codes of a server-side failure; none of them is an OCI refusal. */
+export type RegistryServerErrorCode = 'UNAVAILABLE' | 'UNKNOWN';
+
+/**
+ * A registry failed with a 5xx status (or another status the protocol gives
+ * no meaning), after the retries allowed. `UNAVAILABLE` for 502/503/504,
+ * `UNKNOWN` otherwise; 5xx is always `retryable`.
+ */
+export class RegistryServerError extends StowageError<RegistryServerErrorCode> {
+  readonly status: number;
+  readonly method: string;
+  readonly url: string;
+  readonly diagnostics: readonly RegistryDiagnostic[];
+  readonly retryAfterMs: number | undefined;
+
+  constructor(init: ResponseErrorInit) {
+    const url = redactUrl(init.url);
+    super(
+      init.status === 502 || init.status === 503 || init.status === 504 ? 'UNAVAILABLE' : 'UNKNOWN',
+      init.message ?? summary(init, url),
+      {
+        retryable: init.retryable ?? isRetryableStatus(init.status),
+        details: { status: init.status, method: init.method, url },
+        cause: init.cause,
+      },
+    );
+    this.status = init.status;
+    this.method = init.method;
+    this.url = url;
+    this.diagnostics = init.diagnostics ?? [];
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
+/** Either kind of error built from an HTTP response. */
+export type ResponseError = RegistryResponseError | RegistryServerError;
+
+/** True for an error that carries an HTTP status from a registry or token server. */
+export function isResponseError(error: unknown): error is ResponseError {
+  return error instanceof RegistryResponseError || error instanceof RegistryServerError;
+}
+
+/** Builds the right error class for a failed response. */
+export function responseError(init: ResponseErrorInit): ResponseError {
+  if (init.code !== undefined || (init.status >= 400 && init.status < 500))
+    return new RegistryResponseError(init);
+  return new RegistryServerError(init);
+}
+
+export type RegistryNetworkErrorCode = 'NETWORK_ERROR' | 'TIMEOUT';
+
+/**
+ * The registry could not be reached or stopped answering (connection refused or
+ * reset, TLS failure, connect/headers/body timeout), after the retries allowed.
+ * Always `retryable`; the undici error is the `cause`.
+ */
+export class RegistryNetworkError extends StowageError<RegistryNetworkErrorCode> {
+  readonly method: string;
+  readonly url: string;
+
+  constructor(init: { method: string; url: string; cause: unknown; timeout?: boolean }) {
+    const url = redactUrl(init.url);
+    const reason = (init.cause as { code?: unknown })?.code ?? (init.cause as Error)?.message ?? 'unknown';
+    super(init.timeout ? 'TIMEOUT' : 'NETWORK_ERROR', `${init.method} ${url} failed: ${String(reason)}`, {
+      retryable: true,
+      details: { method: init.method, url, reason: String(reason) },
+      cause: init.cause,
+    });
+    this.method = init.method;
+    this.url = url;
+  }
+}
+
+/** A registry answered something the protocol does not allow (no `Location` on an upload, unparseable JSON…). */
+export class RegistryProtocolError extends StowageError<'PROTOCOL_ERROR'> {
+  constructor(message: string, details: Readonly<Record<string, unknown>> = {}, cause?: unknown) {
+    super('PROTOCOL_ERROR', message, { details, cause });
+  }
+}
+
+/** A credential source could not be read: an unparseable config file or a failing credential helper. */
+export class CredentialsError extends StowageError<'CREDENTIALS_ERROR'> {
+  constructor(message: string, details: Readonly<Record<string, unknown>> = {}, cause?: unknown) {
+    super('CREDENTIALS_ERROR', message, { details, cause });
+  }
+}
+
+/** Options given to `createRegistryClient` that cannot work together or are out of range. */
+export class RegistryClientOptionsError extends StowageError<'OPTIONS_INVALID'> {
+  constructor(message: string) {
+    super('OPTIONS_INVALID', message);
+  }
+}
