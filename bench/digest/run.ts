@@ -21,7 +21,7 @@ try {
   const out = createWriteStream(file);
   for (let i = 0; i < sizeMiB; i++) {
     randomFillSync(chunk);
-    if (!out.write(chunk)) await new Promise((resolve) => out.once('drain', resolve));
+    if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
   }
   await new Promise<void>((resolve, reject) =>
     out.end((error?: Error | null) => (error ? reject(error) : resolve())),
