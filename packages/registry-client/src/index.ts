@@ -6,6 +6,14 @@ export {
   referrersTag,
 } from './client.js';
 export {
+  type CopyDestination,
+  type CopyOptions,
+  type CopyProgressEvent,
+  type CopyResult,
+  type CopySource,
+  copyImage,
+} from './copy-image.js';
+export {
   type CredentialLookupOptions,
   type Credentials,
   credentialConfigPaths,
