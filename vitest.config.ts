@@ -21,6 +21,7 @@ export default defineConfig({
       extends: true,
       test: { name: dir.split('/')[1], root: dir, include: ['src/**/*.test.ts', 'test/**/*.test.ts'] },
     })),
+    globals: true,
     testTimeout: 30_000,
     hookTimeout: 60_000,
   },

@@ -1,6 +1,5 @@
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import { type Digest, digestOf, isStowageError, MediaType, type Registry } from '@stowage/oci';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   collect,
   emptyConfig,
@@ -11,6 +10,7 @@ import {
   randomImage,
   randomIndex,
 } from './random.js';
+import { vitestGlobals } from './vitest-globals.js';
 
 /** What a backend supports; cases needing a missing capability are reported as not applicable. */
 export interface RegistryCapabilities {
@@ -95,6 +95,7 @@ function chunked(bytes: Uint8Array, size: number): AsyncIterable<Uint8Array> {
  * cases; call it at the top level of a test file (or inside a `describe`).
  */
 export function registryConformance(options: RegistryConformanceOptions): void {
+  const { afterAll, beforeAll, describe, expect, it } = vitestGlobals();
   const caps: RegistryCapabilities = { ...fullCapabilities, ...options.capabilities };
   const run = Math.random().toString(36).slice(2, 8);
   let counter = 0;

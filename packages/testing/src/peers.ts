@@ -1,6 +1,6 @@
 import { accessSync, constants } from 'node:fs';
 import { delimiter, join } from 'node:path';
-import { it } from 'vitest';
+import { vitestGlobals } from './vitest-globals.js';
 
 /** True when running under CI (`CI=true` or `CI=1`): a missing peer then fails instead of skipping. */
 export const isCI = process.env.CI === 'true' || process.env.CI === '1';
@@ -48,6 +48,7 @@ export function peerStatus(name: string): PeerStatus {
 export function requirePeers(...peers: readonly (string | PeerStatus)[]): boolean {
   const missing = peers.map((p) => (typeof p === 'string' ? peerStatus(p) : p)).filter((p) => !p.available);
   if (missing.length === 0) return true;
+  const { it } = vitestGlobals();
   const reasons = missing.map((p) => p.reason ?? `${p.name} is not available`).join('; ');
   if (isCI) {
     it(`requires peers: ${missing.map((p) => p.name).join(', ')}`, () => {

@@ -1,0 +1,170 @@
+// bench/client: push and pull a large single-layer image and a many-layer image
+// to and from docker-registry, ours (@stowage/registry-client, in a child
+// process) against `skopeo copy` between an `oci:` layout and `docker://`, in
+// one run. Each side gets its own fresh docker-registry so neither can mount
+// or skip blobs the other pushed.
+// Usage: pnpm bench client [bigMiB=1024] [manyMiB=256] [manyLayers=64]
+import { spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createGzip } from 'node:zlib';
+import { MediaType } from '@stowage/oci';
+import { startDockerRegistry } from '@stowage/testing';
+import { report, run, time } from '../lib.js';
+
+const bigMiB = Number(process.argv[2] ?? 1024);
+const manyMiB = Number(process.argv[3] ?? 256);
+const manyLayers = Number(process.argv[4] ?? 64);
+const work = await mkdtemp(join(tmpdir(), 'stowage-bench-client-'));
+
+/** Writes a gzip layer (stored blocks of random bytes: skopeo sees it is compressed and copies it as is). */
+async function writeLayer(dir: string, bytes: number): Promise<{ digest: string; size: number }> {
+  const temp = join(dir, 'blobs', 'sha256', `layer-${Math.random()}`);
+  const hash = createHash('sha256');
+  let size = 0;
+  async function* random() {
+    const chunk = Buffer.alloc(1 << 20);
+    for (let left = bytes; left > 0; left -= chunk.byteLength) {
+      randomFillSync(chunk);
+      yield left >= chunk.byteLength ? chunk : chunk.subarray(0, left);
+    }
+  }
+  await pipeline(
+    random(),
+    createGzip({ level: 0 }),
+    async function* (source: AsyncIterable<Buffer>) {
+      for await (const chunk of source) {
+        hash.update(chunk);
+        size += chunk.byteLength;
+        yield chunk;
+      }
+    },
+    createWriteStream(temp),
+  );
+  const hex = hash.digest('hex');
+  await rename(temp, join(dir, 'blobs', 'sha256', hex));
+  return { digest: `sha256:${hex}`, size };
+}
+
+async function writeBlob(dir: string, content: string): Promise<{ digest: string; size: number }> {
+  const hex = createHash('sha256').update(content).digest('hex');
+  await writeFile(join(dir, 'blobs', 'sha256', hex), content);
+  return { digest: `sha256:${hex}`, size: Buffer.byteLength(content) };
+}
+
+async function writeLayout(dir: string, tag: string, layers: number, layerBytes: number): Promise<void> {
+  await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+  const written = [];
+  for (let i = 0; i < layers; i++) written.push(await writeLayer(dir, layerBytes));
+  const config = await writeBlob(
+    dir,
+    JSON.stringify({
+      architecture: 'amd64',
+      os: 'linux',
+      rootfs: { type: 'layers', diff_ids: written.map((l) => l.digest) },
+    }),
+  );
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: MediaType.OciManifest,
+    config: { mediaType: MediaType.OciConfig, ...config },
+    layers: written.map((l) => ({ mediaType: MediaType.OciLayerGzip, ...l })),
+  });
+  const top = await writeBlob(dir, manifest);
+  await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+  await writeFile(
+    join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: MediaType.OciManifest,
+          ...top,
+          annotations: { 'org.opencontainers.image.ref.name': tag },
+        },
+      ],
+    }),
+  );
+}
+
+function ours(args: string[]): Promise<{ seconds: number; maxRssMiB: number }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ['--conditions=@stowage/source', '--import', 'tsx', join(import.meta.dirname, 'ours.ts'), ...args],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out.trim().split('\n').pop() as string))
+        : reject(new Error(`ours ${args[0]} exited ${code}`)),
+    );
+  });
+}
+
+const skopeo = (src: string, dst: string) =>
+  run('skopeo', ['copy', '--quiet', '--src-tls-verify=false', '--dest-tls-verify=false', src, dst]);
+
+try {
+  const cases = [
+    { name: `${bigMiB} MiB, 1 layer`, tag: 'big', layers: 1, layerBytes: bigMiB * (1 << 20) },
+    {
+      name: `${manyMiB} MiB, ${manyLayers} layers`,
+      tag: 'many',
+      layers: manyLayers,
+      layerBytes: (manyMiB * (1 << 20)) / manyLayers,
+    },
+  ];
+  for (const c of cases) {
+    const layout = join(work, `layout-${c.tag}`);
+    await writeLayout(layout, c.tag, c.layers, c.layerBytes);
+    const peerRegistry = await startDockerRegistry({ dataDir: join(work, `peer-${c.tag}`) });
+    const ourRegistry = await startDockerRegistry({ dataDir: join(work, `ours-${c.tag}`) });
+    try {
+      const peerPush = await time(() =>
+        skopeo(`oci:${layout}:${c.tag}`, `docker://${peerRegistry.host}/bench/${c.tag}:${c.tag}`),
+      );
+      let pushRss = 0;
+      const oursPush = await time(async () => {
+        pushRss = (await ours(['push', layout, c.tag, ourRegistry.host, `bench/${c.tag}`])).maxRssMiB;
+      });
+      report({ name: `push ${c.name}`, ours: oursPush, peer: peerPush, unit: 's' });
+      const peerPull = await time(() =>
+        skopeo(
+          `docker://${peerRegistry.host}/bench/${c.tag}:${c.tag}`,
+          `oci:${join(work, `pulled-peer-${c.tag}`)}:${c.tag}`,
+        ),
+      );
+      let pullRss = 0;
+      const oursPull = await time(async () => {
+        pullRss = (
+          await ours(['pull', ourRegistry.host, `bench/${c.tag}`, c.tag, join(work, `pulled-ours-${c.tag}`)])
+        ).maxRssMiB;
+      });
+      report({ name: `pull ${c.name}`, ours: oursPull, peer: peerPull, unit: 's' });
+      console.log(
+        `ours peak RSS (${c.name}): push ${pushRss.toFixed(1)} MiB, pull ${pullRss.toFixed(1)} MiB`,
+      );
+      const pulled = JSON.parse(await readFile(join(work, `pulled-ours-${c.tag}`, 'index.json'), 'utf8'));
+      const original = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8'));
+      if (pulled.manifests[0].digest !== original.manifests[0].digest)
+        throw new Error('pulled manifest digest differs');
+    } finally {
+      await peerRegistry.stop();
+      await ourRegistry.stop();
+      await rm(layout, { recursive: true, force: true });
+      await rm(join(work, `pulled-peer-${c.tag}`), { recursive: true, force: true });
+      await rm(join(work, `pulled-ours-${c.tag}`), { recursive: true, force: true });
+    }
+  }
+} finally {
+  await rm(work, { recursive: true, force: true });
+}
