@@ -1091,7 +1091,9 @@ class RemoteRegistry implements RegistryClient {
       chunks = rechunk(source.open(), chunkSize);
     } else {
       const verified = verifiedChunks(source.open(), { digest, ...(size !== undefined ? { size } : {}) });
-      if (size !== undefined && size <= monolithic) {
+      // A re-openable source of known size streams in one request whatever its size: a
+      // failure restarts it from the source, and one long PUT is much faster than many PATCHes.
+      if (size !== undefined && (size <= monolithic || source.replayable)) {
         return await this.#commit(session, digest, size, { stream: verified, length: size }, signal);
       }
       chunks = rechunk(verified, chunkSize);

@@ -94,7 +94,10 @@ export interface RegistryClientOptions {
   readonly requestsPerSecond?: number;
   /** Size of the chunks of a chunked upload, and the most an upload buffers to resume. Default 8 MiB. */
   readonly chunkSize?: number;
-  /** Largest blob pushed in one request; larger (or unknown-size streams) go in chunks. Default 32 MiB. */
+  /**
+   * Largest blob pushed in one request; larger ones (and streams of unknown size) go in chunks.
+   * A re-openable factory body of known size always goes in one request (a failure restarts it). Default 32 MiB.
+   */
   readonly monolithicMaxBytes?: number;
   /** Largest blob sent in a single `POST ?digest=` when the registry accepts it. Default 1 MiB; 0 disables. */
   readonly singleRequestMaxBytes?: number;
