@@ -1,0 +1,147 @@
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isStowageError } from '@stowage/oci';
+import { pushImage, randomBlob, randomImage, registryConformance } from '@stowage/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createImageStore } from './image-store.js';
+
+const roots: string[] = [];
+async function freshRoot(): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'stowage-image-store-'));
+  roots.push(root);
+  return root;
+}
+afterAll(async () => {
+  for (const root of roots) await rm(root, { recursive: true, force: true });
+});
+
+registryConformance({
+  name: 'image-store',
+  create: async () => {
+    const registry = await createImageStore({ root: await freshRoot() });
+    return { registry, cleanup: () => registry.close() };
+  },
+  // Not built yet: garbage collection and cross-process locks (see docs/DEVELOPING.md).
+  capabilities: { garbageCollect: false, lock: false },
+});
+
+async function code(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isStowageError(error)) return error.code;
+    throw error;
+  }
+  return undefined;
+}
+
+describe('image store on disk', () => {
+  it('stores a blob once however many repositories link it', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const blob = randomBlob(1000);
+    await store.putBlob('a', blob.bytes, { digest: blob.descriptor.digest });
+    await store.putBlob('b/c', blob.bytes, { digest: blob.descriptor.digest });
+    const hex = blob.descriptor.digest.slice(7);
+    const cas = await stat(join(root, '.stowage/blobs/sha256', hex));
+    expect(cas.nlink).toBe(3);
+    expect((await stat(join(root, 'b/c/blobs/sha256', hex))).ino).toBe(cas.ino);
+    await store.close();
+  });
+
+  it('keeps every repository an OCI image layout with tags in index.json', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root, indexFlushDelayMs: 10_000 });
+    const image = randomImage();
+    await pushImage(store, 'app/web', image, 'v1');
+    await store.flush();
+    expect(await readFile(join(root, 'app/web/oci-layout'), 'utf8')).toBe('{"imageLayoutVersion":"1.0.0"}');
+    const index = JSON.parse(await readFile(join(root, 'app/web/index.json'), 'utf8'));
+    expect(index.manifests).toEqual([
+      {
+        mediaType: image.manifest.mediaType,
+        digest: image.manifest.digest,
+        size: image.manifest.size,
+        annotations: { 'org.opencontainers.image.ref.name': 'v1' },
+      },
+    ]);
+    const manifest = await readFile(join(root, 'app/web/blobs/sha256', image.manifest.digest.slice(7)));
+    expect(manifest.equals(Buffer.from(image.manifest.bytes))).toBe(true);
+    await store.close();
+  });
+
+  it('keeps upload sessions across a restart', async () => {
+    const root = await freshRoot();
+    const blob = randomBlob(5000);
+    const first = await createImageStore({ root });
+    const started = await first.startUpload('up');
+    await first.appendUpload('up', started.id, blob.bytes.subarray(0, 2000), { offset: 0 });
+    await first.close();
+    const second = await createImageStore({ root });
+    expect((await second.getUpload('up', started.id)).offset).toBe(2000);
+    await second.finishUpload('up', started.id, {
+      digest: blob.descriptor.digest,
+      body: blob.bytes.subarray(2000),
+      offset: 2000,
+    });
+    expect(await second.headBlob('up', blob.descriptor.digest)).toEqual({
+      digest: blob.descriptor.digest,
+      size: 5000,
+    });
+    await second.close();
+  });
+
+  it('leaves no partial file behind after a refused write', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const blob = randomBlob(1000);
+    expect(await code(store.putBlob('a', blob.bytes, { digest: randomBlob(10).descriptor.digest }))).toBe(
+      'DIGEST_INVALID',
+    );
+    expect(await code(store.putBlob('a', blob.bytes, { digest: blob.descriptor.digest, size: 999 }))).toBe(
+      'SIZE_INVALID',
+    );
+    expect(await readdir(join(root, '.stowage/tmp'))).toEqual([]);
+    expect((await readdir(join(root, '.stowage'))).includes('blobs')).toBe(false);
+    await store.close();
+  });
+
+  it('refuses names that would escape the root or collide with the layout, touching nothing', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const blob = randomBlob(10);
+    for (const name of [
+      '..',
+      '../x',
+      'a/../../x',
+      '%2e%2e',
+      '/etc',
+      'a\0b',
+      'x'.repeat(256),
+      'a/blobs',
+      'a/index.json',
+      'a/oci-layout',
+    ]) {
+      expect(await code(store.putBlob(name, blob.bytes, { digest: blob.descriptor.digest }))).toBe(
+        'NAME_INVALID',
+      );
+      expect(await code(store.listTags(name))).toBe('NAME_INVALID');
+    }
+    for (const tag of ['../x', '.hidden', 'a/b', 't'.repeat(129)]) {
+      expect(await code(store.putManifest('ok', tag, new Uint8Array(), { mediaType: 'x' }))).toBe(
+        'TAG_INVALID',
+      );
+    }
+    expect(await code(store.getBlob('ok', 'sha256:../../etc/passwd' as never))).toBe('DIGEST_INVALID');
+    expect((await readdir(root)).sort()).toEqual(['.stowage']);
+    await store.close();
+  });
+
+  it('a read-only store refuses writes', async () => {
+    const store = await createImageStore({ root: await freshRoot(), readOnly: true });
+    const blob = randomBlob(10);
+    expect(await code(store.putBlob('a', blob.bytes, { digest: blob.descriptor.digest }))).toBe('DENIED');
+    await store.close();
+  });
+});

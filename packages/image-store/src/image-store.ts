@@ -1,0 +1,657 @@
+import { randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  type AppendUploadOptions,
+  type BlobBody,
+  type BlobContent,
+  type BlobInfo,
+  type Descriptor,
+  type Digest,
+  DigestMismatchError,
+  digestAlgorithm,
+  digestStream,
+  type FinishUploadOptions,
+  type GetBlobOptions,
+  type GetManifestOptions,
+  isDigest,
+  type ListOptions,
+  type ListPage,
+  type ManifestContent,
+  type MountBlobOptions,
+  manifestReferences,
+  type OperationOptions,
+  type PutBlobOptions,
+  type PutManifestOptions,
+  type PutManifestResult,
+  parseDigest,
+  parseManifest,
+  parseTag,
+  type Referrers,
+  type ReferrersOptions,
+  type Registry,
+  RegistryError,
+  SizeMismatchError,
+  type UploadStatus,
+  VerifyingStream,
+} from '@stowage/oci';
+import { ifExists, syncDir, tempBeside, unlinkIfExists, writeFileAtomic } from './fs-utils.js';
+import { StorePaths } from './paths.js';
+
+export interface ImageStoreOptions {
+  /** The store's directory; created when missing. */
+  readonly root: string;
+  /** Refuse every write with `DENIED`. */
+  readonly readOnly?: boolean;
+  /** Largest manifest accepted. Default 4 MiB. */
+  readonly maxManifestSize?: number;
+  /** Upload sessions older than this are gone. Default 24 hours. */
+  readonly uploadTtlMs?: number;
+  /** How long a repository's `index.json` may lag behind its tags. Default 200 ms. */
+  readonly indexFlushDelayMs?: number;
+}
+
+export interface ImageStore extends Registry {
+  readonly root: string;
+  /** Writes every pending `index.json` now. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+interface ManifestMeta {
+  readonly mediaType: string;
+  readonly size: number;
+  readonly subject?: Digest;
+  readonly artifactType?: string;
+  readonly annotations?: Readonly<Record<string, string>>;
+}
+
+interface UploadState {
+  readonly repository: string;
+  readonly startedAt: number;
+}
+
+const OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}';
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
+function toIterable(body: BlobBody): AsyncIterable<Uint8Array> {
+  return body instanceof Uint8Array ? Readable.from([body]) : body;
+}
+
+/** Counts bytes and refuses more than `limit`. */
+function limitBytes(limit: number | undefined, onBytes: (n: number) => void): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Uint8Array, _enc: BufferEncoding, done: TransformCallback) {
+      seen += chunk.byteLength;
+      onBytes(seen);
+      if (limit !== undefined && seen > limit) done(new SizeMismatchError(limit, seen));
+      else done(null, chunk);
+    },
+  });
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function page(all: string[], options: ListOptions): ListPage {
+  const sorted = all.sort(compare);
+  const last = options.last;
+  const after = last === undefined ? sorted : sorted.filter((item) => item > last);
+  if (options.n === undefined) return { items: after };
+  const n = Math.max(0, Math.floor(options.n));
+  const items = after.slice(0, n);
+  return n > 0 && after.length > n ? { items, next: items[items.length - 1] as string } : { items };
+}
+
+/**
+ * Opens (creating when missing) a local image store. Blobs live once in a
+ * content-addressed store under `.stowage/blobs` and are hard-linked into each
+ * repository that holds them; every repository directory is an OCI image layout
+ * (`oci-layout`, `index.json`, `blobs/`). Writes go to a temporary file on the
+ * same filesystem, are hashed while written, fsynced and renamed into place only
+ * when digest and size match.
+ */
+export async function createImageStore(options: ImageStoreOptions): Promise<ImageStore> {
+  const paths = new StorePaths(options.root);
+  const uploadTtlMs = options.uploadTtlMs ?? 24 * 60 * 60 * 1000;
+  const flushDelay = options.indexFlushDelayMs ?? 200;
+  await mkdir(paths.internal('tmp'), { recursive: true });
+  await mkdir(paths.internal('uploads'), { recursive: true });
+  const dirtyIndexes = new Set<string>();
+  let flushTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  const sessionLocks = new Map<string, Promise<unknown>>();
+
+  function writable(): void {
+    if (closed) throw new RegistryError('UNSUPPORTED', 'the image store is closed');
+    if (options.readOnly) throw new RegistryError('DENIED', 'the image store is read-only');
+  }
+
+  function readable(): void {
+    if (closed) throw new RegistryError('UNSUPPORTED', 'the image store is closed');
+  }
+
+  /** Serializes work on one upload session. */
+  function serial<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const previous = sessionLocks.get(key) ?? Promise.resolve();
+    const next = previous.catch(() => undefined).then(work);
+    sessionLocks.set(key, next);
+    const cleanup = () => {
+      if (sessionLocks.get(key) === next) sessionLocks.delete(key);
+    };
+    next.then(cleanup, cleanup);
+    return next;
+  }
+
+  async function ensureLayout(repository: string): Promise<void> {
+    const dir = paths.repoDir(repository);
+    if (await ifExists(stat(join(dir, 'oci-layout')))) return;
+    await mkdir(paths.repoMeta(repository, 'tags'), { recursive: true });
+    await writeFileAtomic(join(dir, 'oci-layout'), OCI_LAYOUT);
+    if (!(await ifExists(stat(join(dir, 'index.json'))))) {
+      await writeFileAtomic(join(dir, 'index.json'), '{"schemaVersion":2,"manifests":[]}');
+    }
+  }
+
+  async function isRepository(repository: string): Promise<boolean> {
+    return (await ifExists(stat(paths.repoMeta(repository)))) !== undefined;
+  }
+
+  /** Hard-links a committed CAS blob into a repository (a copy where links are impossible). */
+  async function linkIntoRepository(repository: string, digest: Digest): Promise<void> {
+    const target = paths.repoBlob(repository, digest);
+    if (await ifExists(stat(target))) return;
+    await ensureLayout(repository);
+    await mkdir(dirname(target), { recursive: true });
+    const temp = tempBeside(target);
+    try {
+      await link(paths.casBlob(digest), temp);
+    } catch {
+      await pipeline(createReadStream(paths.casBlob(digest)), createWriteStream(temp));
+    }
+    await rename(temp, target);
+    await syncDir(dirname(target));
+  }
+
+  /** Moves a verified temp file into the content store (or drops it when the blob is already there). */
+  async function commitToStore(temp: string, digest: Digest): Promise<void> {
+    const target = paths.casBlob(digest);
+    await mkdir(dirname(target), { recursive: true });
+    if (await ifExists(stat(target))) {
+      await rm(temp, { force: true });
+      return;
+    }
+    await rename(temp, target);
+    await syncDir(dirname(target));
+  }
+
+  /** Streams a body into a temp file while verifying it; returns the temp path and size. */
+  async function receive(body: BlobBody, digest: Digest, size: number | undefined, signal?: AbortSignal) {
+    signal?.throwIfAborted();
+    const temp = paths.tmp(randomBytes(16).toString('hex'));
+    let written = 0;
+    const file = createWriteStream(temp, { flags: 'wx' });
+    try {
+      await pipeline(
+        toIterable(body),
+        limitBytes(size, (n) => {
+          written = n;
+        }),
+        new VerifyingStream(size === undefined ? { digest } : { digest, size }),
+        file,
+        ...(signal ? [{ signal }] : []),
+      );
+      const handle = await open(temp, 'r+');
+      await handle.sync();
+      await handle.close();
+      return { temp, size: written };
+    } catch (error) {
+      await rm(temp, { force: true });
+      throw error;
+    }
+  }
+
+  async function readMeta(repository: string, digest: Digest): Promise<ManifestMeta | undefined> {
+    const text = await ifExists(readFile(paths.manifestMeta(repository, digest), 'utf8'));
+    return text === undefined ? undefined : (JSON.parse(text) as ManifestMeta);
+  }
+
+  async function resolve(repository: string, reference: string): Promise<Digest | undefined> {
+    paths.repository(repository);
+    if (reference.includes(':')) return parseDigest(reference);
+    const text = await ifExists(readFile(paths.tag(repository, reference), 'utf8'));
+    return text === undefined ? undefined : parseDigest(text.trim());
+  }
+
+  async function listTagDigests(repository: string): Promise<Map<string, Digest>> {
+    const dir = paths.repoMeta(repository, 'tags');
+    const names = (await ifExists(readdir(dir))) ?? [];
+    const tags = new Map<string, Digest>();
+    for (const name of names) {
+      if (name.startsWith('.')) continue;
+      const text = await ifExists(readFile(join(dir, name), 'utf8'));
+      if (text !== undefined && isDigest(text.trim())) tags.set(name, text.trim() as Digest);
+    }
+    return tags;
+  }
+
+  async function writeIndex(repository: string): Promise<void> {
+    if (!(await isRepository(repository))) return;
+    const tags = await listTagDigests(repository);
+    const manifests: Descriptor[] = [];
+    for (const [tag, digest] of [...tags].sort(([a], [b]) => compare(a, b))) {
+      const meta = await readMeta(repository, digest);
+      if (!meta) continue;
+      manifests.push({
+        mediaType: meta.mediaType,
+        digest,
+        size: meta.size,
+        annotations: { [REF_NAME]: tag },
+      });
+    }
+    await writeFileAtomic(
+      join(paths.repoDir(repository), 'index.json'),
+      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }),
+    );
+  }
+
+  async function flush(): Promise<void> {
+    if (flushTimer) clearTimeout(flushTimer);
+    flushTimer = undefined;
+    const pending = [...dirtyIndexes];
+    dirtyIndexes.clear();
+    for (const repository of pending) await writeIndex(repository);
+  }
+
+  function markDirty(repository: string): void {
+    dirtyIndexes.add(repository);
+    if (!flushTimer) {
+      flushTimer = setTimeout(() => void flush().catch(() => undefined), flushDelay);
+      flushTimer.unref();
+    }
+  }
+
+  async function walkRepositories(dir: string, prefix: string, out: string[]): Promise<void> {
+    const entries = (await ifExists(readdir(dir, { withFileTypes: true }))) ?? [];
+    for (const entry of entries) {
+      if (!entry.isDirectory()) continue;
+      if (entry.name === '.stowage') {
+        if (prefix) out.push(prefix.slice(0, -1));
+        continue;
+      }
+      if (entry.name === 'blobs' && prefix) continue;
+      if (entry.name.startsWith('.')) continue;
+      await walkRepositories(join(dir, entry.name), `${prefix}${entry.name}/`, out);
+    }
+  }
+
+  async function uploadState(repository: string, id: string): Promise<{ dir: string; state: UploadState }> {
+    paths.repository(repository);
+    const unknown = () =>
+      new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is not known in ${repository}`);
+    let dir: string;
+    try {
+      dir = paths.upload(id);
+    } catch {
+      throw unknown();
+    }
+    const text = await ifExists(readFile(join(dir, 'state.json'), 'utf8'));
+    if (text === undefined) throw unknown();
+    const state = JSON.parse(text) as UploadState;
+    if (state.repository !== repository) throw unknown();
+    if (Date.now() - state.startedAt > uploadTtlMs) {
+      await rm(dir, { recursive: true, force: true });
+      throw unknown();
+    }
+    return { dir, state };
+  }
+
+  async function uploadStatus(id: string, dir: string, state: UploadState): Promise<UploadStatus> {
+    const size = (await stat(join(dir, 'data'))).size;
+    return { id, repository: state.repository, offset: size, startedAt: state.startedAt };
+  }
+
+  async function appendChunk(
+    dir: string,
+    body: BlobBody,
+    options: { offset?: number; length?: number; signal?: AbortSignal },
+  ) {
+    const data = join(dir, 'data');
+    const start = (await stat(data)).size;
+    if (options.offset !== undefined && options.offset !== start) {
+      throw new RegistryError(
+        'RANGE_INVALID',
+        `chunk starts at ${options.offset}, the upload is at ${start}`,
+        {
+          details: { offset: start, requested: options.offset },
+        },
+      );
+    }
+    let written = 0;
+    try {
+      await pipeline(
+        toIterable(body),
+        limitBytes(options.length, (n) => {
+          written = n;
+        }),
+        createWriteStream(data, { flags: 'a' }),
+        ...(options.signal ? [{ signal: options.signal }] : []),
+      );
+      if (options.length !== undefined && written !== options.length)
+        throw new SizeMismatchError(options.length, written);
+    } catch (error) {
+      await truncate(data, start);
+      throw error;
+    }
+  }
+
+  const store: ImageStore = {
+    root: paths.root,
+
+    async listRepositories(opts: ListOptions = {}) {
+      readable();
+      const names: string[] = [];
+      await walkRepositories(paths.root, '', names);
+      const withManifests: string[] = [];
+      for (const name of names) {
+        const dir = paths.repoMeta(name, 'manifests');
+        if (((await ifExists(readdir(dir))) ?? []).length > 0) withManifests.push(name);
+      }
+      return page(withManifests, opts);
+    },
+
+    async listTags(repository: string, opts: ListOptions = {}) {
+      readable();
+      paths.repository(repository);
+      if (!(await isRepository(repository))) {
+        throw new RegistryError('NAME_UNKNOWN', `repository ${repository} is not known`, {
+          details: { repository },
+        });
+      }
+      const names = ((await ifExists(readdir(paths.repoMeta(repository, 'tags')))) ?? []).filter(
+        (n) => !n.startsWith('.'),
+      );
+      return page(names, opts);
+    },
+
+    async deleteTag(repository: string, tag: string, opts: OperationOptions = {}) {
+      writable();
+      opts.signal?.throwIfAborted();
+      const path = paths.tag(repository, tag);
+      if (!(await unlinkIfExists(path))) {
+        throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in ${repository}`);
+      }
+      markDirty(repository);
+    },
+
+    async getManifest(
+      repository: string,
+      reference: string,
+      opts: GetManifestOptions = {},
+    ): Promise<ManifestContent> {
+      readable();
+      opts.signal?.throwIfAborted();
+      const digest = await resolve(repository, reference);
+      const meta = digest && (await readMeta(repository, digest));
+      const bytes = digest && meta && (await ifExists(readFile(paths.repoBlob(repository, digest))));
+      if (!digest || !meta || !bytes)
+        throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in ${repository}`);
+      return { digest, mediaType: meta.mediaType, size: bytes.byteLength, bytes: new Uint8Array(bytes) };
+    },
+
+    async headManifest(repository: string, reference: string, opts: GetManifestOptions = {}) {
+      readable();
+      opts.signal?.throwIfAborted();
+      const digest = await resolve(repository, reference);
+      const meta = digest && (await readMeta(repository, digest));
+      return digest && meta ? { digest, mediaType: meta.mediaType, size: meta.size } : undefined;
+    },
+
+    async putManifest(
+      repository: string,
+      reference: string,
+      bytes: Uint8Array,
+      opts: PutManifestOptions,
+    ): Promise<PutManifestResult> {
+      writable();
+      opts.signal?.throwIfAborted();
+      paths.repository(repository);
+      const byDigest = reference.includes(':');
+      const expected = byDigest ? parseDigest(reference) : undefined;
+      if (!byDigest) parseTag(reference);
+      const parsed = parseManifest(bytes, {
+        mediaType: opts.mediaType,
+        ...(options.maxManifestSize === undefined ? {} : { maxSize: options.maxManifestSize }),
+        ...(expected === undefined ? {} : { digest: expected }),
+      });
+      const references = manifestReferences(parsed);
+      for (const blob of references.blobs) {
+        if (!(await ifExists(stat(paths.repoBlob(repository, blob.digest))))) {
+          throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${blob.digest} is not in ${repository}`, {
+            details: { repository, digest: blob.digest },
+          });
+        }
+      }
+      for (const child of references.manifests) {
+        if (!(await readMeta(repository, child.digest))) {
+          throw new RegistryError(
+            'MANIFEST_BLOB_UNKNOWN',
+            `manifest ${child.digest} is not in ${repository}`,
+            {
+              details: { repository, digest: child.digest },
+            },
+          );
+        }
+      }
+      const { temp } = await receive(bytes, parsed.digest, bytes.byteLength);
+      await commitToStore(temp, parsed.digest);
+      await linkIntoRepository(repository, parsed.digest);
+      const manifest = parsed.manifest;
+      const artifactType =
+        manifest.artifactType ?? (parsed.kind === 'image' ? parsed.manifest.config.mediaType : undefined);
+      const meta: ManifestMeta = {
+        mediaType: parsed.mediaType,
+        size: parsed.size,
+        ...(references.subject ? { subject: references.subject.digest } : {}),
+        ...(artifactType ? { artifactType } : {}),
+        ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
+      };
+      await writeFileAtomic(paths.manifestMeta(repository, parsed.digest), JSON.stringify(meta));
+      if (!byDigest) {
+        await writeFileAtomic(paths.tag(repository, reference), parsed.digest);
+        markDirty(repository);
+      }
+      return { digest: parsed.digest, ...(meta.subject ? { subject: meta.subject } : {}) };
+    },
+
+    async deleteManifest(repository: string, digest: Digest, opts: OperationOptions = {}) {
+      writable();
+      opts.signal?.throwIfAborted();
+      parseDigest(digest);
+      if (!(await unlinkIfExists(paths.manifestMeta(repository, digest)))) {
+        throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in ${repository}`);
+      }
+      for (const [tag, target] of await listTagDigests(repository)) {
+        if (target === digest) await unlinkIfExists(paths.tag(repository, tag));
+      }
+      await unlinkIfExists(paths.repoBlob(repository, digest));
+      markDirty(repository);
+    },
+
+    async listReferrers(repository: string, digest: Digest, opts: ReferrersOptions = {}): Promise<Referrers> {
+      readable();
+      parseDigest(digest);
+      paths.repository(repository);
+      const manifests: Descriptor[] = [];
+      const root = paths.repoMeta(repository, 'manifests');
+      for (const algorithm of (await ifExists(readdir(root))) ?? []) {
+        for (const file of (await ifExists(readdir(join(root, algorithm)))) ?? []) {
+          if (!file.endsWith('.json')) continue;
+          const candidate = `${algorithm}:${file.slice(0, -5)}`;
+          if (!isDigest(candidate)) continue;
+          const meta = await readMeta(repository, candidate);
+          if (!meta || meta.subject !== digest) continue;
+          if (opts.artifactType !== undefined && meta.artifactType !== opts.artifactType) continue;
+          manifests.push({
+            mediaType: meta.mediaType,
+            digest: candidate,
+            size: meta.size,
+            ...(meta.artifactType ? { artifactType: meta.artifactType } : {}),
+            ...(meta.annotations ? { annotations: meta.annotations } : {}),
+          });
+        }
+      }
+      manifests.sort((a, b) => compare(a.digest, b.digest));
+      return { manifests, filtersApplied: opts.artifactType === undefined ? [] : ['artifactType'] };
+    },
+
+    async headBlob(repository: string, digest: Digest, opts: OperationOptions = {}) {
+      readable();
+      opts.signal?.throwIfAborted();
+      const info = await ifExists(stat(paths.repoBlob(repository, digest)));
+      return info ? { digest, size: info.size } : undefined;
+    },
+
+    async getBlob(repository: string, digest: Digest, opts: GetBlobOptions = {}): Promise<BlobContent> {
+      readable();
+      opts.signal?.throwIfAborted();
+      const path = paths.repoBlob(repository, digest);
+      const info = await ifExists(stat(path));
+      if (!info)
+        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in ${repository}`, {
+          details: { repository, digest },
+        });
+      const size = info.size;
+      if (!opts.range) return { digest, size, stream: createReadStream(path, { highWaterMark: 1 << 20 }) };
+      const { start } = opts.range;
+      const end = Math.min(opts.range.end ?? size - 1, size - 1);
+      if (!Number.isSafeInteger(start) || start < 0 || start >= size || end < start) {
+        throw new RegistryError(
+          'RANGE_INVALID',
+          `range ${start}-${opts.range.end ?? ''} is outside the ${size}-byte blob`,
+          {
+            details: { size },
+          },
+        );
+      }
+      return {
+        digest,
+        size,
+        range: { start, end },
+        stream: createReadStream(path, { start, end, highWaterMark: 1 << 20 }),
+      };
+    },
+
+    async putBlob(repository: string, body: BlobBody, opts: PutBlobOptions): Promise<BlobInfo> {
+      writable();
+      paths.repository(repository);
+      const digest = parseDigest(opts.digest);
+      const { temp, size } = await receive(body, digest, opts.size, opts.signal);
+      await commitToStore(temp, digest);
+      await linkIntoRepository(repository, digest);
+      return { digest, size };
+    },
+
+    async mountBlob(repository: string, digest: Digest, opts: MountBlobOptions = {}) {
+      writable();
+      paths.repository(repository);
+      parseDigest(digest);
+      if (opts.from !== undefined) {
+        if (!(await ifExists(stat(paths.repoBlob(opts.from, digest))))) return undefined;
+      }
+      const info = await ifExists(stat(paths.casBlob(digest)));
+      if (!info) return undefined;
+      await linkIntoRepository(repository, digest);
+      return { digest, size: info.size };
+    },
+
+    async deleteBlob(repository: string, digest: Digest, opts: OperationOptions = {}) {
+      writable();
+      opts.signal?.throwIfAborted();
+      if (!(await unlinkIfExists(paths.repoBlob(repository, digest)))) {
+        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in ${repository}`);
+      }
+    },
+
+    async startUpload(repository: string, opts: OperationOptions = {}) {
+      writable();
+      opts.signal?.throwIfAborted();
+      paths.repository(repository);
+      const id = randomBytes(16).toString('hex');
+      const dir = paths.upload(id);
+      const state: UploadState = { repository, startedAt: Date.now() };
+      await mkdir(dir, { recursive: true });
+      await writeFileAtomic(join(dir, 'data'), '');
+      await writeFileAtomic(join(dir, 'state.json'), JSON.stringify(state));
+      return { id, repository, offset: 0, startedAt: state.startedAt };
+    },
+
+    async appendUpload(repository: string, id: string, body: BlobBody, opts: AppendUploadOptions = {}) {
+      writable();
+      return serial(id, async () => {
+        const { dir, state } = await uploadState(repository, id);
+        await appendChunk(dir, body, opts);
+        return uploadStatus(id, dir, state);
+      });
+    },
+
+    async getUpload(repository: string, id: string, opts: OperationOptions = {}) {
+      readable();
+      opts.signal?.throwIfAborted();
+      const { dir, state } = await uploadState(repository, id);
+      return uploadStatus(id, dir, state);
+    },
+
+    async finishUpload(repository: string, id: string, opts: FinishUploadOptions): Promise<BlobInfo> {
+      writable();
+      const digest = parseDigest(opts.digest);
+      return serial(id, async () => {
+        const { dir } = await uploadState(repository, id);
+        if (opts.body !== undefined) {
+          await appendChunk(dir, opts.body, {
+            ...(opts.offset === undefined ? {} : { offset: opts.offset }),
+            ...(opts.length === undefined ? {} : { length: opts.length }),
+            ...(opts.signal === undefined ? {} : { signal: opts.signal }),
+          });
+        }
+        const data = join(dir, 'data');
+        try {
+          const actual = await digestStream(
+            createReadStream(data, { highWaterMark: 1 << 20 }),
+            digestAlgorithm(digest),
+          );
+          if (actual.digest !== digest) throw new DigestMismatchError(digest, actual.digest);
+          const handle = await open(data, 'r+');
+          await handle.sync();
+          await handle.close();
+          await commitToStore(data, digest);
+          await linkIntoRepository(repository, digest);
+          return { digest, size: actual.size };
+        } finally {
+          await rm(dir, { recursive: true, force: true });
+        }
+      });
+    },
+
+    async cancelUpload(repository: string, id: string, opts: OperationOptions = {}) {
+      writable();
+      opts.signal?.throwIfAborted();
+      const { dir } = await uploadState(repository, id);
+      await rm(dir, { recursive: true, force: true });
+    },
+
+    flush,
+
+    async close() {
+      if (closed) return;
+      await flush();
+      closed = true;
+    },
+  };
+  return store;
+}

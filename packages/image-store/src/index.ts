@@ -1,0 +1,1 @@
+export { createImageStore, type ImageStore, type ImageStoreOptions } from './image-store.js';
