@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStowageError } from '@stowage/oci';
@@ -22,8 +22,8 @@ registryConformance({
     const registry = await createImageStore({ root: await freshRoot() });
     return { registry, cleanup: () => registry.close() };
   },
-  // Not built yet: garbage collection and cross-process locks (see docs/DEVELOPING.md).
-  capabilities: { garbageCollect: false, lock: false },
+  // Not built yet: cross-process locks (see docs/DEVELOPING.md).
+  capabilities: { lock: false },
 });
 
 async function code(promise: Promise<unknown>): Promise<string | undefined> {
@@ -135,6 +135,48 @@ describe('image store on disk', () => {
     }
     expect(await code(store.getBlob('ok', 'sha256:../../etc/passwd' as never))).toBe('DIGEST_INVALID');
     expect((await readdir(root)).sort()).toEqual(['.stowage']);
+    await store.close();
+  });
+
+  it('garbage collection keeps young and referenced blobs, removes the rest, and dry runs remove nothing', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const image = randomImage();
+    await pushImage(store, 'gc/app', image, 'v1');
+    const orphan = randomBlob(100);
+    await store.putBlob('gc/app', orphan.bytes, { digest: orphan.descriptor.digest });
+    expect((await store.garbageCollect({ gracePeriodMs: 60_000 })).blobsRemoved).toEqual([]);
+    const dry = await store.garbageCollect({ gracePeriodMs: 0, dryRun: true });
+    expect(dry.blobsRemoved).toEqual([orphan.descriptor.digest]);
+    expect(await store.headBlob('gc/app', orphan.descriptor.digest)).toBeDefined();
+    const report = await store.garbageCollect({ gracePeriodMs: 0 });
+    expect(report.blobsRemoved).toEqual([orphan.descriptor.digest]);
+    expect(report.bytesFreed).toBe(100);
+    expect(await store.headBlob('gc/app', orphan.descriptor.digest)).toBeUndefined();
+    for (const blob of image.blobs)
+      expect(await store.headBlob('gc/app', blob.descriptor.digest)).toBeDefined();
+    expect((await store.fsck()).problems).toEqual([]);
+    await store.close();
+  });
+
+  it('fsck reports corrupt blobs and missing links, and repairs nothing', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const image = randomImage({ layers: 2 });
+    await pushImage(store, 'fsck/app', image, 'v1');
+    expect(await store.fsck()).toMatchObject({ blobsChecked: 4, manifestsChecked: 1, problems: [] });
+    const [first, second] = image.layers;
+    const firstPath = join(root, '.stowage/blobs/sha256', first!.descriptor.digest.slice(7));
+    await writeFile(firstPath, 'tampered');
+    await rm(join(root, 'fsck/app/blobs/sha256', second!.descriptor.digest.slice(7)));
+    const report = await store.fsck();
+    expect(report.problems.map((p) => [p.kind, p.digest])).toEqual(
+      expect.arrayContaining([
+        ['corrupt-blob', first!.descriptor.digest],
+        ['missing-blob', second!.descriptor.digest],
+      ]),
+    );
+    expect(await readFile(firstPath, 'utf8')).toBe('tampered');
     await store.close();
   });
 

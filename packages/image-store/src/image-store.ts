@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, truncate } from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, truncate, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,8 @@ import {
   digestAlgorithm,
   digestStream,
   type FinishUploadOptions,
+  type GarbageCollectOptions,
+  type GarbageCollectReport,
   type GetBlobOptions,
   type GetManifestOptions,
   isDigest,
@@ -54,8 +56,28 @@ export interface ImageStoreOptions {
   readonly indexFlushDelayMs?: number;
 }
 
+/** One thing `fsck` found wrong. */
+export interface FsckProblem {
+  readonly kind: 'corrupt-blob' | 'missing-blob' | 'missing-manifest' | 'invalid-manifest' | 'dangling-tag';
+  readonly path: string;
+  readonly repository?: string;
+  readonly digest?: string;
+  readonly detail?: string;
+}
+
+export interface FsckReport {
+  readonly blobsChecked: number;
+  readonly manifestsChecked: number;
+  readonly problems: readonly FsckProblem[];
+  /** Unfinished writes left by a crash: never visible as content; garbage collection removes them. */
+  readonly leftovers: readonly string[];
+}
+
 export interface ImageStore extends Registry {
   readonly root: string;
+  /** Re-verifies every blob and manifest and reports what is wrong; never repairs. */
+  fsck(options?: OperationOptions): Promise<FsckReport>;
+  garbageCollect(options?: GarbageCollectOptions): Promise<GarbageCollectReport>;
   /** Writes every pending `index.json` now. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -165,7 +187,11 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
   /** Hard-links a committed CAS blob into a repository (a copy where links are impossible). */
   async function linkIntoRepository(repository: string, digest: Digest): Promise<void> {
     const target = paths.repoBlob(repository, digest);
-    if (await ifExists(stat(target))) return;
+    if (await ifExists(stat(target))) {
+      // A fresh push refreshes the time garbage collection's grace period counts from.
+      await ifExists(utimes(target, new Date(), new Date()));
+      return;
+    }
     await ensureLayout(repository);
     await mkdir(dirname(target), { recursive: true });
     const temp = tempBeside(target);
@@ -348,6 +374,57 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       await truncate(data, start);
       throw error;
     }
+  }
+
+  /** Digests of the blob files under a `blobs/<alg>/<hex>` tree. */
+  async function blobTree(dir: string): Promise<Map<Digest, string>> {
+    const found = new Map<Digest, string>();
+    for (const algorithm of (await ifExists(readdir(dir))) ?? []) {
+      for (const hex of (await ifExists(readdir(join(dir, algorithm)))) ?? []) {
+        const digest = `${algorithm}:${hex}`;
+        if (isDigest(digest)) found.set(digest, join(dir, algorithm, hex));
+      }
+    }
+    return found;
+  }
+
+  function casBlobs(): Promise<Map<Digest, string>> {
+    return blobTree(paths.internal('blobs'));
+  }
+
+  function repositoryBlobs(repository: string): Promise<Map<Digest, string>> {
+    return blobTree(join(paths.repoDir(repository), 'blobs'));
+  }
+
+  async function manifestDigests(repository: string): Promise<Digest[]> {
+    const root = paths.repoMeta(repository, 'manifests');
+    const digests: Digest[] = [];
+    for (const algorithm of (await ifExists(readdir(root))) ?? []) {
+      for (const file of (await ifExists(readdir(join(root, algorithm)))) ?? []) {
+        const digest = `${algorithm}:${file.replace(/\.json$/, '')}`;
+        if (file.endsWith('.json') && isDigest(digest)) digests.push(digest);
+      }
+    }
+    return digests;
+  }
+
+  /** Every blob the manifests of a repository need, and the manifests themselves. */
+  async function referencedBy(repository: string): Promise<Set<Digest> | undefined> {
+    const referenced = new Set<Digest>();
+    for (const digest of await manifestDigests(repository)) {
+      referenced.add(digest);
+      const bytes = await ifExists(readFile(paths.repoBlob(repository, digest)));
+      if (!bytes) continue;
+      try {
+        const references = manifestReferences(parseManifest(bytes, { maxSize: Number.MAX_SAFE_INTEGER }));
+        for (const blob of references.blobs) referenced.add(blob.digest);
+        for (const child of references.manifests) referenced.add(child.digest);
+      } catch {
+        // fsck reports it; without knowing what it needs, nothing of this repository is collected
+        return undefined;
+      }
+    }
+    return referenced;
   }
 
   const store: ImageStore = {
@@ -643,6 +720,129 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       opts.signal?.throwIfAborted();
       const { dir } = await uploadState(repository, id);
       await rm(dir, { recursive: true, force: true });
+    },
+
+    async garbageCollect(opts: GarbageCollectOptions = {}): Promise<GarbageCollectReport> {
+      if (!opts.dryRun) writable();
+      else readable();
+      const dryRun = opts.dryRun ?? false;
+      const grace = opts.gracePeriodMs ?? 60 * 60 * 1000;
+      const cutoff = Date.now() - grace;
+      const repositories: string[] = [];
+      await walkRepositories(paths.root, '', repositories);
+      const linkedAnywhere = new Set<Digest>();
+      const blobsRemoved = new Set<Digest>();
+      let bytesFreed = 0;
+      for (const repository of repositories) {
+        const referenced = await referencedBy(repository);
+        for (const [digest, path] of await repositoryBlobs(repository)) {
+          const info = await ifExists(stat(path));
+          if (!info) continue;
+          if (referenced === undefined || referenced.has(digest) || info.mtimeMs > cutoff) {
+            linkedAnywhere.add(digest);
+            continue;
+          }
+          if (!dryRun) await unlinkIfExists(path);
+        }
+      }
+      for (const [digest, path] of await casBlobs()) {
+        if (linkedAnywhere.has(digest)) continue;
+        const info = await ifExists(stat(path));
+        if (!info || info.mtimeMs > cutoff) continue;
+        blobsRemoved.add(digest);
+        bytesFreed += info.size;
+        if (!dryRun) await unlinkIfExists(path);
+      }
+      let uploadsRemoved = 0;
+      for (const id of (await ifExists(readdir(paths.internal('uploads')))) ?? []) {
+        const dir = paths.internal('uploads', id);
+        const text = await ifExists(readFile(join(dir, 'state.json'), 'utf8'));
+        const startedAt = text === undefined ? 0 : (JSON.parse(text) as UploadState).startedAt;
+        if (Date.now() - startedAt <= uploadTtlMs) continue;
+        uploadsRemoved++;
+        if (!dryRun) await rm(dir, { recursive: true, force: true });
+      }
+      for (const name of (await ifExists(readdir(paths.internal('tmp')))) ?? []) {
+        const info = await ifExists(stat(paths.tmp(name)));
+        if (info && info.mtimeMs < cutoff && !dryRun) await rm(paths.tmp(name), { force: true });
+      }
+      return { blobsRemoved: [...blobsRemoved], manifestsRemoved: [], uploadsRemoved, bytesFreed, dryRun };
+    },
+
+    async fsck(opts: OperationOptions = {}): Promise<FsckReport> {
+      readable();
+      const problems: FsckProblem[] = [];
+      let blobsChecked = 0;
+      let manifestsChecked = 0;
+      for (const [digest, path] of await casBlobs()) {
+        opts.signal?.throwIfAborted();
+        blobsChecked++;
+        const actual = await digestStream(
+          createReadStream(path, { highWaterMark: 1 << 20 }),
+          digestAlgorithm(digest),
+        );
+        if (actual.digest !== digest)
+          problems.push({ kind: 'corrupt-blob', path, digest, detail: `content hashes to ${actual.digest}` });
+      }
+      const leftovers = ((await ifExists(readdir(paths.internal('tmp')))) ?? []).map((name) =>
+        paths.tmp(name),
+      );
+      const repositories: string[] = [];
+      await walkRepositories(paths.root, '', repositories);
+      for (const repository of repositories) {
+        const blobs = await repositoryBlobs(repository);
+        for (const digest of await manifestDigests(repository)) {
+          manifestsChecked++;
+          const path = paths.repoBlob(repository, digest);
+          const bytes = await ifExists(readFile(path));
+          if (!bytes) {
+            problems.push({ kind: 'missing-manifest', path, repository, digest });
+            continue;
+          }
+          let references: ReturnType<typeof manifestReferences>;
+          try {
+            const meta = await readMeta(repository, digest);
+            references = manifestReferences(
+              parseManifest(bytes, {
+                ...(meta ? { mediaType: meta.mediaType } : {}),
+                digest,
+                maxSize: Number.MAX_SAFE_INTEGER,
+              }),
+            );
+          } catch (error) {
+            problems.push({
+              kind: 'invalid-manifest',
+              path,
+              repository,
+              digest,
+              detail: (error as Error).message,
+            });
+            continue;
+          }
+          for (const blob of [...references.blobs, ...references.manifests]) {
+            if (!blobs.has(blob.digest)) {
+              problems.push({
+                kind: 'missing-blob',
+                path: paths.repoBlob(repository, blob.digest),
+                repository,
+                digest: blob.digest,
+              });
+            }
+          }
+        }
+        for (const [tag, digest] of await listTagDigests(repository)) {
+          if (!(await readMeta(repository, digest))) {
+            problems.push({
+              kind: 'dangling-tag',
+              path: paths.tag(repository, tag),
+              repository,
+              digest,
+              detail: `tag ${tag}`,
+            });
+          }
+        }
+      }
+      return { blobsChecked, manifestsChecked, problems, leftovers };
     },
 
     flush,
