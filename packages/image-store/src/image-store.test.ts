@@ -159,6 +159,46 @@ describe('image store on disk', () => {
     await store.close();
   });
 
+  it('garbage collection running while writers push never removes a blob of an acknowledged manifest', async () => {
+    const store = await createImageStore({ root: await freshRoot() });
+    const acknowledged: ReturnType<typeof randomImage>[] = [];
+    let pushing = true;
+    const writers = Array.from({ length: 4 }, async (_, w) => {
+      for (let i = 0; i < 15; i++) {
+        const image = randomImage({ layers: 2, layerSize: 2048 });
+        await pushImage(store, `gc/w${w}`, image, `t${i}`);
+        acknowledged.push(image);
+      }
+    });
+    const collector = (async () => {
+      let runs = 0;
+      while (pushing || runs === 0) {
+        await store.garbageCollect({ gracePeriodMs: 5_000 });
+        runs++;
+      }
+      return runs;
+    })();
+    await Promise.all(writers);
+    pushing = false;
+    expect(await collector).toBeGreaterThan(1);
+    await store.garbageCollect({ gracePeriodMs: 5_000 });
+    expect(acknowledged).toHaveLength(60);
+    let tags = 0;
+    for (let w = 0; w < 4; w++) {
+      for (const tag of (await store.listTags(`gc/w${w}`)).items) {
+        tags++;
+        const manifest = await store.getManifest(`gc/w${w}`, tag);
+        const parsed = JSON.parse(Buffer.from(manifest.bytes).toString());
+        for (const blob of [parsed.config, ...parsed.layers]) {
+          expect(await store.headBlob(`gc/w${w}`, blob.digest)).toBeDefined();
+        }
+      }
+    }
+    expect(tags).toBe(60);
+    expect((await store.fsck()).problems).toEqual([]);
+    await store.close();
+  });
+
   it('fsck reports corrupt blobs and missing links, and repairs nothing', async () => {
     const root = await freshRoot();
     const store = await createImageStore({ root });
