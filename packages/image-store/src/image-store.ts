@@ -525,9 +525,6 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
           );
         }
       }
-      const { temp } = await receive(bytes, parsed.digest, bytes.byteLength);
-      await commitToStore(temp, parsed.digest);
-      await linkIntoRepository(repository, parsed.digest);
       const manifest = parsed.manifest;
       const artifactType =
         manifest.artifactType ?? (parsed.kind === 'image' ? parsed.manifest.config.mediaType : undefined);
@@ -538,7 +535,14 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         ...(artifactType ? { artifactType } : {}),
         ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
       };
-      await writeFileAtomic(paths.manifestMeta(repository, parsed.digest), JSON.stringify(meta));
+      // Re-tagging a manifest the repository already holds only writes the tag.
+      const known = await readMeta(repository, parsed.digest);
+      if (!known || !(await ifExists(stat(paths.repoBlob(repository, parsed.digest))))) {
+        const { temp } = await receive(bytes, parsed.digest, bytes.byteLength);
+        await commitToStore(temp, parsed.digest);
+        await linkIntoRepository(repository, parsed.digest);
+        await writeFileAtomic(paths.manifestMeta(repository, parsed.digest), JSON.stringify(meta));
+      }
       if (!byDigest) {
         await writeFileAtomic(paths.tag(repository, reference), parsed.digest);
         markDirty(repository);
