@@ -266,12 +266,53 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     return tags;
   }
 
+  /**
+   * What `index.json` is made from, kept in memory so a burst of tag writes does
+   * not re-read every tag file: this process's own writes update it, and each
+   * flush reads only the tag files it has not seen (written by another process).
+   */
+  const tagCache = new Map<string, Map<string, Digest>>();
+  const metaCache = new Map<string, ManifestMeta>();
+
+  async function cachedMeta(repository: string, digest: Digest): Promise<ManifestMeta | undefined> {
+    const key = `${repository}@${digest}`;
+    let meta = metaCache.get(key);
+    if (!meta) {
+      meta = await readMeta(repository, digest);
+      if (meta) metaCache.set(key, meta);
+    }
+    return meta;
+  }
+
+  function forgetManifest(repository: string, digest: Digest): void {
+    metaCache.delete(`${repository}@${digest}`);
+    const tags = tagCache.get(repository);
+    if (tags) for (const [tag, target] of tags) if (target === digest) tags.delete(tag);
+  }
+
+  async function currentTags(repository: string): Promise<Map<string, Digest>> {
+    const dir = paths.repoMeta(repository, 'tags');
+    const names = new Set(((await ifExists(readdir(dir))) ?? []).filter((n) => !n.startsWith('.')));
+    let tags = tagCache.get(repository);
+    if (!tags) {
+      tags = new Map();
+      tagCache.set(repository, tags);
+    }
+    for (const tag of tags.keys()) if (!names.has(tag)) tags.delete(tag);
+    for (const name of names) {
+      if (tags.has(name)) continue;
+      const text = await ifExists(readFile(join(dir, name), 'utf8'));
+      if (text !== undefined && isDigest(text.trim())) tags.set(name, text.trim() as Digest);
+    }
+    return tags;
+  }
+
   async function writeIndex(repository: string): Promise<void> {
     if (!(await isRepository(repository))) return;
-    const tags = await listTagDigests(repository);
+    const tags = await currentTags(repository);
     const manifests: Descriptor[] = [];
     for (const [tag, digest] of [...tags].sort(([a], [b]) => compare(a, b))) {
-      const meta = await readMeta(repository, digest);
+      const meta = await cachedMeta(repository, digest);
       if (!meta) continue;
       manifests.push({
         mediaType: meta.mediaType,
@@ -463,6 +504,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       if (!(await unlinkIfExists(path))) {
         throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in ${repository}`);
       }
+      tagCache.get(repository)?.delete(tag);
       markDirty(repository);
     },
 
@@ -545,6 +587,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       }
       if (!byDigest) {
         await writeFileAtomic(paths.tag(repository, reference), parsed.digest);
+        tagCache.get(repository)?.set(reference, parsed.digest);
         markDirty(repository);
       }
       return { digest: parsed.digest, ...(meta.subject ? { subject: meta.subject } : {}) };
@@ -561,6 +604,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         if (target === digest) await unlinkIfExists(paths.tag(repository, tag));
       }
       await unlinkIfExists(paths.repoBlob(repository, digest));
+      forgetManifest(repository, digest);
       markDirty(repository);
     },
 
