@@ -22,8 +22,6 @@ registryConformance({
     const registry = await createImageStore({ root: await freshRoot() });
     return { registry, cleanup: () => registry.close() };
   },
-  // Not built yet: cross-process locks (see docs/DEVELOPING.md).
-  capabilities: { lock: false },
 });
 
 async function code(promise: Promise<unknown>): Promise<string | undefined> {

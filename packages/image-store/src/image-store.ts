@@ -22,6 +22,7 @@ import {
   isDigest,
   type ListOptions,
   type ListPage,
+  type LockOptions,
   type ManifestContent,
   type MountBlobOptions,
   manifestReferences,
@@ -36,11 +37,13 @@ import {
   type ReferrersOptions,
   type Registry,
   RegistryError,
+  type RegistryLock,
   SizeMismatchError,
   type UploadStatus,
   VerifyingStream,
 } from '@stowage/oci';
 import { ifExists, syncDir, tempBeside, unlinkIfExists, writeFileAtomic } from './fs-utils.js';
+import { StoreLocks } from './lock.js';
 import { StorePaths } from './paths.js';
 
 export interface ImageStoreOptions {
@@ -54,6 +57,8 @@ export interface ImageStoreOptions {
   readonly uploadTtlMs?: number;
   /** How long a repository's `index.json` may lag behind its tags. Default 200 ms. */
   readonly indexFlushDelayMs?: number;
+  /** A lock whose holder stopped touching it this long ago is taken over. Default 10 s. */
+  readonly staleLockMs?: number;
 }
 
 /** One thing `fsck` found wrong. */
@@ -75,6 +80,8 @@ export interface FsckReport {
 
 export interface ImageStore extends Registry {
   readonly root: string;
+  /** A named lock shared by every process that opens this root. */
+  lock(name: string, options?: LockOptions): Promise<RegistryLock>;
   /** Re-verifies every blob and manifest and reports what is wrong; never repairs. */
   fsck(options?: OperationOptions): Promise<FsckReport>;
   garbageCollect(options?: GarbageCollectOptions): Promise<GarbageCollectReport>;
@@ -148,6 +155,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
   let flushTimer: NodeJS.Timeout | undefined;
   let closed = false;
   const sessionLocks = new Map<string, Promise<unknown>>();
+  const locks = new StoreLocks(paths.internal('locks'), options.staleLockMs ?? 10_000);
 
   function writable(): void {
     if (closed) throw new RegistryError('UNSUPPORTED', 'the image store is closed');
@@ -891,6 +899,11 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         }
       }
       return { blobsChecked, manifestsChecked, problems, leftovers };
+    },
+
+    lock(name: string, opts: LockOptions = {}) {
+      readable();
+      return locks.acquire(name, opts);
     },
 
     flush,
