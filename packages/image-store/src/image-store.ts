@@ -45,6 +45,7 @@ import {
 import { ifExists, syncDir, tempBeside, unlinkIfExists, writeFileAtomic } from './fs-utils.js';
 import { StoreLocks } from './lock.js';
 import { StorePaths } from './paths.js';
+import { type ImageRecords, parseImageName, RecordStore } from './records.js';
 
 export interface ImageStoreOptions {
   /** The store's directory; created when missing. */
@@ -78,13 +79,24 @@ export interface FsckReport {
   readonly leftovers: readonly string[];
 }
 
+export interface ImageStoreGcReport extends GarbageCollectReport {
+  /** Data directories of image records that no record owns (a crash between writes leaves them). */
+  readonly recordDataRemoved: readonly string[];
+}
+
 export interface ImageStore extends Registry {
   readonly root: string;
   /** A named lock shared by every process that opens this root. */
   lock(name: string, options?: LockOptions): Promise<RegistryLock>;
   /** Re-verifies every blob and manifest and reports what is wrong; never repairs. */
   fsck(options?: OperationOptions): Promise<FsckReport>;
-  garbageCollect(options?: GarbageCollectOptions): Promise<GarbageCollectReport>;
+  garbageCollect(options?: GarbageCollectOptions): Promise<ImageStoreGcReport>;
+  /**
+   * containers/storage-style image records over the same store: a record's
+   * names are `repository:tag`, and a name whose record has a digest held by
+   * that repository is that tag.
+   */
+  readonly images: ImageRecords;
   /** Writes every pending `index.json` now. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -476,8 +488,35 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     return referenced;
   }
 
+  /** A record name moved: publish it as a tag where the repository holds the manifest, else untag. */
+  async function retag(changes: readonly { name: string; before?: string; after?: string }[]): Promise<void> {
+    for (const { name, before, after } of changes) {
+      const { repository, tag } = parseImageName(name);
+      const path = paths.tag(repository, tag);
+      const current = await ifExists(readFile(path, 'utf8'));
+      if (after !== undefined && isDigest(after) && (await readMeta(repository, after))) {
+        if (current?.trim() === after) continue;
+        await writeFileAtomic(path, after);
+        tagCache.get(repository)?.set(tag, after);
+        markDirty(repository);
+      } else if (before !== undefined && current?.trim() === before) {
+        await unlinkIfExists(path);
+        tagCache.get(repository)?.delete(tag);
+        markDirty(repository);
+      }
+    }
+  }
+
+  const records = new RecordStore({
+    dir: paths.internal('images'),
+    locks,
+    readOnly: options.readOnly ?? false,
+    onNames: retag,
+  });
+
   const store: ImageStore = {
     root: paths.root,
+    images: records,
 
     async listRepositories(opts: ListOptions = {}) {
       readable();
@@ -778,7 +817,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       await rm(dir, { recursive: true, force: true });
     },
 
-    async garbageCollect(opts: GarbageCollectOptions = {}): Promise<GarbageCollectReport> {
+    async garbageCollect(opts: GarbageCollectOptions = {}): Promise<ImageStoreGcReport> {
       if (!opts.dryRun) writable();
       else readable();
       const dryRun = opts.dryRun ?? false;
@@ -822,7 +861,15 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         const info = await ifExists(stat(paths.tmp(name)));
         if (info && info.mtimeMs < cutoff && !dryRun) await rm(paths.tmp(name), { force: true });
       }
-      return { blobsRemoved: [...blobsRemoved], manifestsRemoved: [], uploadsRemoved, bytesFreed, dryRun };
+      const recordDataRemoved = await records.garbageCollect({ dryRun });
+      return {
+        blobsRemoved: [...blobsRemoved],
+        manifestsRemoved: [],
+        uploadsRemoved,
+        recordDataRemoved,
+        bytesFreed,
+        dryRun,
+      };
     },
 
     async fsck(opts: OperationOptions = {}): Promise<FsckReport> {
@@ -911,6 +958,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     async close() {
       if (closed) return;
       await flush();
+      await records.close();
       closed = true;
     },
   };

@@ -1,1 +1,20 @@
-export { createImageStore, type ImageStore, type ImageStoreOptions } from './image-store.js';
+export {
+  createImageStore,
+  type FsckProblem,
+  type FsckReport,
+  type ImageStore,
+  type ImageStoreGcReport,
+  type ImageStoreOptions,
+} from './image-store.js';
+export {
+  bigDataFileName,
+  type CreateImageOptions,
+  formatImagesJson,
+  type ImageRecord,
+  ImageRecordError,
+  type ImageRecordErrorCode,
+  type ImageRecords,
+  parseImageName,
+  parseImagesJson,
+  type SetBigDataOptions,
+} from './records.js';
