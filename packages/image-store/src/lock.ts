@@ -122,7 +122,8 @@ export class StoreLocks {
       token: randomBytes(16).toString('hex'),
       staleMs: this.#staleMs,
     };
-    for (;;) {
+    // Short waits first: most holders (a record write) keep a lock for a millisecond or two.
+    for (let attempt = 0; ; attempt++) {
       signal?.throwIfAborted();
       try {
         await mkdir(path);
@@ -132,7 +133,7 @@ export class StoreLocks {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       }
       await this.#breakIfStale(path);
-      await sleep(20 + Math.floor(Math.random() * 30), signal);
+      await sleep(Math.min(40, 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()), signal);
     }
     const heartbeat = setInterval(
       () => {

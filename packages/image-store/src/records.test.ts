@@ -37,7 +37,9 @@ describe('containers/storage formats', () => {
     const records = parseImagesJson(B12);
     expect(records).toHaveLength(2);
     expect(records[0]?.metadata).toBe('{"note":"a<b&c"}');
-    expect(records[0]?.digests).toEqual(['sha256:f20c43161d73848408ef247f0ec7111b19fe58ffebc0cbcaa0d2c8bda4967268']);
+    expect(records[0]?.digests).toEqual([
+      'sha256:f20c43161d73848408ef247f0ec7111b19fe58ffebc0cbcaa0d2c8bda4967268',
+    ]);
     expect(formatImagesJson(records)).toBe(B12);
     expect(parseImagesJson('')).toEqual([]);
     expect(formatImagesJson([])).toBe('[]');
@@ -184,7 +186,9 @@ describe('image records', () => {
     const root = await freshRoot();
     const store = await createImageStore({ root });
     await store.images.create({ id: 'img', names: ['app:v1'], bigData: [{ key: 'k', data: 'v' }] });
-    expect((await store.images.setFlag('img', 'pinned', { by: 'me' })).flags).toEqual({ pinned: { by: 'me' } });
+    expect((await store.images.setFlag('img', 'pinned', { by: 'me' })).flags).toEqual({
+      pinned: { by: 'me' },
+    });
     expect((await store.images.clearFlag('img', 'pinned')).flags).toEqual({});
     expect((await store.images.setMetadata('img', '{"a":1}')).metadata).toBe('{"a":1}');
     await store.images.delete('app:v1');
@@ -253,7 +257,9 @@ describe('image records', () => {
     expect((await store.images.get('old')).names).toEqual(['app:keep']);
     await store.close();
     // the repair was saved
-    expect(JSON.parse(await readFile(join(root, '.stowage/images/old.json'), 'utf8')).names).toEqual(['app:keep']);
+    expect(JSON.parse(await readFile(join(root, '.stowage/images/old.json'), 'utf8')).names).toEqual([
+      'app:keep',
+    ]);
   });
 
   it('sees writes made through another handle on the same root (change token)', async () => {

@@ -816,7 +816,11 @@ export class RecordStore implements ImageRecords {
     return [...ids].map((id) => view(this.#byId.get(id) as Rec, this.#readOnly));
   }
 
-  async #names(key: string, names: readonly string[], operation: 'set' | 'add' | 'remove'): Promise<ImageRecord> {
+  async #names(
+    key: string,
+    names: readonly string[],
+    operation: 'set' | 'add' | 'remove',
+  ): Promise<ImageRecord> {
     for (const name of names) parseImageName(name);
     return this.#write('change image name assignments', () => {
       const rec = clone(this.#lookup(key));
