@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, truncate, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -20,6 +20,7 @@ import {
   type GetBlobOptions,
   type GetManifestOptions,
   isDigest,
+  isValidTag,
   type ListOptions,
   type ListPage,
   type LockOptions,
@@ -27,6 +28,7 @@ import {
   type MountBlobOptions,
   manifestReferences,
   type OperationOptions,
+  type ParsedManifest,
   type PutBlobOptions,
   type PutManifestOptions,
   type PutManifestResult,
@@ -135,6 +137,25 @@ function limitBytes(limit: number | undefined, onBytes: (n: number) => void): Tr
   });
 }
 
+/** What the store keeps beside a manifest for listings and referrers. */
+function metaOf(parsed: ParsedManifest): ManifestMeta {
+  const manifest = parsed.manifest;
+  const subject = manifestReferences(parsed).subject;
+  const artifactType =
+    manifest.artifactType ?? (parsed.kind === 'image' ? parsed.manifest.config.mediaType : undefined);
+  return {
+    mediaType: parsed.mediaType,
+    size: parsed.size,
+    ...(subject ? { subject: subject.digest } : {}),
+    ...(artifactType ? { artifactType } : {}),
+    ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
+  };
+}
+
+function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -201,7 +222,110 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
   }
 
   async function isRepository(repository: string): Promise<boolean> {
+    await syncLayout(repository);
     return (await ifExists(stat(paths.repoMeta(repository)))) !== undefined;
+  }
+
+  /**
+   * Another tool (skopeo, umoci, crane) may write a repository directory as an
+   * OCI layout. Each `index.json` this store writes has its sha256 stamped in
+   * `.stowage/index.sha256` first; an `index.json` whose stat changed and whose
+   * hash is not the stamp was written by someone else and is adopted: its
+   * manifests are verified and recorded, its blobs verified and linked into the
+   * content store, its `ref.name` annotations become tags. Tags missing from a
+   * foreign `index.json` are not removed (ours may not be flushed yet).
+   */
+  const indexSeen = new Map<string, string>();
+
+  async function syncLayout(repository: string): Promise<void> {
+    const file = join(paths.repoDir(repository), 'index.json');
+    const info = await ifExists(stat(file));
+    if (!info) return;
+    const seen = `${info.ino}:${info.size}:${info.mtimeMs}`;
+    if (indexSeen.get(repository) === seen) return;
+    const bytes = await ifExists(readFile(file));
+    if (!bytes) return;
+    if ((await stampOf(repository)) !== sha256Hex(bytes) && !options.readOnly) {
+      // Our own writers stamp, then write, under this lock: re-read under it before adopting.
+      await using _lock = await locks.acquire(`index:${repository}`);
+      const again = await ifExists(readFile(file));
+      if (again && (await stampOf(repository)) !== sha256Hex(again)) await adoptIndex(repository, again);
+    }
+    indexSeen.set(repository, seen);
+  }
+
+  function stampOf(repository: string): Promise<string | undefined> {
+    return ifExists(readFile(paths.repoMeta(repository, 'index.sha256'), 'utf8'));
+  }
+
+  async function adoptIndex(repository: string, bytes: Uint8Array): Promise<void> {
+    let index: {
+      manifests?: { digest?: unknown; mediaType?: unknown; annotations?: Record<string, unknown> }[];
+    };
+    try {
+      index = JSON.parse(new TextDecoder().decode(bytes));
+    } catch {
+      return; // not ours to repair; fsck reports manifests it cannot read
+    }
+    await mkdir(paths.repoMeta(repository, 'tags'), { recursive: true });
+    for (const descriptor of Array.isArray(index.manifests) ? index.manifests : []) {
+      const digest = descriptor.digest;
+      if (!isDigest(digest) || typeof descriptor.mediaType !== 'string') continue;
+      try {
+        await adoptManifest(repository, digest, descriptor.mediaType);
+      } catch {
+        continue; // a broken or incomplete image stays invisible
+      }
+      const tag = descriptor.annotations?.[REF_NAME];
+      if (!isValidTag(tag)) continue;
+      const current = await ifExists(readFile(paths.tag(repository, tag), 'utf8'));
+      if (current?.trim() === digest) continue;
+      await writeFileAtomic(paths.tag(repository, tag), digest);
+      tagCache.get(repository)?.set(tag, digest);
+    }
+  }
+
+  async function adoptManifest(repository: string, digest: Digest, mediaType: string): Promise<void> {
+    if (await readMeta(repository, digest)) return;
+    const bytes = await readFile(paths.repoBlob(repository, digest));
+    const parsed = parseManifest(bytes, { mediaType, digest, maxSize: Number.MAX_SAFE_INTEGER });
+    const references = manifestReferences(parsed);
+    for (const child of references.manifests) await adoptManifest(repository, child.digest, child.mediaType);
+    for (const blob of references.blobs) await adoptBlob(repository, blob.digest);
+    await adoptBlob(repository, digest);
+    await writeFileAtomic(paths.manifestMeta(repository, digest), JSON.stringify(metaOf(parsed)));
+  }
+
+  /** Verifies a blob another tool wrote into a repository and shares it with the content store. */
+  async function adoptBlob(repository: string, digest: Digest): Promise<void> {
+    const path = paths.repoBlob(repository, digest);
+    const info = await stat(path);
+    const cas = paths.casBlob(digest);
+    const stored = await ifExists(stat(cas));
+    if (stored?.ino === info.ino) return;
+    const actual = await digestStream(
+      createReadStream(path, { highWaterMark: 1 << 20 }),
+      digestAlgorithm(digest),
+    );
+    if (actual.digest !== digest) throw new DigestMismatchError(digest, actual.digest);
+    await mkdir(dirname(cas), { recursive: true });
+    if (!stored) {
+      try {
+        await link(path, cas);
+        await syncDir(dirname(cas));
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      }
+    }
+    // The content store has it already: replace the repository's copy with a link to it.
+    const temp = tempBeside(path);
+    try {
+      await link(cas, temp);
+      await rename(temp, path);
+    } catch {
+      await rm(temp, { force: true });
+    }
   }
 
   /** Hard-links a committed CAS blob into a repository (a copy where links are impossible). */
@@ -269,6 +393,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
 
   async function resolve(repository: string, reference: string): Promise<Digest | undefined> {
     paths.repository(repository);
+    await syncLayout(repository);
     if (reference.includes(':')) return parseDigest(reference);
     const text = await ifExists(readFile(paths.tag(repository, reference), 'utf8'));
     return text === undefined ? undefined : parseDigest(text.trim());
@@ -341,10 +466,17 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         annotations: { [REF_NAME]: tag },
       });
     }
-    await writeFileAtomic(
-      join(paths.repoDir(repository), 'index.json'),
-      JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }),
-    );
+    const text = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.index.v1+json',
+      manifests,
+    });
+    await using _lock = await locks.acquire(`index:${repository}`);
+    await writeFileAtomic(paths.repoMeta(repository, 'index.sha256'), sha256Hex(text));
+    const file = join(paths.repoDir(repository), 'index.json');
+    await writeFileAtomic(file, text);
+    const info = await stat(file);
+    indexSeen.set(repository, `${info.ino}:${info.size}:${info.mtimeMs}`);
   }
 
   async function flush(): Promise<void> {
@@ -363,14 +495,25 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     }
   }
 
+  /** A directory another tool made may not have a name this store accepts: it is left out. */
+  function validName(name: string): boolean {
+    try {
+      paths.repository(name);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
   async function walkRepositories(dir: string, prefix: string, out: string[]): Promise<void> {
     const entries = (await ifExists(readdir(dir, { withFileTypes: true }))) ?? [];
+    const isLayout = entries.some(
+      (e) => (e.name === '.stowage' && e.isDirectory()) || (e.name === 'oci-layout' && e.isFile()),
+    );
+    if (prefix && isLayout && validName(prefix.slice(0, -1))) out.push(prefix.slice(0, -1));
     for (const entry of entries) {
       if (!entry.isDirectory()) continue;
-      if (entry.name === '.stowage') {
-        if (prefix) out.push(prefix.slice(0, -1));
-        continue;
-      }
+      if (entry.name === '.stowage') continue;
       if (entry.name === 'blobs' && prefix) continue;
       if (entry.name.startsWith('.')) continue;
       await walkRepositories(join(dir, entry.name), `${prefix}${entry.name}/`, out);
@@ -524,6 +667,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       await walkRepositories(paths.root, '', names);
       const withManifests: string[] = [];
       for (const name of names) {
+        await syncLayout(name);
         const dir = paths.repoMeta(name, 'manifests');
         if (((await ifExists(readdir(dir))) ?? []).length > 0) withManifests.push(name);
       }
@@ -614,16 +758,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
           );
         }
       }
-      const manifest = parsed.manifest;
-      const artifactType =
-        manifest.artifactType ?? (parsed.kind === 'image' ? parsed.manifest.config.mediaType : undefined);
-      const meta: ManifestMeta = {
-        mediaType: parsed.mediaType,
-        size: parsed.size,
-        ...(references.subject ? { subject: references.subject.digest } : {}),
-        ...(artifactType ? { artifactType } : {}),
-        ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
-      };
+      const meta = metaOf(parsed);
       // Re-tagging a manifest the repository already holds only writes the tag.
       const known = await readMeta(repository, parsed.digest);
       if (!known || !(await ifExists(stat(paths.repoBlob(repository, parsed.digest))))) {
@@ -829,6 +964,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       const blobsRemoved = new Set<Digest>();
       let bytesFreed = 0;
       for (const repository of repositories) {
+        await syncLayout(repository);
         const referenced = await referencedBy(repository);
         for (const [digest, path] of await repositoryBlobs(repository)) {
           const info = await ifExists(stat(path));
@@ -893,6 +1029,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       const repositories: string[] = [];
       await walkRepositories(paths.root, '', repositories);
       for (const repository of repositories) {
+        await syncLayout(repository);
         const blobs = await repositoryBlobs(repository);
         for (const digest of await manifestDigests(repository)) {
           manifestsChecked++;
