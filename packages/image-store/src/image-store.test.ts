@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStowageError } from '@stowage/oci';
@@ -222,6 +222,59 @@ describe('image store on disk', () => {
     const store = await createImageStore({ root: await freshRoot(), readOnly: true });
     const blob = randomBlob(10);
     expect(await code(store.putBlob('a', blob.bytes, { digest: blob.descriptor.digest }))).toBe('DENIED');
+    await store.close();
+  });
+});
+
+describe('OCI layouts written by other tools', () => {
+  async function writeLayout(
+    dir: string,
+    image: ReturnType<typeof randomImage>,
+    tag: string,
+    corrupt = false,
+  ) {
+    await mkdir(join(dir, 'blobs/sha256'), { recursive: true });
+    await writeFile(join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    for (const [i, blob] of [
+      ...image.blobs,
+      { bytes: image.manifest.bytes, descriptor: image.manifest },
+    ].entries()) {
+      const bytes = corrupt && i === 1 ? new Uint8Array(blob.bytes.byteLength) : blob.bytes;
+      await writeFile(join(dir, 'blobs/sha256', blob.descriptor.digest.slice(7)), bytes);
+    }
+    await writeFile(
+      join(dir, 'index.json'),
+      JSON.stringify({
+        schemaVersion: 2,
+        manifests: [
+          {
+            mediaType: image.manifest.mediaType,
+            digest: image.manifest.digest,
+            size: image.manifest.size,
+            annotations: { 'org.opencontainers.image.ref.name': tag },
+          },
+        ],
+      }),
+    );
+  }
+
+  it('adopts a layout written into a repository directory, and refuses a corrupt one', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const good = randomImage({ layers: 2 });
+    await writeLayout(join(root, 'ext/good'), good, 'v1');
+    const bad = randomImage({ layers: 2 });
+    await writeLayout(join(root, 'ext/bad'), bad, 'v1', true);
+    await mkdir(join(root, 'Not-Valid'), { recursive: true });
+    await writeFile(join(root, 'Not-Valid/oci-layout'), '{"imageLayoutVersion":"1.0.0"}');
+    expect((await store.getManifest('ext/good', 'v1')).digest).toBe(good.manifest.digest);
+    expect(await store.headManifest('ext/bad', 'v1')).toBeUndefined();
+    expect((await store.listRepositories()).items).toEqual(['ext/good']);
+    // a tag another tool moves in index.json moves in the store
+    const other = randomImage({ layers: 1 });
+    await writeLayout(join(root, 'ext/good'), other, 'v1');
+    expect((await store.getManifest('ext/good', 'v1')).digest).toBe(other.manifest.digest);
+    expect((await store.fsck()).problems.filter((p) => p.repository === 'ext/good')).toEqual([]);
     await store.close();
   });
 });

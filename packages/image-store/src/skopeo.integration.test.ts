@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -17,7 +17,7 @@ import { createImageStore, type ImageStore } from './image-store.js';
 
 const run = promisify(execFile);
 
-describe('skopeo reads repositories of the store as OCI layouts', () => {
+describe('skopeo reads and writes repositories of the store as OCI layouts', () => {
   if (!requirePeers('docker-registry', 'skopeo')) return;
 
   let registry: DockerRegistry;
@@ -81,4 +81,93 @@ describe('skopeo reads repositories of the store as OCI layouts', () => {
     ]);
     expect(await digestIn('apps/multi', 'v1')).toBe(index.index.digest);
   });
+  async function skopeo(...args: string[]): Promise<string> {
+    const { stdout } = await run('skopeo', args, { maxBuffer: 64 << 20 });
+    return stdout;
+  }
+
+  it('copies from docker-registry into a repository directory and back out, digests unchanged', async () => {
+    // an image and a two-platform index that only docker-registry has
+    const source = await createImageStore({ root: join(root, '..', `${root.split('/').pop()}-source`) });
+    const image = randomImage({ layers: 3 });
+    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'], sharedLayers: 1 });
+    await pushImage(source, 'src/single', image, 'v1');
+    await pushIndex(source, 'src/multi', index, 'v1');
+    await source.flush();
+    for (const name of ['single', 'multi']) {
+      await skopeo(
+        'copy',
+        '--quiet',
+        '--all',
+        '--preserve-digests',
+        '--dest-tls-verify=false',
+        `oci:${join(source.root, `src/${name}`)}:v1`,
+        `docker://${registry.host}/src/${name}:v1`,
+      );
+    }
+    await source.close();
+    await rm(source.root, { recursive: true, force: true });
+
+    // docker-registry -> a repository directory of the store, written by skopeo alone
+    // (skopeo creates the last path component only)
+    await mkdir(join(root, 'imported'), { recursive: true });
+    for (const name of ['single', 'multi']) {
+      await skopeo(
+        'copy',
+        '--quiet',
+        '--all',
+        '--preserve-digests',
+        '--src-tls-verify=false',
+        `docker://${registry.host}/src/${name}:v1`,
+        `oci:${join(root, `imported/${name}`)}:v1`,
+      );
+    }
+    // the store adopts what skopeo wrote: tags, manifests, blobs (verified, stored once)
+    expect((await store.listRepositories()).items).toEqual(
+      expect.arrayContaining(['imported/multi', 'imported/single']),
+    );
+    expect((await store.listTags('imported/single')).items).toEqual(['v1']);
+    expect((await store.getManifest('imported/single', 'v1')).digest).toBe(image.manifest.digest);
+    expect((await store.getManifest('imported/multi', 'v1')).digest).toBe(index.index.digest);
+    for (const child of index.images) {
+      expect((await store.headManifest('imported/multi', child.manifest.digest))?.digest).toBe(
+        child.manifest.digest,
+      );
+    }
+    const layer = image.blobs[0]?.descriptor.digest as string;
+    const linked = await stat(join(root, 'imported/single/blobs/sha256', layer.slice(7)));
+    const stored = await stat(join(root, '.stowage/blobs/sha256', layer.slice(7)));
+    expect(linked.ino).toBe(stored.ino);
+    expect((await store.fsck()).problems).toEqual([]);
+    // and garbage collection keeps all of it
+    const gc = await store.garbageCollect({ gracePeriodMs: 0 });
+    expect(gc.blobsRemoved).toEqual([]);
+
+    // the store writes a new tag into the adopted repository; skopeo copies everything back out
+    await store.putManifest('imported/multi', 'v2', (await store.getManifest('imported/multi', 'v1')).bytes, {
+      mediaType: index.index.mediaType,
+    });
+    await store.flush();
+    for (const [name, tag] of [
+      ['single', 'v1'],
+      ['multi', 'v1'],
+      ['multi', 'v2'],
+    ] as const) {
+      await skopeo(
+        'copy',
+        '--quiet',
+        '--all',
+        '--preserve-digests',
+        '--dest-tls-verify=false',
+        `oci:${join(root, `imported/${name}`)}:${tag}`,
+        `docker://${registry.host}/back/${name}:${tag}`,
+      );
+    }
+    expect(await digestIn('back/single', 'v1')).toBe(image.manifest.digest);
+    expect(await digestIn('back/multi', 'v1')).toBe(index.index.digest);
+    expect(await digestIn('back/multi', 'v2')).toBe(index.index.digest);
+    // skopeo reads the store's view as well: inspect and list-tags of the layout
+    const inspected = JSON.parse(await skopeo('inspect', '--raw', `oci:${join(root, 'imported/single')}:v1`));
+    expect(inspected.layers).toHaveLength(3);
+  }, 120_000);
 });
