@@ -2,9 +2,10 @@
 //  (a) put then get a large blob through the image store vs `cp` + `sha256sum` of the same file;
 //  (b) 10,000 tag writes into one repository (cost per write early vs late), and listing
 //      those tags vs docker-registry listing the same tags over HTTP.
-// Usage: pnpm bench image-store [blobMiB=1024] [tags=10000]
-// Records (containers/storage image records) are not built yet, so the
-// "100,000 records" part of the image-store issue is not measured here.
+//  (c) 100,000 image records: the cost of one record write at 1,000 records and at
+//      100,000 (each write holds the cross-process lock, writes the change token,
+//      the journal and one record file), and of a lookup by name at 100,000.
+// Usage: pnpm bench image-store [blobMiB=1024] [tags=10000] [records=100000]
 import { randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -20,6 +21,7 @@ import { best, report, run } from '../lib.js';
 
 const blobMiB = Number(process.argv[2] ?? 1024);
 const tagCount = Number(process.argv[3] ?? 10_000);
+const recordCount = Number(process.argv[4] ?? 100_000);
 const work = await mkdtemp(join(tmpdir(), 'stowage-bench-image-store-'));
 
 async function inParallel(count: number, limit: number, fn: (i: number) => Promise<unknown>): Promise<void> {
@@ -110,6 +112,27 @@ try {
     await client.close();
     await registry.stop();
   }
+
+  // (c) many records
+  const sample = 1000;
+  const recordWrite: number[] = [];
+  for (let i = 0; i < recordCount; i++) {
+    const started = performance.now();
+    await store.images.create({ names: [`bench/records:r${i}`] });
+    recordWrite.push(performance.now() - started);
+    if (i % 10_000 === 9_999) console.log(`  ${i + 1} records`);
+  }
+  const atFirst = mean(recordWrite.slice(0, sample));
+  const atLast = mean(recordWrite.slice(-sample));
+  console.log(
+    `record write cost: first ${sample} (up to ${sample} records) ${atFirst.toFixed(3)} ms, last ${sample} (at ${recordCount}) ${atLast.toFixed(3)} ms, ratio ${(atLast / atFirst).toFixed(3)} (goal: at most 2)`,
+  );
+  const lookups = 1000;
+  const started = performance.now();
+  for (let i = 0; i < lookups; i++) await store.images.get(`bench/records:r${(i * 7919) % recordCount}`);
+  console.log(
+    `record lookup by name at ${recordCount} records: ${((performance.now() - started) / lookups).toFixed(3)} ms`,
+  );
   await store.close();
 } finally {
   await rm(work, { recursive: true, force: true });

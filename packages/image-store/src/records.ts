@@ -600,9 +600,8 @@ export class RecordStore implements ImageRecords {
   async #persist(changed: readonly Rec[], deleted: readonly string[]): Promise<void> {
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
     await this.#writeToken();
-    const header = await this.#readJournalHeader();
-    if (!header || header.generation !== this.#generation || header.size > COMPACT_AT)
-      await this.#newJournal();
+    // #catchUp just ran under this lock, so the generation and offset are current.
+    if (!this.#generation || this.#offset > COMPACT_AT) await this.#newJournal();
     const lines = [...changed.map((r) => r.id), ...deleted].map((id) => `${id}\n`).join('');
     const journal = await open(this.#journalPath, 'a');
     try {
