@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Runs every check and every test on a fresh machine: installs pnpm, the
-# dependencies and the Debian peers (docker-registry, skopeo) when they are
+# dependencies and the Debian peers (docker-registry, skopeo, htpasswd) when they are
 # missing, then lint, typecheck, build, publint and the whole vitest suite.
 # With CI=true a peer that is still missing makes its tests fail, not skip.
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
-peers=(docker-registry skopeo)
+# command:Debian package
+peers=(docker-registry:docker-registry skopeo:skopeo htpasswd:apache2-utils)
 missing=()
-for peer in "${peers[@]}"; do command -v "$peer" >/dev/null 2>&1 || missing+=("$peer"); done
+for peer in "${peers[@]}"; do command -v "${peer%%:*}" >/dev/null 2>&1 || missing+=("${peer#*:}"); done
 if ((${#missing[@]})); then
   echo "==> installing missing peers: ${missing[*]}"
   apt=(apt-get)

@@ -1,0 +1,2 @@
+export { anonymousAuthorizer } from './anonymous.js';
+export type { Access, AuthDecision, Authorizer, Principal } from './types.js';

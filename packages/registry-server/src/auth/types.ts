@@ -1,0 +1,37 @@
+import type { IncomingHttpHeaders } from 'node:http';
+
+/** What a request needs: actions on one repository, or on the registry catalog. */
+export interface Access {
+  /** `repository` for `/v2/<name>/...`, `registry` with name `catalog` for `/v2/_catalog`. */
+  readonly type: 'repository' | 'registry';
+  readonly name: string;
+  /** `pull`, `push`, `delete`, or `*` for the catalog. */
+  readonly actions: readonly string[];
+}
+
+/** Who made a request, once authenticated. */
+export interface Principal {
+  /** The user name, or `undefined` for anonymous. */
+  readonly subject?: string;
+}
+
+export type AuthDecision =
+  | { readonly ok: true; readonly principal: Principal }
+  | {
+      readonly ok: false;
+      /** 401 when credentials are missing or wrong, 403 when they are right but not enough. */
+      readonly status: 401 | 403;
+      /** OCI error code: `UNAUTHORIZED` or `DENIED`. */
+      readonly code: 'UNAUTHORIZED' | 'DENIED';
+      readonly message: string;
+      /** The `WWW-Authenticate` header value to send with a 401. */
+      readonly challenge?: string;
+    };
+
+/** Decides whether a request may do what it needs. Implementations never throw for bad credentials. */
+export interface Authorizer {
+  authorize(
+    request: { readonly headers: IncomingHttpHeaders },
+    access: readonly Access[],
+  ): Promise<AuthDecision>;
+}

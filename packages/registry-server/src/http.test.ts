@@ -1,0 +1,513 @@
+// Every endpoint and error code of the server, spoken to as raw HTTP.
+import { request as httpRequest } from 'node:http';
+import { connect } from 'node:net';
+import { digestOf, MediaType, type Registry, RegistryError } from '@stowage/oci';
+import { createMemoryRegistry, pushImage, randomArtifact, randomBlob, randomImage } from '@stowage/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Served, serve } from '../test/serve.js';
+import type { Authorizer } from './auth/types.js';
+
+let served: Served;
+let registry: Registry;
+let records: { route: string; status: number }[] = [];
+
+beforeAll(async () => {
+  registry = createMemoryRegistry();
+  served = await serve({
+    registry,
+    limits: { maxManifestSize: 64 * 1024, maxBlobSize: 1 << 20, bodyIdleTimeoutMs: 300 },
+    onRequest: (record) => records.push({ route: record.route, status: record.status }),
+  });
+});
+afterAll(() => served?.close());
+
+async function call(
+  method: string,
+  path: string,
+  init: { headers?: Record<string, string>; body?: BodyInit } = {},
+) {
+  const response = await fetch(`${served.url}${path}`, {
+    method,
+    ...(init.headers ? { headers: init.headers } : {}),
+    ...(init.body !== undefined ? { body: init.body, duplex: 'half' } : {}),
+    redirect: 'manual',
+  } as RequestInit);
+  const text = method === 'HEAD' ? '' : await response.text();
+  return { response, status: response.status, headers: response.headers, text, json: () => JSON.parse(text) };
+}
+
+/** Asserts an OCI error body with the code (and the status). */
+async function expectError(promise: ReturnType<typeof call>, status: number, code: string) {
+  const result = await promise;
+  expect(result.status).toBe(status);
+  if (result.response.headers.get('content-length') !== '0') {
+    const body = result.json();
+    expect(body.errors[0].code).toBe(code);
+    expect(typeof body.errors[0].message).toBe('string');
+  }
+  expect(result.headers.get('content-type')).toBe('application/json');
+  return result;
+}
+
+describe('registry-server over HTTP', () => {
+  it('answers the ping with the API version header', async () => {
+    const result = await call('GET', '/v2/');
+    expect(result.status).toBe(200);
+    expect(result.headers.get('docker-distribution-api-version')).toBe('registry/2.0');
+    expect(result.headers.get('x-request-id')).toMatch(/.+/);
+    expect((await call('GET', '/v2')).status).toBe(200);
+  });
+
+  it('refuses unknown routes and methods with OCI errors', async () => {
+    await expectError(call('GET', '/v3/'), 404, 'NOT_FOUND');
+    await expectError(call('GET', '/v2/a/unknown/x'), 404, 'NOT_FOUND');
+    const wrong = await expectError(call('POST', '/v2/a/tags/list'), 405, 'UNSUPPORTED');
+    expect(wrong.headers.get('allow')).toBe('GET');
+    await expectError(call('PATCH', '/v2/a/manifests/v1'), 405, 'UNSUPPORTED');
+  });
+
+  it('pushes a blob in one POST, serves it whole and by range, deletes it', async () => {
+    const blob = randomBlob(5000);
+    const digest = blob.descriptor.digest;
+    const put = await call('POST', `/v2/mono/blobs/uploads/?digest=${digest}`, { body: blob.bytes });
+    expect(put.status).toBe(201);
+    expect(put.headers.get('location')).toBe(`/v2/mono/blobs/${digest}`);
+    expect(put.headers.get('docker-content-digest')).toBe(digest);
+    const head = await call('HEAD', `/v2/mono/blobs/${digest}`);
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe('5000');
+    expect(head.headers.get('docker-content-digest')).toBe(digest);
+    const get = await fetch(`${served.url}/v2/mono/blobs/${digest}`);
+    expect(new Uint8Array(await get.arrayBuffer())).toEqual(blob.bytes);
+    const part = await fetch(`${served.url}/v2/mono/blobs/${digest}`, { headers: { range: 'bytes=10-19' } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get('content-range')).toBe('bytes 10-19/5000');
+    expect(new Uint8Array(await part.arrayBuffer())).toEqual(blob.bytes.subarray(10, 20));
+    const open = await fetch(`${served.url}/v2/mono/blobs/${digest}`, { headers: { range: 'bytes=4990-' } });
+    expect(open.status).toBe(206);
+    expect((await open.arrayBuffer()).byteLength).toBe(10);
+    await expectError(
+      call('GET', `/v2/mono/blobs/${digest}`, { headers: { range: 'bytes=6000-7000' } }),
+      416,
+      'BLOB_UPLOAD_INVALID',
+    );
+    await expectError(
+      call('GET', `/v2/mono/blobs/${digest}`, { headers: { range: 'items=1-2' } }),
+      416,
+      'BLOB_UPLOAD_INVALID',
+    );
+    expect((await call('DELETE', `/v2/mono/blobs/${digest}`)).status).toBe(202);
+    await expectError(call('GET', `/v2/mono/blobs/${digest}`), 404, 'BLOB_UNKNOWN');
+    expect((await call('HEAD', `/v2/mono/blobs/${digest}`)).status).toBe(404);
+    await expectError(call('DELETE', `/v2/mono/blobs/${digest}`), 404, 'BLOB_UNKNOWN');
+    await expectError(call('GET', '/v2/mono/blobs/sha256:nothex'), 400, 'DIGEST_INVALID');
+    await expectError(call('GET', `/v2/mono/blobs/md5:${'0'.repeat(32)}`), 400, 'DIGEST_INVALID');
+  });
+
+  it('refuses a monolithic push whose content does not match its digest or size', async () => {
+    const blob = randomBlob(100);
+    await expectError(
+      call('POST', `/v2/mono/blobs/uploads/?digest=${digestOf('other')}`, { body: blob.bytes }),
+      400,
+      'DIGEST_INVALID',
+    );
+    await expectError(
+      call('POST', '/v2/mono/blobs/uploads/?digest=sha256:zz', { body: blob.bytes }),
+      400,
+      'DIGEST_INVALID',
+    );
+    expect((await call('HEAD', `/v2/mono/blobs/${digestOf('other')}`)).status).toBe(404);
+  });
+
+  it('runs chunked uploads: PATCH with Content-Range, status, out-of-order refusal, PUT to finish', async () => {
+    const blob = randomBlob(3000);
+    const start = await call('POST', '/v2/chunks/blobs/uploads/');
+    expect(start.status).toBe(202);
+    const location = start.headers.get('location') as string;
+    expect(location).toMatch(/^\/v2\/chunks\/blobs\/uploads\/.+/);
+    expect(start.headers.get('range')).toBe('0-0');
+    expect(start.headers.get('docker-upload-uuid')).toBeTruthy();
+    const first = await call('PATCH', location, {
+      headers: { 'content-range': '0-999', 'content-type': 'application/octet-stream' },
+      body: blob.bytes.subarray(0, 1000),
+    });
+    expect(first.status).toBe(202);
+    expect(first.headers.get('range')).toBe('0-999');
+    // a chunk that does not start where the upload is
+    await expectError(
+      call('PATCH', location, { headers: { 'content-range': '2000-2999' }, body: blob.bytes.subarray(2000) }),
+      416,
+      'BLOB_UPLOAD_INVALID',
+    );
+    const status = await call('GET', location);
+    expect(status.status).toBe(204);
+    expect(status.headers.get('range')).toBe('0-999');
+    expect(status.headers.get('location')).toBe(location);
+    // a chunk without Content-Range appends (docker's streaming form)
+    expect((await call('PATCH', location, { body: blob.bytes.subarray(1000, 2000) })).status).toBe(202);
+    const done = await call('PUT', `${location}?digest=${blob.descriptor.digest}`, {
+      headers: { 'content-range': '2000-2999' },
+      body: blob.bytes.subarray(2000),
+    });
+    expect(done.status).toBe(201);
+    expect(done.headers.get('location')).toBe(`/v2/chunks/blobs/${blob.descriptor.digest}`);
+    expect(
+      (await call('HEAD', `/v2/chunks/blobs/${blob.descriptor.digest}`)).headers.get('content-length'),
+    ).toBe('3000');
+    await expectError(call('GET', location), 404, 'BLOB_UPLOAD_UNKNOWN');
+    await expectError(
+      call('PATCH', '/v2/chunks/blobs/uploads/nope', { body: 'x' }),
+      404,
+      'BLOB_UPLOAD_UNKNOWN',
+    );
+  });
+
+  it('finishes with POST then PUT carrying the whole blob; refuses a wrong digest; cancels', async () => {
+    const blob = randomBlob(700);
+    const start = await call('POST', '/v2/postput/blobs/uploads/');
+    const location = start.headers.get('location') as string;
+    const done = await call('PUT', `${location}?digest=${blob.descriptor.digest}`, {
+      headers: { 'content-type': 'application/octet-stream' },
+      body: blob.bytes,
+    });
+    expect(done.status).toBe(201);
+    const other = await call('POST', '/v2/postput/blobs/uploads/');
+    const otherLocation = other.headers.get('location') as string;
+    await expectError(
+      call('PUT', `${otherLocation}?digest=${digestOf('x')}`, { body: blob.bytes }),
+      400,
+      'DIGEST_INVALID',
+    );
+    await expectError(call('PUT', `${otherLocation}`, { body: blob.bytes }), 400, 'DIGEST_INVALID');
+    const third = await call('POST', '/v2/postput/blobs/uploads/');
+    const thirdLocation = third.headers.get('location') as string;
+    expect((await call('DELETE', thirdLocation)).status).toBe(204);
+    await expectError(call('DELETE', thirdLocation), 404, 'BLOB_UPLOAD_UNKNOWN');
+  });
+
+  it('mounts across repositories, and falls back to a session when it cannot', async () => {
+    const blob = randomBlob(100);
+    await call('POST', `/v2/mount-src/blobs/uploads/?digest=${blob.descriptor.digest}`, { body: blob.bytes });
+    const mounted = await call(
+      'POST',
+      `/v2/mount-dst/blobs/uploads/?mount=${blob.descriptor.digest}&from=mount-src`,
+    );
+    expect(mounted.status).toBe(201);
+    expect(mounted.headers.get('location')).toBe(`/v2/mount-dst/blobs/${blob.descriptor.digest}`);
+    const fallback = await call(
+      'POST',
+      `/v2/mount-dst/blobs/uploads/?mount=${digestOf('absent')}&from=mount-src`,
+    );
+    expect(fallback.status).toBe(202);
+    expect(fallback.headers.get('location')).toMatch(/\/blobs\/uploads\//);
+    await expectError(
+      call('POST', '/v2/mount-dst/blobs/uploads/?mount=bad&from=mount-src'),
+      400,
+      'DIGEST_INVALID',
+    );
+    await expectError(
+      call('POST', `/v2/mount-dst/blobs/uploads/?mount=${blob.descriptor.digest}&from=Bad..Name`),
+      400,
+      'NAME_INVALID',
+    );
+  });
+
+  it('stores manifests by tag and digest with the right headers, and untags or deletes', async () => {
+    const image = randomImage({ layers: 2 });
+    for (const blob of image.blobs) {
+      await call('POST', `/v2/app/blobs/uploads/?digest=${blob.descriptor.digest}`, { body: blob.bytes });
+    }
+    const put = await call('PUT', '/v2/app/manifests/v1', {
+      headers: { 'content-type': image.manifest.mediaType },
+      body: image.manifest.bytes,
+    });
+    expect(put.status).toBe(201);
+    expect(put.headers.get('docker-content-digest')).toBe(image.manifest.digest);
+    expect(put.headers.get('location')).toBe(`/v2/app/manifests/${image.manifest.digest}`);
+    for (const reference of ['v1', image.manifest.digest]) {
+      const get = await call('GET', `/v2/app/manifests/${reference}`, {
+        headers: { accept: `${MediaType.OciManifest}, ${MediaType.DockerManifest}` },
+      });
+      expect(get.status).toBe(200);
+      expect(get.headers.get('content-type')).toBe(image.manifest.mediaType);
+      expect(get.headers.get('docker-content-digest')).toBe(image.manifest.digest);
+      expect(new TextEncoder().encode(get.text)).toEqual(image.manifest.bytes);
+      const head = await call('HEAD', `/v2/app/manifests/${reference}`);
+      expect(head.headers.get('content-length')).toBe(String(image.manifest.size));
+    }
+    const cached = await call('GET', '/v2/app/manifests/v1', {
+      headers: { 'if-none-match': `"${image.manifest.digest}"` },
+    });
+    expect(cached.status).toBe(304);
+    // the same manifest pushed without a Content-Type is recognized from its body
+    expect((await call('PUT', '/v2/app/manifests/v2', { body: image.manifest.bytes })).status).toBe(201);
+    expect((await call('DELETE', '/v2/app/manifests/v2')).status).toBe(202);
+    await expectError(call('GET', '/v2/app/manifests/v2'), 404, 'MANIFEST_UNKNOWN');
+    expect((await call('GET', '/v2/app/manifests/v1')).status).toBe(200);
+    expect((await call('DELETE', `/v2/app/manifests/${image.manifest.digest}`)).status).toBe(202);
+    await expectError(call('GET', '/v2/app/manifests/v1'), 404, 'MANIFEST_UNKNOWN');
+    expect((await call('HEAD', '/v2/app/manifests/v1')).status).toBe(404);
+    await expectError(call('DELETE', '/v2/app/manifests/v1'), 404, 'MANIFEST_UNKNOWN');
+  });
+
+  it('refuses bad manifests with the right codes', async () => {
+    const image = randomImage();
+    const type = { 'content-type': image.manifest.mediaType };
+    await expectError(
+      call('PUT', '/v2/bad/manifests/v1', { headers: type, body: 'not json' }),
+      400,
+      'MANIFEST_INVALID',
+    );
+    await expectError(
+      call('PUT', '/v2/bad/manifests/v1', { headers: type, body: image.manifest.bytes }),
+      404,
+      'MANIFEST_BLOB_UNKNOWN',
+    );
+    await pushImage(registry, 'bad', image);
+    await expectError(
+      call('PUT', `/v2/bad/manifests/${digestOf('something else')}`, {
+        headers: type,
+        body: image.manifest.bytes,
+      }),
+      400,
+      'DIGEST_INVALID',
+    );
+    await expectError(
+      call('PUT', '/v2/bad/manifests/-bad-tag', { headers: type, body: image.manifest.bytes }),
+      400,
+      'TAG_INVALID',
+    );
+    await expectError(call('GET', '/v2/bad/manifests/sha256:123'), 400, 'DIGEST_INVALID');
+    const huge = new Uint8Array(65 * 1024).fill(32);
+    await expectError(
+      call('PUT', '/v2/bad/manifests/v1', { headers: type, body: huge }),
+      413,
+      'SIZE_INVALID',
+    );
+    const schema1 = { 'content-type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' };
+    const refused = await call('PUT', '/v2/bad/manifests/v1', {
+      headers: schema1,
+      body: '{"schemaVersion":1}',
+    });
+    expect([400, 405]).toContain(refused.status);
+    expect(refused.json().errors[0].code).toMatch(/MANIFEST_INVALID|UNSUPPORTED/);
+  });
+
+  it('answers OCI-Subject on push and lists referrers with the artifactType filter', async () => {
+    const image = randomImage();
+    await pushImage(registry, 'refs', image, 'v1');
+    const signature = randomArtifact({
+      subject: image.descriptor,
+      artifactType: 'application/vnd.example.sig',
+    });
+    const sbom = randomArtifact({ subject: image.descriptor, artifactType: 'application/vnd.example.sbom' });
+    for (const artifact of [signature, sbom]) {
+      for (const blob of artifact.blobs) {
+        await call('POST', `/v2/refs/blobs/uploads/?digest=${blob.descriptor.digest}`, { body: blob.bytes });
+      }
+      const put = await call('PUT', `/v2/refs/manifests/${artifact.manifest.digest}`, {
+        headers: { 'content-type': artifact.manifest.mediaType },
+        body: artifact.manifest.bytes,
+      });
+      expect(put.status).toBe(201);
+      expect(put.headers.get('oci-subject')).toBe(image.manifest.digest);
+    }
+    const all = await call('GET', `/v2/refs/referrers/${image.manifest.digest}`);
+    expect(all.status).toBe(200);
+    expect(all.headers.get('content-type')).toBe(MediaType.OciIndex);
+    expect(all.json().manifests).toHaveLength(2);
+    expect(all.headers.get('oci-filters-applied')).toBeNull();
+    const filtered = await call(
+      'GET',
+      `/v2/refs/referrers/${image.manifest.digest}?artifactType=application/vnd.example.sig`,
+    );
+    expect(filtered.headers.get('oci-filters-applied')).toBe('artifactType');
+    expect(filtered.json().manifests.map((m: { digest: string }) => m.digest)).toEqual([
+      signature.manifest.digest,
+    ]);
+    const none = await call('GET', `/v2/refs/referrers/${digestOf('nothing')}`);
+    expect(none.json()).toEqual({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
+    await expectError(call('GET', '/v2/refs/referrers/v1'), 400, 'DIGEST_INVALID');
+  });
+
+  it('lists tags and the catalog sorted, paged with n, last and Link', async () => {
+    const image = randomImage();
+    await pushImage(registry, 'paged/app', image);
+    for (const tag of ['c', 'a', 'b', 'e', 'd'])
+      await registry.putManifest('paged/app', tag, image.manifest.bytes, {
+        mediaType: image.manifest.mediaType,
+      });
+    const all = await call('GET', '/v2/paged/app/tags/list');
+    expect(all.json()).toEqual({ name: 'paged/app', tags: ['a', 'b', 'c', 'd', 'e'] });
+    expect(all.headers.get('link')).toBeNull();
+    const first = await call('GET', '/v2/paged/app/tags/list?n=2');
+    expect(first.json().tags).toEqual(['a', 'b']);
+    expect(first.headers.get('link')).toBe('</v2/paged/app/tags/list?n=2&last=b>; rel="next"');
+    const second = await call('GET', '/v2/paged/app/tags/list?n=2&last=b');
+    expect(second.json().tags).toEqual(['c', 'd']);
+    const last = await call('GET', '/v2/paged/app/tags/list?n=2&last=d');
+    expect(last.json().tags).toEqual(['e']);
+    expect(last.headers.get('link')).toBeNull();
+    expect((await call('GET', '/v2/paged/app/tags/list?n=0')).json().tags).toEqual([]);
+    await expectError(call('GET', '/v2/paged/app/tags/list?n=-1'), 400, 'PAGINATION_NUMBER_INVALID');
+    await expectError(call('GET', '/v2/paged/app/tags/list?n=abc'), 400, 'PAGINATION_NUMBER_INVALID');
+    await expectError(call('GET', '/v2/no/such/repo/tags/list'), 404, 'NAME_UNKNOWN');
+    const catalog = await call('GET', '/v2/_catalog');
+    const names: string[] = catalog.json().repositories;
+    expect(names).toContain('paged/app');
+    expect([...names].sort()).toEqual(names);
+    const page = await call('GET', '/v2/_catalog?n=1');
+    expect(page.json().repositories).toHaveLength(1);
+    expect(page.headers.get('link')).toMatch(/^<\/v2\/_catalog\?n=1&last=.+>; rel="next"$/);
+  });
+
+  it('validates repository names before anything else (raw paths, nothing normalized)', async () => {
+    for (const path of [
+      '/v2/UPPER/tags/list',
+      '/v2/a..b/tags/list',
+      '/v2/%2e%2e/tags/list',
+      '/v2/../../etc/tags/list',
+      '/v2/a%2F..%2Fb/manifests/v1',
+      '/v2/a%00b/blobs/uploads/',
+      '/v2//abs/tags/list',
+      `/v2/${'a'.repeat(300)}/tags/list`,
+    ]) {
+      const method = path.endsWith('uploads/') ? 'POST' : 'GET';
+      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpRequest(
+          { host: '127.0.0.1', port: Number(served.host.split(':')[1]), method, path },
+          (res) => {
+            let text = '';
+            res.on('data', (chunk) => {
+              text += chunk;
+            });
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text }));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      expect(status, path).toBe(400);
+      expect(JSON.parse(body).errors[0].code, path).toBe('NAME_INVALID');
+    }
+  });
+
+  it('enforces the blob size limit on every upload path', async () => {
+    const big = new Uint8Array((1 << 20) + 1);
+    await expectError(
+      call('POST', `/v2/limits/blobs/uploads/?digest=${digestOf(big)}`, { body: big }),
+      413,
+      'SIZE_INVALID',
+    );
+    const start = await call('POST', '/v2/limits/blobs/uploads/');
+    const location = start.headers.get('location') as string;
+    await expectError(call('PATCH', location, { body: big }), 413, 'SIZE_INVALID');
+    expect((await call('HEAD', `/v2/limits/blobs/${digestOf(big)}`)).status).toBe(404);
+  });
+
+  it('abandons a request body that stalls', async () => {
+    const start = await call('POST', '/v2/stall/blobs/uploads/');
+    const location = start.headers.get('location') as string;
+    const response = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(served.url.split(':')[2]), '127.0.0.1');
+      let data = '';
+      socket.on('data', (chunk) => {
+        data += chunk.toString();
+      });
+      socket.on('close', () => resolve(data));
+      socket.on('error', reject);
+      socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789`);
+    });
+    // the server gave up on the body: either an error answer or a closed connection, never a hang
+    expect(response === '' || /^HTTP\/1\.1 (408|400)/.test(response)).toBe(true);
+    const status = await call('GET', location);
+    expect(status.headers.get('range')).toBe('0-0');
+  });
+
+  it('counts every request under its route', () => {
+    expect(records.length).toBeGreaterThan(50);
+    expect(new Set(records.map((r) => r.route))).toEqual(
+      new Set(['ping', 'unknown', 'tags', 'manifest', 'blob', 'uploads', 'upload', 'referrers', 'catalog']),
+    );
+    records = [];
+  });
+});
+
+describe('registry-server refusals from the backend and the authorizer', () => {
+  function failing(error: Error): Registry {
+    const base = createMemoryRegistry();
+    return new Proxy(base, {
+      get(target, key, receiver) {
+        if (key === 'listTags' || key === 'getManifest') return async () => Promise.reject(error);
+        return Reflect.get(target, key, receiver);
+      },
+    });
+  }
+
+  it('maps TOOMANYREQUESTS to 429 with Retry-After, and unexpected failures to 500 UNKNOWN', async () => {
+    const busy = await serve({ registry: failing(new RegistryError('TOOMANYREQUESTS', 'slow down')) });
+    const broken = await serve({ registry: failing(new Error('disk on fire')) });
+    try {
+      const limited = await fetch(`${busy.url}/v2/a/tags/list`);
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get('retry-after')).toBe('1');
+      expect((await limited.json()).errors[0].code).toBe('TOOMANYREQUESTS');
+      const crashed = await fetch(`${broken.url}/v2/a/manifests/v1`);
+      expect(crashed.status).toBe(500);
+      const body = await crashed.json();
+      expect(body.errors[0]).toEqual({ code: 'UNKNOWN', message: 'internal error' });
+    } finally {
+      await busy.close();
+      await broken.close();
+    }
+  });
+
+  it('sends 401 with the challenge and 403 for what the authorizer refuses', async () => {
+    const authorizer: Authorizer = {
+      async authorize(request, access) {
+        if (request.headers.authorization !== 'Bearer good') {
+          return {
+            ok: false,
+            status: 401,
+            code: 'UNAUTHORIZED',
+            message: 'log in',
+            challenge: 'Basic realm="test"',
+          };
+        }
+        if (access.some((a) => a.actions.includes('delete'))) {
+          return { ok: false, status: 403, code: 'DENIED', message: 'no deletes' };
+        }
+        return { ok: true, principal: { subject: 'me' } };
+      },
+    };
+    const guarded = await serve({ registry: createMemoryRegistry(), authorizer });
+    try {
+      const anonymous = await fetch(`${guarded.url}/v2/`);
+      expect(anonymous.status).toBe(401);
+      expect(anonymous.headers.get('www-authenticate')).toBe('Basic realm="test"');
+      expect((await anonymous.json()).errors[0].code).toBe('UNAUTHORIZED');
+      const ok = await fetch(`${guarded.url}/v2/`, { headers: { authorization: 'Bearer good' } });
+      expect(ok.status).toBe(200);
+      const denied = await fetch(`${guarded.url}/v2/a/manifests/v1`, {
+        method: 'DELETE',
+        headers: { authorization: 'Bearer good' },
+      });
+      expect(denied.status).toBe(403);
+      expect((await denied.json()).errors[0].code).toBe('DENIED');
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('refuses writes in read-only mode', async () => {
+    const readOnly = await serve({ registry: createMemoryRegistry(), readOnly: true });
+    try {
+      const refused = await fetch(`${readOnly.url}/v2/a/blobs/uploads/`, { method: 'POST' });
+      expect(refused.status).toBe(405);
+      expect((await refused.json()).errors[0].code).toBe('UNSUPPORTED');
+      expect((await fetch(`${readOnly.url}/v2/_catalog`)).status).toBe(200);
+    } finally {
+      await readOnly.close();
+    }
+  });
+});

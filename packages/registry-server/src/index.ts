@@ -1,0 +1,11 @@
+export * from './auth/index.js';
+export { HttpError, type OciError, toWireError, type WireError } from './errors.js';
+export {
+  createRegistryHandler,
+  type Logger,
+  type RegistryHandler,
+  type RegistryHandlerOptions,
+  type RegistryLimits,
+  type RequestRecord,
+} from './handler.js';
+export { parseRoute, type Route, routeLabel } from './routes.js';

@@ -1,0 +1,110 @@
+// skopeo against the running server (over the image store): copy in and out,
+// a single image and a two-platform index, inspect, list-tags, delete.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createImageStore, type ImageStore } from '@stowage/image-store';
+import { pushImage, pushIndex, randomImage, randomIndex, requirePeers } from '@stowage/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Served, serve } from '../test/serve.js';
+
+const run = promisify(execFile);
+
+async function skopeo(...args: string[]): Promise<string> {
+  const { stdout } = await run('skopeo', args, { maxBuffer: 64 << 20 });
+  return stdout;
+}
+
+describe('skopeo against registry-server', () => {
+  if (!requirePeers('skopeo')) return;
+
+  let work: string;
+  let store: ImageStore;
+  let source: ImageStore;
+  let served: Served;
+
+  beforeAll(async () => {
+    work = await mkdtemp(join(tmpdir(), 'stowage-server-skopeo-'));
+    store = await createImageStore({ root: join(work, 'server') });
+    source = await createImageStore({ root: join(work, 'source') });
+    served = await serve({ registry: store });
+  });
+
+  afterAll(async () => {
+    await served?.close();
+    await store?.close();
+    await source?.close();
+    await rm(work, { recursive: true, force: true });
+  });
+
+  const tls = ['--src-tls-verify=false', '--dest-tls-verify=false'];
+
+  it('copies a single image and a two-platform index in and out with digests unchanged', async () => {
+    const image = randomImage({ layers: 3 });
+    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'], sharedLayers: 1 });
+    await pushImage(source, 'src/single', image, 'v1');
+    await pushIndex(source, 'src/multi', index, 'v1');
+    await source.flush();
+    for (const name of ['single', 'multi']) {
+      await skopeo(
+        'copy',
+        '--quiet',
+        '--all',
+        '--preserve-digests',
+        ...tls,
+        `oci:${join(source.root, `src/${name}`)}:v1`,
+        `docker://${served.host}/apps/${name}:v1`,
+      );
+    }
+    const inspected = JSON.parse(
+      await skopeo('inspect', '--tls-verify=false', `docker://${served.host}/apps/single:v1`),
+    );
+    expect(inspected.Digest).toBe(image.manifest.digest);
+    expect(inspected.Layers).toHaveLength(3);
+    const raw = await skopeo(
+      'inspect',
+      '--raw',
+      '--tls-verify=false',
+      `docker://${served.host}/apps/multi:v1`,
+    );
+    expect(new TextEncoder().encode(raw)).toEqual(index.index.bytes);
+    // out again, into an OCI layout, digests intact
+    for (const name of ['single', 'multi']) {
+      await skopeo(
+        'copy',
+        '--quiet',
+        '--all',
+        '--preserve-digests',
+        ...tls,
+        `docker://${served.host}/apps/${name}:v1`,
+        `oci:${join(work, `out-${name}`)}:v1`,
+      );
+    }
+    const out = await createImageStore({ root: work });
+    expect((await out.getManifest('out-single', 'v1')).digest).toBe(image.manifest.digest);
+    expect((await out.getManifest('out-multi', 'v1')).digest).toBe(index.index.digest);
+    await out.close();
+  });
+
+  it('lists tags and deletes', async () => {
+    const image = randomImage();
+    await pushImage(store, 'apps/tags', image, 'a');
+    for (const tag of ['c', 'b']) {
+      await store.putManifest('apps/tags', tag, image.manifest.bytes, {
+        mediaType: image.manifest.mediaType,
+      });
+    }
+    const listed = JSON.parse(
+      await skopeo('list-tags', '--tls-verify=false', `docker://${served.host}/apps/tags`),
+    );
+    expect(listed.Tags).toEqual(['a', 'b', 'c']);
+    await skopeo('delete', '--tls-verify=false', `docker://${served.host}/apps/tags:a`);
+    expect(await store.headManifest('apps/tags', image.manifest.digest)).toBeUndefined();
+    const after = JSON.parse(
+      await skopeo('list-tags', '--tls-verify=false', `docker://${served.host}/apps/tags`),
+    );
+    expect(after.Tags).toEqual([]);
+  });
+});
