@@ -1,12 +1,14 @@
-// Placeholder until the registry-server issue lands: the server app does not exist yet.
-import { existsSync } from 'node:fs';
+// The README's first command: stowage-server from source, on its embedded
+// default (a local store under ./data, anonymous access, port 5000).
+// Arguments are passed on: `bash scripts/start.sh --root /srv/registry --addr :6000`.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 
-if (existsSync(new URL('../apps/server/package.json', import.meta.url))) {
-  const { spawnSync } = await import('node:child_process');
-  const result = spawnSync('pnpm', ['--filter', '@stowage/server-app', 'start', ...process.argv.slice(2)], {
-    stdio: 'inherit',
-  });
-  process.exit(result.status ?? 1);
-}
-console.log('stowage-server is not built yet: it arrives with the registry-server issue.');
-console.log('Until then, `bash scripts/test.sh` runs everything that exists.');
+const cli = fileURLToPath(new URL('../apps/server/src/cli.ts', import.meta.url));
+const child = spawn(
+  process.execPath,
+  ['--conditions=@stowage/source', '--import', 'tsx', cli, ...process.argv.slice(2)],
+  { stdio: 'inherit' },
+);
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));
+child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

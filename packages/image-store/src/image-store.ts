@@ -99,6 +99,8 @@ export interface ImageStore extends Registry {
    * that repository is that tag.
    */
   readonly images: ImageRecords;
+  /** Removes upload sessions older than `uploadTtlMs`; returns how many. */
+  purgeUploads(): Promise<number>;
   /** Writes every pending `index.json` now. */
   flush(): Promise<void>;
   close(): Promise<void>;
@@ -657,8 +659,33 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     onNames: retag,
   });
 
+  /** Upload sessions past their age (removed unless `dryRun`). */
+  async function expiredUploads(dryRun: boolean): Promise<number> {
+    let count = 0;
+    for (const id of (await ifExists(readdir(paths.internal('uploads')))) ?? []) {
+      const dir = paths.internal('uploads', id);
+      const text = await ifExists(readFile(join(dir, 'state.json'), 'utf8'));
+      // A session being created has no state file yet: its directory's age counts.
+      let startedAt = (await ifExists(stat(dir)))?.mtimeMs ?? 0;
+      try {
+        if (text !== undefined) startedAt = (JSON.parse(text) as UploadState).startedAt;
+      } catch {
+        // unreadable state: the directory's age decides
+      }
+      if (Date.now() - startedAt <= uploadTtlMs) continue;
+      count++;
+      if (!dryRun) await rm(dir, { recursive: true, force: true });
+    }
+    return count;
+  }
+
   const store: ImageStore = {
     root: paths.root,
+
+    async purgeUploads() {
+      writable();
+      return expiredUploads(false);
+    },
     images: records,
 
     async listRepositories(opts: ListOptions = {}) {
@@ -984,15 +1011,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         bytesFreed += info.size;
         if (!dryRun) await unlinkIfExists(path);
       }
-      let uploadsRemoved = 0;
-      for (const id of (await ifExists(readdir(paths.internal('uploads')))) ?? []) {
-        const dir = paths.internal('uploads', id);
-        const text = await ifExists(readFile(join(dir, 'state.json'), 'utf8'));
-        const startedAt = text === undefined ? 0 : (JSON.parse(text) as UploadState).startedAt;
-        if (Date.now() - startedAt <= uploadTtlMs) continue;
-        uploadsRemoved++;
-        if (!dryRun) await rm(dir, { recursive: true, force: true });
-      }
+      const uploadsRemoved = await expiredUploads(dryRun);
       for (const name of (await ifExists(readdir(paths.internal('tmp')))) ?? []) {
         const info = await ifExists(stat(paths.tmp(name)));
         if (info && info.mtimeMs < cutoff && !dryRun) await rm(paths.tmp(name), { force: true });

@@ -55,6 +55,8 @@ export interface RegistryHandlerOptions {
   readonly logger?: Logger;
   /** Refuse every write with 405 `UNSUPPORTED`. */
   readonly readOnly?: boolean;
+  /** Allow `DELETE` of manifests, tags and blobs (upload cancels are always allowed). Default true. */
+  readonly allowDelete?: boolean;
   /** Called once per request after the response ends. */
   readonly onRequest?: (record: RequestRecord) => void;
   /** Called when an upload session starts (+1) or ends (−1) through this handler. */
@@ -80,14 +82,9 @@ interface Exchange {
 function repositoryName(input: string): string {
   const name = input.slice(0, 300);
   if (!isValidRepositoryName(input)) {
-    throw new HttpError(
-      400,
-      'NAME_INVALID',
-      `invalid repository name ${JSON.stringify(name)}`,
-      {
-        detail: { name },
-      },
-    );
+    throw new HttpError(400, 'NAME_INVALID', `invalid repository name ${JSON.stringify(name)}`, {
+      detail: { name },
+    });
   }
   return input;
 }
@@ -570,6 +567,9 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
     exchange.principal = decision.principal;
     if (options.readOnly && WRITE_METHODS.has(method)) {
       throw new HttpError(405, 'UNSUPPORTED', 'the registry is in read-only mode');
+    }
+    if (options.allowDelete === false && method === 'DELETE' && route.kind !== 'upload') {
+      throw new HttpError(405, 'UNSUPPORTED', 'deletes are disabled on this registry');
     }
     switch (route.kind) {
       case 'ping':

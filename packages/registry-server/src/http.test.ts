@@ -24,7 +24,7 @@ afterAll(() => served?.close());
 async function call(
   method: string,
   path: string,
-  init: { headers?: Record<string, string>; body?: BodyInit } = {},
+  init: { headers?: Record<string, string>; body?: string | Uint8Array } = {},
 ) {
   const response = await fetch(`${served.url}${path}`, {
     method,
@@ -34,6 +34,10 @@ async function call(
   } as RequestInit);
   const text = method === 'HEAD' ? '' : await response.text();
   return { response, status: response.status, headers: response.headers, text, json: () => JSON.parse(text) };
+}
+
+async function errorsOf(response: Response): Promise<{ code: string; message: string }[]> {
+  return ((await response.json()) as { errors: { code: string; message: string }[] }).errors;
 }
 
 /** Asserts an OCI error body with the code (and the status). */
@@ -451,11 +455,11 @@ describe('registry-server refusals from the backend and the authorizer', () => {
       const limited = await fetch(`${busy.url}/v2/a/tags/list`);
       expect(limited.status).toBe(429);
       expect(limited.headers.get('retry-after')).toBe('1');
-      expect((await limited.json()).errors[0].code).toBe('TOOMANYREQUESTS');
+      expect((await errorsOf(limited))[0]?.code).toBe('TOOMANYREQUESTS');
       const crashed = await fetch(`${broken.url}/v2/a/manifests/v1`);
       expect(crashed.status).toBe(500);
-      const body = await crashed.json();
-      expect(body.errors[0]).toEqual({ code: 'UNKNOWN', message: 'internal error' });
+      const body = await errorsOf(crashed);
+      expect(body[0]).toEqual({ code: 'UNKNOWN', message: 'internal error' });
     } finally {
       await busy.close();
       await broken.close();
@@ -485,7 +489,7 @@ describe('registry-server refusals from the backend and the authorizer', () => {
       const anonymous = await fetch(`${guarded.url}/v2/`);
       expect(anonymous.status).toBe(401);
       expect(anonymous.headers.get('www-authenticate')).toBe('Basic realm="test"');
-      expect((await anonymous.json()).errors[0].code).toBe('UNAUTHORIZED');
+      expect((await errorsOf(anonymous))[0]?.code).toBe('UNAUTHORIZED');
       const ok = await fetch(`${guarded.url}/v2/`, { headers: { authorization: 'Bearer good' } });
       expect(ok.status).toBe(200);
       const denied = await fetch(`${guarded.url}/v2/a/manifests/v1`, {
@@ -493,7 +497,7 @@ describe('registry-server refusals from the backend and the authorizer', () => {
         headers: { authorization: 'Bearer good' },
       });
       expect(denied.status).toBe(403);
-      expect((await denied.json()).errors[0].code).toBe('DENIED');
+      expect((await errorsOf(denied))[0]?.code).toBe('DENIED');
     } finally {
       await guarded.close();
     }
@@ -504,7 +508,7 @@ describe('registry-server refusals from the backend and the authorizer', () => {
     try {
       const refused = await fetch(`${readOnly.url}/v2/a/blobs/uploads/`, { method: 'POST' });
       expect(refused.status).toBe(405);
-      expect((await refused.json()).errors[0].code).toBe('UNSUPPORTED');
+      expect((await errorsOf(refused))[0]?.code).toBe('UNSUPPORTED');
       expect((await fetch(`${readOnly.url}/v2/_catalog`)).status).toBe(200);
     } finally {
       await readOnly.close();

@@ -1,0 +1,191 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { randomBlob } from '@stowage/testing';
+import { pino } from 'pino';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadConfig } from './config.js';
+import { startServer } from './server.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function tempDir(): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'stowage-server-app-'));
+  dirs.push(dir);
+  return dir;
+}
+
+function captureLogs() {
+  const lines: Record<string, unknown>[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { lines, logger: pino({ level: 'info' }, stream) };
+}
+
+async function start(overrides: Record<string, unknown> = {}) {
+  const root = await tempDir();
+  const config = await loadConfig({
+    overrides: { 'storage.filesystem.rootdirectory': root, 'http.addr': '127.0.0.1:0', ...overrides },
+  });
+  const logs = captureLogs();
+  const running = await startServer(config, { logger: logs.logger });
+  return { running, logs, root };
+}
+
+describe('stowage-server', () => {
+  it('serves the registry, health, readiness and Prometheus metrics, logging each request as JSON', async () => {
+    const { running, logs } = await start();
+    try {
+      expect((await fetch(`${running.url}/healthz`)).status).toBe(200);
+      expect((await fetch(`${running.url}/readyz`)).status).toBe(200);
+      expect((await fetch(`${running.url}/v2/`)).status).toBe(200);
+      const blob = randomBlob(2048);
+      const put = await fetch(`${running.url}/v2/app/blobs/uploads/?digest=${blob.descriptor.digest}`, {
+        method: 'POST',
+        body: blob.bytes,
+      });
+      expect(put.status).toBe(201);
+      expect((await fetch(`${running.url}/v2/app/blobs/${blob.descriptor.digest}`)).status).toBe(200);
+      expect((await fetch(`${running.url}/v2/app/manifests/nope`)).status).toBe(404);
+      const metrics = await (await fetch(`${running.url}/metrics`)).text();
+      expect(metrics).toContain('stowage_http_requests_total{route="ping",method="GET",status="200"} 1');
+      expect(metrics).toContain('stowage_http_requests_total{route="manifest",method="GET",status="404"} 1');
+      expect(metrics).toContain('stowage_http_received_bytes_total{route="uploads"} 2048');
+      expect(metrics).toContain('stowage_http_sent_bytes_total{route="blob"} 2048');
+      expect(metrics).toMatch(
+        /stowage_http_request_duration_seconds_bucket\{route="blob",method="GET",le="\+Inf"\} 1/,
+      );
+      expect(metrics).toContain('stowage_uploads_in_progress 0');
+      const requests = logs.lines.filter((line) => line.msg === 'request');
+      expect(requests.map((line) => line.route)).toEqual(['ping', 'uploads', 'blob', 'manifest']);
+      for (const line of requests) expect(line.requestId).toMatch(/.+/);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('lets an upload in flight finish when it shuts down, and refuses new work', async () => {
+    const { running } = await start({ 'http.draintimeout': '10s' });
+    const session = await fetch(`${running.url}/v2/app/blobs/uploads/`, { method: 'POST' });
+    const location = session.headers.get('location') as string;
+    const port = Number(new URL(running.url).port);
+    const blob = randomBlob(64 * 1024);
+    // a PATCH whose body arrives in two halves, with the shutdown in between
+    const answered = new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'PATCH',
+          path: location,
+          headers: { 'content-length': blob.bytes.byteLength },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.write(blob.bytes.subarray(0, 32 * 1024));
+      setTimeout(() => req.end(blob.bytes.subarray(32 * 1024)), 300);
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const closed = running.close();
+    expect((await fetch(`${running.url}/readyz`).catch(() => undefined))?.status ?? 503).toBe(503);
+    expect(await answered).toBe(202);
+    await closed;
+    await expect(fetch(`${running.url}/v2/`)).rejects.toThrow();
+  });
+
+  it('purges stale upload sessions periodically', async () => {
+    const { running } = await start({
+      'storage.maintenance.uploadpurging': { enabled: true, age: '50ms', interval: '100ms' },
+    });
+    try {
+      const started = await fetch(`${running.url}/v2/app/blobs/uploads/`, { method: 'POST' });
+      const location = started.headers.get('location') as string;
+      const uploads = join(running.store.root, '.stowage/uploads');
+      const { readdir } = await import('node:fs/promises');
+      expect((await readdir(uploads)).length).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await readdir(uploads)).toEqual([]);
+      expect((await fetch(`${running.url}${location}`)).status).toBe(404);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('refuses writes in read-only mode and deletes when they are disabled', async () => {
+    const readOnly = await start({ 'storage.maintenance.readonly.enabled': true });
+    const noDelete = await start({ 'storage.delete.enabled': false });
+    try {
+      expect((await fetch(`${readOnly.running.url}/v2/a/blobs/uploads/`, { method: 'POST' })).status).toBe(
+        405,
+      );
+      const refused = await fetch(`${noDelete.running.url}/v2/a/manifests/v1`, { method: 'DELETE' });
+      expect(refused.status).toBe(405);
+      expect(((await refused.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNSUPPORTED');
+    } finally {
+      await readOnly.running.close();
+      await noDelete.running.close();
+    }
+  });
+});
+
+describe('the stowage-server command', () => {
+  const cli = join(import.meta.dirname, 'cli.ts');
+  const repoRoot = join(import.meta.dirname, '../../..');
+
+  function runCli(args: string[]) {
+    return spawn(process.execPath, ['--conditions=@stowage/source', '--import', 'tsx', cli, ...args], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+  }
+
+  it('starts with --root alone (and an address), serves, and stops cleanly on SIGTERM', async () => {
+    const root = await tempDir();
+    const child = runCli(['--root', root, '--addr', '127.0.0.1:0']);
+    let out = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const listening = out.split('\n').find((line) => line.includes('"listening"'));
+        if (listening) resolve(JSON.parse(listening).url);
+      });
+      child.once('exit', (code) => reject(new Error(`exited with ${code}: ${out}`)));
+    });
+    expect((await fetch(`${url}/v2/`)).status).toBe(200);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  }, 30_000);
+
+  it('runs gc, dry or not, and refuses a bad config with a clear message', async () => {
+    const root = await tempDir();
+    const dry = runCli(['gc', '--root', root, '--dry-run']);
+    let out = '';
+    dry.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+    });
+    expect(await new Promise((resolve) => dry.once('exit', resolve))).toBe(0);
+    expect(JSON.parse(out) as object).toMatchObject({ dryRun: true, blobsRemoved: 0 });
+    const bad = runCli(['--root', root, '--addr', 'nowhere']);
+    let err = '';
+    bad.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    expect(await new Promise((resolve) => bad.once('exit', resolve))).toBe(1);
+    expect(err).toMatch(/CONFIG_INVALID: http\.addr/);
+  }, 30_000);
+});
