@@ -1,4 +1,4 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, readFile, rename, rm, stat, truncate, utimes } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -548,13 +548,26 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     return { id, repository: state.repository, offset: size, startedAt: state.startedAt };
   }
 
+  /**
+   * The sha256 of each session's bytes so far, kept while this process appends
+   * in order, so finishing does not read the whole upload back. A session this
+   * process has not seen from its start (or a sha512 one) is hashed from disk.
+   */
+  const runningHashes = new Map<string, { offset: number; hash: Hash }>();
+
   async function appendChunk(
+    id: string,
     dir: string,
     body: BlobBody,
     options: { offset?: number; length?: number; signal?: AbortSignal },
   ) {
     const data = join(dir, 'data');
     const start = (await stat(data)).size;
+    let running = runningHashes.get(id);
+    if (running && running.offset !== start) {
+      runningHashes.delete(id);
+      running = undefined;
+    }
     if (options.offset !== undefined && options.offset !== start) {
       throw new RegistryError(
         'RANGE_INVALID',
@@ -571,12 +584,20 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         limitBytes(options.length, (n) => {
           written = n;
         }),
+        new Transform({
+          transform(chunk: Uint8Array, _encoding, done) {
+            running?.hash.update(chunk);
+            done(null, chunk);
+          },
+        }),
         createWriteStream(data, { flags: 'a' }),
         ...(options.signal ? [{ signal: options.signal }] : []),
       );
       if (options.length !== undefined && written !== options.length)
         throw new SizeMismatchError(options.length, written);
+      if (running) running.offset = start + written;
     } catch (error) {
+      runningHashes.delete(id);
       await truncate(data, start);
       throw error;
     }
@@ -674,7 +695,10 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       }
       if (Date.now() - startedAt <= uploadTtlMs) continue;
       count++;
-      if (!dryRun) await rm(dir, { recursive: true, force: true });
+      if (!dryRun) {
+        runningHashes.delete(id);
+        await rm(dir, { recursive: true, force: true });
+      }
     }
     return count;
   }
@@ -922,6 +946,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       await mkdir(dir, { recursive: true });
       await writeFileAtomic(join(dir, 'data'), '');
       await writeFileAtomic(join(dir, 'state.json'), JSON.stringify(state));
+      runningHashes.set(id, { offset: 0, hash: createHash('sha256') });
       return { id, repository, offset: 0, startedAt: state.startedAt };
     },
 
@@ -929,7 +954,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       writable();
       return serial(id, async () => {
         const { dir, state } = await uploadState(repository, id);
-        await appendChunk(dir, body, opts);
+        await appendChunk(id, dir, body, opts);
         return uploadStatus(id, dir, state);
       });
     },
@@ -947,18 +972,24 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       return serial(id, async () => {
         const { dir } = await uploadState(repository, id);
         if (opts.body !== undefined) {
-          await appendChunk(dir, opts.body, {
+          await appendChunk(id, dir, opts.body, {
             ...(opts.offset === undefined ? {} : { offset: opts.offset }),
             ...(opts.length === undefined ? {} : { length: opts.length }),
             ...(opts.signal === undefined ? {} : { signal: opts.signal }),
           });
         }
         const data = join(dir, 'data');
+        const running = runningHashes.get(id);
+        runningHashes.delete(id);
         try {
-          const actual = await digestStream(
-            createReadStream(data, { highWaterMark: 1 << 20 }),
-            digestAlgorithm(digest),
-          );
+          const size = (await stat(data)).size;
+          const actual =
+            running && running.offset === size && digestAlgorithm(digest) === 'sha256'
+              ? { digest: `sha256:${running.hash.digest('hex')}` as Digest, size }
+              : await digestStream(
+                  createReadStream(data, { highWaterMark: 1 << 20 }),
+                  digestAlgorithm(digest),
+                );
           if (actual.digest !== digest) throw new DigestMismatchError(digest, actual.digest);
           const handle = await open(data, 'r+');
           await handle.sync();
@@ -976,6 +1007,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       writable();
       opts.signal?.throwIfAborted();
       const { dir } = await uploadState(repository, id);
+      runningHashes.delete(id);
       await rm(dir, { recursive: true, force: true });
     },
 
