@@ -1,0 +1,68 @@
+/**
+ * Access rules by repository pattern: the first rule whose pattern matches a
+ * repository decides what anonymous users, any authenticated user, and named
+ * users may do there. `*` matches within one path segment, `**` any number of
+ * segments (`public/**` is everything under `public/`, and `public` itself).
+ */
+export interface AccessRule {
+  readonly repository: string;
+  readonly anonymous?: readonly string[];
+  readonly authenticated?: readonly string[];
+  readonly users?: Readonly<Record<string, readonly string[]>>;
+}
+
+const compiled = new Map<string, RegExp>();
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/** The regular expression of a repository glob. */
+export function globToRegExp(pattern: string): RegExp {
+  let cached = compiled.get(pattern);
+  if (cached) return cached;
+  let source = '';
+  const parts = pattern.split('/');
+  for (const [i, part] of parts.entries()) {
+    const last = i === parts.length - 1;
+    if (part === '**') {
+      // `a/**` also matches `a`; `**/b` matches `b` and `x/y/b`
+      source += last ? (i === 0 ? '.*' : '(?:/.*)?') : i === 0 ? '(?:.*/)?' : '/(?:.*/)?';
+      continue;
+    }
+    const segment = part.split('*').map(escapeRegExp).join('[^/]*');
+    source += (i === 0 || parts[i - 1] === '**' ? '' : '/') + segment;
+  }
+  cached = new RegExp(`^${source}$`);
+  compiled.set(pattern, cached);
+  return cached;
+}
+
+export function matchesRepository(pattern: string, repository: string): boolean {
+  return globToRegExp(pattern).test(repository);
+}
+
+/**
+ * What the first matching rule allows `subject` (undefined: anonymous) on a
+ * repository, or `undefined` when no rule matches.
+ */
+export function allowedActions(
+  rules: readonly AccessRule[],
+  repository: string,
+  subject: string | undefined,
+): Set<string> | undefined {
+  const rule = rules.find((r) => matchesRepository(r.repository, repository));
+  if (!rule) return undefined;
+  const allowed = new Set<string>(rule.anonymous ?? []);
+  if (subject !== undefined) {
+    for (const action of rule.authenticated ?? []) allowed.add(action);
+    for (const action of rule.users?.[subject] ?? []) allowed.add(action);
+  }
+  if (allowed.has('*')) for (const action of ['pull', 'push', 'delete']) allowed.add(action);
+  return allowed;
+}
+
+/** Whether every action is in `allowed` (`*` allows all). */
+export function covers(allowed: ReadonlySet<string>, actions: readonly string[]): boolean {
+  return allowed.has('*') || actions.every((action) => allowed.has(action));
+}
