@@ -1,7 +1,7 @@
 // skopeo against the running server (over the image store): copy in and out,
 // a single image and a two-platform index, inspect, list-tags, delete.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -9,6 +9,7 @@ import { createImageStore, type ImageStore } from '@stowage/image-store';
 import { pushImage, pushIndex, randomImage, randomIndex, requirePeers } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Served, serve } from '../test/serve.js';
+import { createHtpasswdAuthorizer } from './auth/htpasswd.js';
 
 const run = promisify(execFile);
 
@@ -106,5 +107,56 @@ describe('skopeo against registry-server', () => {
       await skopeo('list-tags', '--tls-verify=false', `docker://${served.host}/apps/tags`),
     );
     expect(after.Tags).toEqual([]);
+  });
+
+  it('does all of it with basic auth, and is refused without credentials', async () => {
+    if (!requirePeers('htpasswd')) return;
+    await run('htpasswd', ['-B', '-b', '-c', join(work, 'htpasswd'), 'admin', 'adminpw']);
+    const guarded = await serve({
+      registry: store,
+      authorizer: createHtpasswdAuthorizer({
+        realm: 'stowage',
+        users: await readFile(join(work, 'htpasswd'), 'utf8'),
+      }),
+    });
+    try {
+      const image = randomImage({ layers: 2 });
+      await pushImage(source, 'src/auth', image, 'v1');
+      await source.flush();
+      const from = `oci:${join(source.root, 'src/auth')}:v1`;
+      const to = `docker://${guarded.host}/secure/app:v1`;
+      await expect(skopeo('copy', '--quiet', ...tls, from, to)).rejects.toThrow(
+        /authentication required|unauthorized/i,
+      );
+      await skopeo(
+        'copy',
+        '--quiet',
+        '--preserve-digests',
+        ...tls,
+        '--dest-creds',
+        'admin:adminpw',
+        from,
+        to,
+      );
+      const inspected = JSON.parse(
+        await skopeo('inspect', '--tls-verify=false', '--creds', 'admin:adminpw', to),
+      );
+      expect(inspected.Digest).toBe(image.manifest.digest);
+      const tags = JSON.parse(
+        await skopeo(
+          'list-tags',
+          '--tls-verify=false',
+          '--creds',
+          'admin:adminpw',
+          `docker://${guarded.host}/secure/app`,
+        ),
+      );
+      expect(tags.Tags).toEqual(['v1']);
+      await expect(skopeo('delete', '--tls-verify=false', '--creds', 'admin:wrong', to)).rejects.toThrow();
+      await skopeo('delete', '--tls-verify=false', '--creds', 'admin:adminpw', to);
+      expect(await store.headManifest('secure/app', image.manifest.digest)).toBeUndefined();
+    } finally {
+      await guarded.close();
+    }
   });
 });

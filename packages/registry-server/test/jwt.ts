@@ -21,7 +21,12 @@ export function signJwt(
 ): string {
   const privateKey = typeof key === 'string' ? createPrivateKey(key) : key;
   const head = `${b64({ alg, typ: 'JWT', ...extraHeader })}.${b64(claims)}`;
-  const hashes: Record<string, string | null> = { ES256: 'sha256', ES384: 'sha384', RS256: 'sha256', EdDSA: null };
+  const hashes: Record<string, string | null> = {
+    ES256: 'sha256',
+    ES384: 'sha384',
+    RS256: 'sha256',
+    EdDSA: null,
+  };
   const hash = alg in hashes ? (hashes[alg] as string | null) : 'sha256';
   const signature =
     privateKey.asymmetricKeyType === 'ec'

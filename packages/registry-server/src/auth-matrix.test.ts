@@ -1,0 +1,211 @@
+// The auth matrix over HTTP: for anonymous, basic and token modes, every pull,
+// push and delete without the right credentials or scope is refused with
+// 401/403 and the right challenge, and succeeds with them.
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createRegistryClient } from '@stowage/registry-client';
+import { createMemoryRegistry, pushImage, randomImage, requirePeers } from '@stowage/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { now, signJwt } from '../test/jwt.js';
+import { type Served, serve } from '../test/serve.js';
+import { createHtpasswdAuthorizer } from './auth/htpasswd.js';
+import { createTokenAuthorizer } from './auth/token.js';
+import type { Authorizer } from './auth/types.js';
+
+const run = promisify(execFile);
+const image = randomImage({ layers: 1 });
+
+type Operation = 'pull' | 'push' | 'delete';
+
+/** Runs one operation with the given Authorization header; returns the refusing response or 'ok'. */
+async function attempt(served: Served, op: Operation, repository: string, authorization?: string) {
+  const headers: Record<string, string> = authorization ? { authorization } : {};
+  const call = (method: string, path: string, extra: Record<string, string> = {}, body?: Uint8Array) =>
+    fetch(`${served.url}${path}`, {
+      method,
+      headers: { ...headers, ...extra },
+      ...(body ? { body } : {}),
+    });
+  const steps: Response[] = [];
+  if (op === 'pull') {
+    steps.push(await call('GET', `/v2/${repository}/manifests/v1`));
+  } else if (op === 'push') {
+    for (const blob of image.blobs) {
+      steps.push(
+        await call(
+          'POST',
+          `/v2/${repository}/blobs/uploads/?digest=${blob.descriptor.digest}`,
+          {},
+          blob.bytes,
+        ),
+      );
+      if (!steps.at(-1)?.ok) break;
+    }
+    if (steps.every((r) => r.ok)) {
+      steps.push(
+        await call(
+          'PUT',
+          `/v2/${repository}/manifests/v2`,
+          { 'content-type': image.manifest.mediaType },
+          image.manifest.bytes,
+        ),
+      );
+    }
+  } else {
+    steps.push(await call('DELETE', `/v2/${repository}/manifests/v2`));
+  }
+  const refused = steps.find((r) => !r.ok);
+  if (!refused) return 'ok' as const;
+  const body = (await refused.json()) as { errors: { code: string }[] };
+  return {
+    status: refused.status,
+    code: body.errors[0]?.code,
+    challenge: refused.headers.get('www-authenticate'),
+  };
+}
+
+async function withServer(authorizer: Authorizer | undefined, work: (served: Served) => Promise<void>) {
+  const registry = createMemoryRegistry();
+  for (const repository of ['app', 'public/app']) await pushImage(registry, repository, image, 'v1');
+  const served = await serve({ registry, ...(authorizer ? { authorizer } : {}) });
+  try {
+    await work(served);
+  } finally {
+    await served.close();
+  }
+}
+
+describe('auth matrix', () => {
+  const dirs: string[] = [];
+  afterAll(async () => {
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('anonymous mode: pull, push and delete need nothing', async () => {
+    await withServer(undefined, async (served) => {
+      for (const op of ['pull', 'push', 'delete'] as const)
+        expect(await attempt(served, op, 'app'), op).toBe('ok');
+    });
+  });
+
+  describe('basic mode', () => {
+    if (!requirePeers('htpasswd')) return;
+    let users: string;
+    beforeAll(async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'stowage-matrix-'));
+      dirs.push(dir);
+      await run('htpasswd', ['-B', '-b', '-c', join(dir, 'htpasswd'), 'admin', 'adminpw']);
+      await run('htpasswd', ['-B', '-b', join(dir, 'htpasswd'), 'reader', 'readerpw']);
+      users = await readFile(join(dir, 'htpasswd'), 'utf8');
+    });
+    const auth = (user: string, password: string) =>
+      `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+
+    it('refuses every operation without the right credentials, allows each with them', async () => {
+      const authorizer = createHtpasswdAuthorizer({
+        realm: 'matrix',
+        users,
+        rules: [
+          { repository: 'public/**', anonymous: ['pull'], users: { admin: ['*'] } },
+          { repository: '**', users: { admin: ['*'], reader: ['pull'] } },
+        ],
+      });
+      await withServer(authorizer, async (served) => {
+        const unauthorized = { status: 401, code: 'UNAUTHORIZED', challenge: 'Basic realm="matrix"' };
+        const denied = { status: 403, code: 'DENIED', challenge: null };
+        for (const op of ['pull', 'push', 'delete'] as const) {
+          expect(await attempt(served, op, 'app'), `${op} anonymous`).toEqual(unauthorized);
+          expect(await attempt(served, op, 'app', auth('admin', 'wrong')), `${op} wrong password`).toEqual(
+            unauthorized,
+          );
+          expect(await attempt(served, op, 'app', auth('nobody', 'x')), `${op} unknown user`).toEqual(
+            unauthorized,
+          );
+        }
+        expect(await attempt(served, 'pull', 'app', auth('reader', 'readerpw'))).toBe('ok');
+        expect(await attempt(served, 'push', 'app', auth('reader', 'readerpw'))).toEqual(denied);
+        expect(await attempt(served, 'delete', 'app', auth('reader', 'readerpw'))).toEqual(denied);
+        for (const op of ['pull', 'push', 'delete'] as const) {
+          expect(await attempt(served, op, 'app', auth('admin', 'adminpw')), `${op} admin`).toBe('ok');
+        }
+        // anonymous pull of public/**, nothing more
+        expect(await attempt(served, 'pull', 'public/app')).toBe('ok');
+        expect(await attempt(served, 'push', 'public/app')).toEqual(unauthorized);
+        // the client logs in with the challenge and pushes
+        const client = createRegistryClient({
+          registry: served.host,
+          credentials: { username: 'admin', password: 'adminpw' },
+          auth: { useConfigFiles: false },
+        });
+        await pushImage(client, 'via-client', randomImage(), 'v1');
+        expect((await client.listTags('via-client')).items).toEqual(['v1']);
+        await client.close();
+      });
+    });
+  });
+
+  it('token mode: no token, a narrow token or a bad token is refused with the scope to ask for', async () => {
+    const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const authorizer = createTokenAuthorizer({
+      realm: 'https://auth.example/token',
+      service: 'matrix',
+      issuer: 'auth.example',
+      keys: [keys.publicKey.export({ type: 'spki', format: 'pem' }).toString()],
+      rules: [{ repository: 'public/**', anonymous: ['pull'] }],
+    });
+    const token = (actions: string[], extra: object = {}) =>
+      `Bearer ${signJwt(
+        {
+          iss: 'auth.example',
+          sub: 'ci',
+          aud: 'matrix',
+          exp: now() + 300,
+          access: [{ type: 'repository', name: 'app', actions }],
+          ...extra,
+        },
+        keys.privateKey,
+      )}`;
+    const challenge = (scope: string, insufficient = false) =>
+      `Bearer realm="https://auth.example/token",service="matrix",scope="${scope}"${insufficient ? ',error="insufficient_scope"' : ''}`;
+    await withServer(authorizer, async (served) => {
+      const need = {
+        pull: 'repository:app:pull',
+        push: 'repository:app:pull,push',
+        delete: 'repository:app:delete',
+      };
+      for (const op of ['pull', 'push', 'delete'] as const) {
+        expect(await attempt(served, op, 'app'), `${op} without a token`).toEqual({
+          status: 401,
+          code: 'UNAUTHORIZED',
+          challenge: challenge(need[op]),
+        });
+        expect(
+          await attempt(served, op, 'app', token(['pull', 'push', 'delete'], { exp: now() - 3600 })),
+        ).toEqual({
+          status: 401,
+          code: 'UNAUTHORIZED',
+          challenge: challenge(need[op]),
+        });
+      }
+      expect(await attempt(served, 'pull', 'app', token(['pull']))).toBe('ok');
+      expect(await attempt(served, 'push', 'app', token(['pull']))).toEqual({
+        status: 401,
+        code: 'UNAUTHORIZED',
+        challenge: challenge(need.push, true),
+      });
+      expect(await attempt(served, 'delete', 'app', token(['pull', 'push']))).toEqual({
+        status: 401,
+        code: 'UNAUTHORIZED',
+        challenge: challenge(need.delete, true),
+      });
+      for (const op of ['pull', 'push', 'delete'] as const) {
+        expect(await attempt(served, op, 'app', token(['pull', 'push', 'delete'])), op).toBe('ok');
+      }
+      expect(await attempt(served, 'pull', 'public/app')).toBe('ok');
+    });
+  });
+});
