@@ -11,7 +11,8 @@ import { startServer } from './server.js';
 
 const USAGE = `usage:
   stowage-server [serve] [options]      serve the OCI distribution API
-  stowage-server gc [--dry-run] [options]  remove unreferenced blobs, stale uploads
+  stowage-server gc [--dry-run] [--delete-untagged] [options]
+                                        remove unreferenced blobs, stale uploads
 
 options:
   --config <file>        a YAML config shaped like distribution's config.yml
@@ -23,6 +24,8 @@ options:
   --tls-cert <file>      serve HTTPS with this certificate
   --tls-key <file>       and this key
   --dry-run              gc: report what would be removed
+  --delete-untagged      gc: also delete manifests no tag keeps (children of tagged
+                         indexes and referrers of kept manifests are kept)
   --grace-period <dur>   gc: keep content younger than this (default 1h)
 
 Environment variables STOWAGE_<SECTION>_<KEY> (or REGISTRY_…) override the file;
@@ -42,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'dry-run': { type: 'boolean' },
+      'delete-untagged': { type: 'boolean' },
       'grace-period': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -73,11 +77,13 @@ async function main(argv: string[]): Promise<number> {
     try {
       const report = await store.garbageCollect({
         dryRun: values['dry-run'] ?? false,
+        deleteUntagged: values['delete-untagged'] ?? false,
         gracePeriodMs: config.gcGracePeriodMs,
       });
       process.stdout.write(
         `${JSON.stringify({
           dryRun: report.dryRun,
+          manifestsRemoved: report.manifestsRemoved.length,
           blobsRemoved: report.blobsRemoved.length,
           bytesFreed: report.bytesFreed,
           uploadsRemoved: report.uploadsRemoved,

@@ -2,7 +2,15 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStowageError } from '@stowage/oci';
-import { pushImage, randomBlob, randomImage, registryConformance } from '@stowage/testing';
+import {
+  pushImage,
+  pushIndex,
+  randomArtifact,
+  randomBlob,
+  randomImage,
+  randomIndex,
+  registryConformance,
+} from '@stowage/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createImageStore } from './image-store.js';
 
@@ -275,6 +283,46 @@ describe('OCI layouts written by other tools', () => {
     await writeLayout(join(root, 'ext/good'), other, 'v1');
     expect((await store.getManifest('ext/good', 'v1')).digest).toBe(other.manifest.digest);
     expect((await store.fsck()).problems.filter((p) => p.repository === 'ext/good')).toEqual([]);
+    await store.close();
+  });
+});
+
+describe('garbage collection of untagged manifests', () => {
+  it('keeps tagged images, the children of tagged indexes and their referrers; removes the rest', async () => {
+    const store = await createImageStore({ root: await freshRoot() });
+    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'] });
+    await pushIndex(store, 'gc/app', index, 'v1');
+    const signature = randomArtifact({
+      subject: index.descriptor,
+      artifactType: 'application/vnd.example.sig',
+    });
+    await pushImage(store, 'gc/app', signature);
+    const orphan = randomImage({ layers: 2 });
+    await pushImage(store, 'gc/app', orphan);
+    const orphanSignature = randomArtifact({
+      subject: orphan.descriptor,
+      artifactType: 'application/vnd.example.sig',
+    });
+    await pushImage(store, 'gc/app', orphanSignature);
+    // the grace period protects everything just pushed
+    expect((await store.garbageCollect({ deleteUntagged: true })).manifestsRemoved).toEqual([]);
+    const dry = await store.garbageCollect({ deleteUntagged: true, gracePeriodMs: 0, dryRun: true });
+    const expected = [orphan.manifest.digest, orphanSignature.manifest.digest].sort();
+    expect(dry.manifestsRemoved.map((m) => m.digest).sort()).toEqual(expected);
+    expect(await store.headManifest('gc/app', orphan.manifest.digest)).toBeDefined();
+    const report = await store.garbageCollect({ deleteUntagged: true, gracePeriodMs: 0 });
+    expect(report.manifestsRemoved.map((m) => m.digest).sort()).toEqual(expected);
+    expect(report.blobsRemoved).toEqual(
+      expect.arrayContaining(orphan.layers.map((l) => l.descriptor.digest)),
+    );
+    expect(await store.headManifest('gc/app', orphan.manifest.digest)).toBeUndefined();
+    for (const child of index.images) {
+      expect(await store.headManifest('gc/app', child.manifest.digest)).toBeDefined();
+      for (const blob of child.blobs)
+        expect(await store.headBlob('gc/app', blob.descriptor.digest)).toBeDefined();
+    }
+    expect(await store.headManifest('gc/app', signature.manifest.digest)).toBeDefined();
+    expect((await store.fsck()).problems).toEqual([]);
     await store.close();
   });
 });

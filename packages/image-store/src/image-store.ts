@@ -81,6 +81,15 @@ export interface FsckReport {
   readonly leftovers: readonly string[];
 }
 
+export interface ImageStoreGcOptions extends GarbageCollectOptions {
+  /**
+   * Also delete manifests nothing keeps: not tagged, not a child of a kept
+   * index (unlike distribution 2.8's `--delete-untagged`, which breaks tagged
+   * indexes), not a referrer of a kept manifest; older than the grace period.
+   */
+  readonly deleteUntagged?: boolean;
+}
+
 export interface ImageStoreGcReport extends GarbageCollectReport {
   /** Data directories of image records that no record owns (a crash between writes leaves them). */
   readonly recordDataRemoved: readonly string[];
@@ -92,7 +101,7 @@ export interface ImageStore extends Registry {
   lock(name: string, options?: LockOptions): Promise<RegistryLock>;
   /** Re-verifies every blob and manifest and reports what is wrong; never repairs. */
   fsck(options?: OperationOptions): Promise<FsckReport>;
-  garbageCollect(options?: GarbageCollectOptions): Promise<ImageStoreGcReport>;
+  garbageCollect(options?: ImageStoreGcOptions): Promise<ImageStoreGcReport>;
   /**
    * containers/storage-style image records over the same store: a record's
    * names are `repository:tag`, and a name whose record has a digest held by
@@ -636,9 +645,13 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
   }
 
   /** Every blob the manifests of a repository need, and the manifests themselves. */
-  async function referencedBy(repository: string): Promise<Set<Digest> | undefined> {
+  async function referencedBy(
+    repository: string,
+    removed: ReadonlySet<Digest> = new Set(),
+  ): Promise<Set<Digest> | undefined> {
     const referenced = new Set<Digest>();
     for (const digest of await manifestDigests(repository)) {
+      if (removed.has(digest)) continue;
       referenced.add(digest);
       const bytes = await ifExists(readFile(paths.repoBlob(repository, digest)));
       if (!bytes) continue;
@@ -652,6 +665,48 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       }
     }
     return referenced;
+  }
+
+  /**
+   * Manifests of a repository that nothing keeps: not tagged, not a child of a
+   * kept index, not a referrer of a kept manifest. `undefined` when a manifest
+   * cannot be read (then nothing of the repository is collected).
+   */
+  async function untaggedManifests(repository: string): Promise<Set<Digest> | undefined> {
+    const all = await manifestDigests(repository);
+    const children = new Map<Digest, Digest[]>();
+    const subjects = new Map<Digest, Digest>();
+    for (const digest of all) {
+      const bytes = await ifExists(readFile(paths.repoBlob(repository, digest)));
+      if (!bytes) continue;
+      try {
+        const references = manifestReferences(parseManifest(bytes, { maxSize: Number.MAX_SAFE_INTEGER }));
+        children.set(
+          digest,
+          references.manifests.map((m) => m.digest),
+        );
+        if (references.subject) subjects.set(digest, references.subject.digest);
+      } catch {
+        return undefined;
+      }
+    }
+    const live = new Set<Digest>();
+    const visit = (digest: Digest) => {
+      if (live.has(digest)) return;
+      live.add(digest);
+      for (const child of children.get(digest) ?? []) visit(child);
+    };
+    for (const digest of (await listTagDigests(repository)).values()) visit(digest);
+    for (let grew = true; grew; ) {
+      grew = false;
+      for (const [digest, subject] of subjects) {
+        if (!live.has(digest) && live.has(subject)) {
+          visit(digest);
+          grew = true;
+        }
+      }
+    }
+    return new Set(all.filter((digest) => !live.has(digest)));
   }
 
   /** A record name moved: publish it as a tag where the repository holds the manifest, else untag. */
@@ -1011,7 +1066,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       await rm(dir, { recursive: true, force: true });
     },
 
-    async garbageCollect(opts: GarbageCollectOptions = {}): Promise<ImageStoreGcReport> {
+    async garbageCollect(opts: ImageStoreGcOptions = {}): Promise<ImageStoreGcReport> {
       if (!opts.dryRun) writable();
       else readable();
       const dryRun = opts.dryRun ?? false;
@@ -1022,9 +1077,25 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       const linkedAnywhere = new Set<Digest>();
       const blobsRemoved = new Set<Digest>();
       let bytesFreed = 0;
+      const manifestsRemoved: { repository: string; digest: Digest }[] = [];
       for (const repository of repositories) {
         await syncLayout(repository);
-        const referenced = await referencedBy(repository);
+        const removed = new Set<Digest>();
+        if (opts.deleteUntagged) {
+          for (const digest of (await untaggedManifests(repository)) ?? []) {
+            // a manifest pushed by digest moments ago (an index's child, say) has its grace period
+            const info = await ifExists(stat(paths.manifestMeta(repository, digest)));
+            if (!info || info.mtimeMs > cutoff) continue;
+            removed.add(digest);
+            manifestsRemoved.push({ repository, digest });
+            if (!dryRun) {
+              await unlinkIfExists(paths.manifestMeta(repository, digest));
+              await unlinkIfExists(paths.repoBlob(repository, digest));
+              forgetManifest(repository, digest);
+            }
+          }
+        }
+        const referenced = await referencedBy(repository, removed);
         for (const [digest, path] of await repositoryBlobs(repository)) {
           const info = await ifExists(stat(path));
           if (!info) continue;
@@ -1051,7 +1122,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       const recordDataRemoved = await records.garbageCollect({ dryRun });
       return {
         blobsRemoved: [...blobsRemoved],
-        manifestsRemoved: [],
+        manifestsRemoved,
         uploadsRemoved,
         recordDataRemoved,
         bytesFreed,

@@ -3,6 +3,7 @@ export {
   type FsckProblem,
   type FsckReport,
   type ImageStore,
+  type ImageStoreGcOptions,
   type ImageStoreGcReport,
   type ImageStoreOptions,
 } from './image-store.js';
