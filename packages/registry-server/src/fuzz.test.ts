@@ -238,7 +238,19 @@ describe('registry-server under fuzzing', () => {
       Array.from({ length: 16 }, async () => {
         while (sent < TOTAL) {
           sent++;
-          const req = fuzzRequest(uploads);
+          // every 50th request a well-formed push, so success paths run under the same load
+          const req: FuzzRequest =
+            sent % 50 === 0
+              ? (() => {
+                  const bytes = Buffer.from(`blob ${sent} ${Math.random()}`);
+                  return {
+                    method: 'POST',
+                    path: `/v2/fuzz/app/blobs/uploads/?digest=${digestOf(bytes)}`,
+                    headers: {},
+                    body: bytes,
+                  };
+                })()
+              : fuzzRequest(uploads);
           let res: Awaited<ReturnType<typeof send>>;
           try {
             res = await send(req);
@@ -287,7 +299,7 @@ describe('registry-server under fuzzing', () => {
       [...statuses.keys()].filter((s) => s >= 400).length,
       JSON.stringify([...statuses]),
     ).toBeGreaterThanOrEqual(4);
-    expect(statuses.get(201) ?? 0).toBeGreaterThan(0);
+    expect(statuses.get(201) ?? 0, JSON.stringify([...statuses])).toBeGreaterThanOrEqual(TOTAL / 50);
     agent.destroy();
   }, 180_000);
 });
