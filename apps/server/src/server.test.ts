@@ -1,15 +1,18 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { randomBlob } from '@stowage/testing';
+import { promisify } from 'node:util';
+import { randomBlob, requirePeers } from '@stowage/testing';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
 import { startServer } from './server.js';
 
+const run = promisify(execFile);
 const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -138,6 +141,55 @@ describe('stowage-server', () => {
     } finally {
       await readOnly.running.close();
       await noDelete.running.close();
+    }
+  });
+});
+
+describe('stowage-server over TLS', () => {
+  it('serves HTTPS with the configured certificate and key', async () => {
+    if (!requirePeers('openssl')) return;
+    const dir = await tempDir();
+    await run(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        'key.pem',
+        '-out',
+        'cert.pem',
+        '-days',
+        '2',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { cwd: dir },
+    );
+    const { running } = await start({
+      'http.tls.certificate': join(dir, 'cert.pem'),
+      'http.tls.key': join(dir, 'key.pem'),
+    });
+    try {
+      expect(running.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+      const ca = await readFile(join(dir, 'cert.pem'));
+      const status = await new Promise<number>((resolve, reject) => {
+        httpsGet(`${running.url}/v2/`, { ca }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        }).on('error', reject);
+      });
+      expect(status).toBe(200);
+      // plain HTTP on the TLS port gets nothing useful
+      await expect(fetch(running.url.replace('https:', 'http:') + '/v2/')).rejects.toThrow();
+    } finally {
+      await running.close();
     }
   });
 });
