@@ -4,7 +4,7 @@
 //   monolithic push of a large blob, chunked push of it, pull of it,
 //   manifest GETs per second over 32 connections, 10,000 tag PUTs, listing them.
 // Usage: pnpm bench server [blobMiB=1024] [tags=10000] [manifestGets=20000]
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -158,64 +158,71 @@ try {
     map.set(target.name, value);
   };
 
-  for (const target of targets) {
-    // monolithic push (distribution 2.8 needs POST then PUT with the body; the spec's single POST is also ours)
-    const monolithic = await time(async () => {
-      const start = await call(target, 'POST', '/v2/bench/mono/blobs/uploads/');
-      expectStatus(start, 202, 'start');
-      const location = String(start.headers.location);
-      const path = location.startsWith('http')
-        ? new URL(location).pathname + new URL(location).search
-        : location;
-      const sep = path.includes('?') ? '&' : '?';
-      const put = await call(
-        target,
-        'PUT',
-        `${path}${sep}digest=${digest}`,
-        { 'content-length': size, 'content-type': 'application/octet-stream' },
-        createReadStream(file, { highWaterMark: 1 << 20 }),
-      );
-      expectStatus(put, 201, 'monolithic PUT');
-    });
-    record(target, `monolithic push ${blobMiB} MiB (MiB/s)`, blobMiB / monolithic);
-
-    const chunkBytes = 64 << 20;
-    const chunked = await time(async () => {
-      const start = await call(target, 'POST', '/v2/bench/chunked/blobs/uploads/');
-      expectStatus(start, 202, 'start');
-      let location = String(start.headers.location);
-      const toPath = (l: string) => (l.startsWith('http') ? new URL(l).pathname + new URL(l).search : l);
-      for (let offset = 0; offset < size; offset += chunkBytes) {
-        const end = Math.min(size, offset + chunkBytes) - 1;
-        const patch = await call(
+  const toPath = (l: string) => (l.startsWith('http') ? new URL(l).pathname + new URL(l).search : l);
+  const withDigest = (path: string, d: string) => `${path}${path.includes('?') ? '&' : '?'}digest=${d}`;
+  const chunkBytes = 64 << 20;
+  // Blob transfers: three rounds, the targets alternating, the best of each kept; dirty pages
+  // are flushed (sync) before every timed transfer so neither side pays for the other's writes.
+  const settle = () => spawnSync('sync');
+  for (let round = 0; round < 3; round++) {
+    for (const target of round % 2 === 0 ? targets : [...targets].reverse()) {
+      const best = (what: string, seconds: number) => {
+        const value = blobMiB / seconds;
+        const previous = results.get(what)?.get(target.name) ?? 0;
+        if (value > previous) record(target, what, value);
+      };
+      settle();
+      const monolithic = await time(async () => {
+        const start = await call(target, 'POST', `/v2/bench/mono${round}/blobs/uploads/`);
+        expectStatus(start, 202, 'start');
+        const put = await call(
           target,
-          'PATCH',
-          toPath(location),
-          {
-            'content-length': end - offset + 1,
-            'content-range': `${offset}-${end}`,
-            'content-type': 'application/octet-stream',
-          },
-          createReadStream(file, { start: offset, end, highWaterMark: 1 << 20 }),
+          'PUT',
+          withDigest(toPath(String(start.headers.location)), digest),
+          { 'content-length': size, 'content-type': 'application/octet-stream' },
+          createReadStream(file, { highWaterMark: 1 << 20 }),
         );
-        expectStatus(patch, 202, 'PATCH');
-        location = String(patch.headers.location);
-      }
-      const path = toPath(location);
-      const put = await call(target, 'PUT', `${path}${path.includes('?') ? '&' : '?'}digest=${digest}`, {
-        'content-length': 0,
+        expectStatus(put, 201, 'monolithic PUT');
       });
-      expectStatus(put, 201, 'chunked PUT');
-    });
-    record(target, `chunked push ${blobMiB} MiB in 64 MiB chunks (MiB/s)`, blobMiB / chunked);
+      best(`monolithic push ${blobMiB} MiB (MiB/s)`, monolithic);
 
-    const pull = await time(async () => {
-      const get = await call(target, 'GET', `/v2/bench/mono/blobs/${digest}`);
-      expectStatus(get, 200, 'GET blob');
-      if (get.bytes !== size) throw new Error(`pulled ${get.bytes} bytes`);
-    });
-    record(target, `pull ${blobMiB} MiB (MiB/s)`, blobMiB / pull);
+      settle();
+      const chunked = await time(async () => {
+        const start = await call(target, 'POST', `/v2/bench/chunked${round}/blobs/uploads/`);
+        expectStatus(start, 202, 'start');
+        let location = String(start.headers.location);
+        for (let offset = 0; offset < size; offset += chunkBytes) {
+          const end = Math.min(size, offset + chunkBytes) - 1;
+          const patch = await call(
+            target,
+            'PATCH',
+            toPath(location),
+            {
+              'content-length': end - offset + 1,
+              'content-range': `${offset}-${end}`,
+              'content-type': 'application/octet-stream',
+            },
+            createReadStream(file, { start: offset, end, highWaterMark: 1 << 20 }),
+          );
+          expectStatus(patch, 202, 'PATCH');
+          location = String(patch.headers.location);
+        }
+        const put = await call(target, 'PUT', withDigest(toPath(location), digest), { 'content-length': 0 });
+        expectStatus(put, 201, 'chunked PUT');
+      });
+      best(`chunked push ${blobMiB} MiB in 64 MiB chunks (MiB/s)`, chunked);
 
+      settle();
+      const pull = await time(async () => {
+        const get = await call(target, 'GET', `/v2/bench/mono${round}/blobs/${digest}`);
+        expectStatus(get, 200, 'GET blob');
+        if (get.bytes !== size) throw new Error(`pulled ${get.bytes} bytes`);
+      });
+      best(`pull ${blobMiB} MiB (MiB/s)`, pull);
+    }
+  }
+
+  for (const target of targets) {
     // an image to serve manifests of
     for (const blob of image.blobs) {
       const put = await call(target, 'POST', `/v2/bench/tags/blobs/uploads/`, {});

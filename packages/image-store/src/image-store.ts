@@ -167,6 +167,29 @@ function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
+/** Bytes gathered before one write: network chunks are 16–64 KiB, disks like larger writes. */
+const WRITE_BATCH = 1 << 20;
+
+/** Gathers chunks into writes of about `WRITE_BATCH` bytes. */
+function batched(): Transform {
+  let pending: Uint8Array[] = [];
+  let bytes = 0;
+  return new Transform({
+    transform(chunk: Uint8Array, _encoding: BufferEncoding, done: TransformCallback) {
+      pending.push(chunk);
+      bytes += chunk.byteLength;
+      if (bytes < WRITE_BATCH) return done();
+      const batch = Buffer.concat(pending, bytes);
+      pending = [];
+      bytes = 0;
+      done(null, batch);
+    },
+    flush(done: TransformCallback) {
+      done(null, bytes > 0 ? Buffer.concat(pending, bytes) : undefined);
+    },
+  });
+}
+
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -376,7 +399,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     signal?.throwIfAborted();
     const temp = paths.tmp(randomBytes(16).toString('hex'));
     let written = 0;
-    const file = createWriteStream(temp, { flags: 'wx' });
+    const file = createWriteStream(temp, { flags: 'wx', highWaterMark: WRITE_BATCH });
     try {
       await pipeline(
         toIterable(body),
@@ -384,6 +407,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
           written = n;
         }),
         new VerifyingStream(size === undefined ? { digest } : { digest, size }),
+        batched(),
         file,
         ...(signal ? [{ signal }] : []),
       );
@@ -599,7 +623,8 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
             done(null, chunk);
           },
         }),
-        createWriteStream(data, { flags: 'a' }),
+        batched(),
+        createWriteStream(data, { flags: 'a', highWaterMark: WRITE_BATCH }),
         ...(options.signal ? [{ signal: options.signal }] : []),
       );
       if (options.length !== undefined && written !== options.length)
