@@ -14,6 +14,13 @@ export {
 export { createMemoryRegistry, type MemoryRegistry, type MemoryRegistryOptions } from './memory-registry.js';
 export { findExecutable, isCI, type PeerStatus, peerStatus, requirePeers } from './peers.js';
 export {
+  createTestDatabase,
+  postgresAdminUrl,
+  postgresPeer,
+  type TestDatabase,
+  terminateConnections,
+} from './postgres.js';
+export {
   collect,
   emptyConfig,
   pushImage,

@@ -1,0 +1,31 @@
+export {
+  createPgliteDatabase,
+  createPostgresDatabase,
+  type Database,
+  DatabaseError,
+  type DatabaseErrorCode,
+  openDatabase,
+  type PgliteOptions,
+  type PostgresOptions,
+  type Queryable,
+  type QueryResult,
+  type Transaction,
+  toDatabaseError,
+} from './database.js';
+export {
+  assertMigrated,
+  checksum,
+  type Migration,
+  type MigrationStatus,
+  migrate,
+  migrationStatus,
+  migrations,
+} from './migrations.js';
+export {
+  decodeDigest,
+  encodeDigest,
+  MetadataStore,
+  type NewManifest,
+  type RepositoryRow,
+  type RowCounts,
+} from './store.js';

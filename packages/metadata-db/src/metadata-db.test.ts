@@ -1,0 +1,162 @@
+import { digestOf } from '@stowage/oci';
+import { createTestDatabase, postgresPeer, requirePeers, type TestDatabase } from '@stowage/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPgliteDatabase, createPostgresDatabase, type Database, DatabaseError } from './database.js';
+import { checksum, type Migration, migrate, migrationStatus, migrations } from './migrations.js';
+import { decodeDigest, encodeDigest, MetadataStore } from './store.js';
+
+const postgres = await postgresPeer();
+
+async function code(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof DatabaseError) return error.code;
+    throw error;
+  }
+  return undefined;
+}
+
+function suite(name: string, open: () => Promise<{ db: Database; cleanup: () => Promise<void> }>) {
+  describe(`metadata-db on ${name}`, () => {
+    let db: Database;
+    let cleanup: () => Promise<void>;
+    beforeAll(async () => {
+      ({ db, cleanup } = await open());
+    });
+    afterAll(async () => {
+      await db?.close();
+      await cleanup?.();
+    });
+
+    it('applies the migrations once, and refuses unknown or edited ones', async () => {
+      expect(await migrate(db)).toEqual(migrations.map((m) => m.id));
+      expect(await migrate(db)).toEqual([]);
+      expect(await migrationStatus(db)).toEqual({ applied: migrations.map((m) => m.id), pending: [] });
+      const edited: Migration[] = [{ id: '0001_initial', sql: `${migrations[0]?.sql} -- edited` }];
+      expect(await code(migrate(db, edited))).toBe('MIGRATION_EDITED');
+      expect(await code(migrationStatus(db, []))).toBe('MIGRATION_UNKNOWN');
+      const extra: Migration = { id: '0002_more', sql: 'CREATE TABLE extra_table (id int)' };
+      expect(checksum(extra)).toMatch(/^[a-f0-9]{64}$/);
+      expect((await migrationStatus(db, [...migrations, extra])).pending).toEqual(['0002_more']);
+    });
+
+    it('creates or finds every row, so repeating writes changes nothing', async () => {
+      const store = new MetadataStore(db);
+      const config = digestOf('config');
+      const layer = digestOf('layer');
+      const manifest = digestOf('manifest');
+      for (let round = 0; round < 2; round++) {
+        await db.transaction(async (tx) => {
+          const s = store.on(tx);
+          const repo = await s.repository('demo/app');
+          await s.blob(config, 6);
+          await s.blob(layer, 5);
+          await s.linkBlob(repo, config);
+          await s.linkBlob(repo, layer);
+          const id = await s.manifest(repo, {
+            digest: manifest,
+            payload: new TextEncoder().encode('{"schemaVersion":2}'),
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            totalSize: 30,
+            configuration: {
+              digest: config,
+              mediaType: 'application/vnd.example.config+json',
+              payload: new Uint8Array([1]),
+            },
+          });
+          await s.layer(repo, id, layer, 5, 'application/vnd.oci.image.layer.v1.tar+gzip');
+          await s.tag(repo, 'v1', id);
+        });
+      }
+      expect(await store.counts()).toEqual({
+        namespaces: 1,
+        repositories: 1,
+        manifests: 1,
+        manifestReferences: 0,
+        layers: 1,
+        tags: 1,
+        blobs: 2,
+        repositoryBlobs: 2,
+      });
+      // a media type met for the first time is recorded
+      const { rows } = await db.query(
+        "SELECT 1 FROM media_types WHERE media_type = 'application/vnd.example.config+json'",
+      );
+      expect(rows).toHaveLength(1);
+      // the GC triggers ran inside the same transactions
+      const queued = await db.query('SELECT event FROM gc_blob_review_queue');
+      expect(queued.rows).toHaveLength(2);
+      expect((await db.query('SELECT 1 FROM gc_blobs_configurations')).rows).toHaveLength(1);
+      expect((await db.query('SELECT 1 FROM gc_blobs_layers')).rows).toHaveLength(1);
+    });
+
+    it('rolls a failed transaction back whole, and a failed savepoint only in part', async () => {
+      const store = new MetadataStore(db);
+      await expect(
+        db.transaction(async (tx) => {
+          await store.on(tx).repository('rollback/me');
+          throw new Error('boom');
+        }),
+      ).rejects.toThrow('boom');
+      expect(await store.findRepository('rollback/me')).toBeUndefined();
+      await db.transaction(async (tx) => {
+        await store.on(tx).repository('kept/repo');
+        await tx
+          .savepoint(async (sp) => {
+            await store.on(sp).repository('undone/repo');
+            await sp.query('SELECT * FROM no_such_table');
+          })
+          .catch((error: unknown) => {
+            expect(error).toBeInstanceOf(DatabaseError);
+          });
+      });
+      expect(await store.findRepository('kept/repo')).toBeDefined();
+      expect(await store.findRepository('undone/repo')).toBeUndefined();
+    });
+
+    it('maps PostgreSQL errors to typed ones with retryable set', async () => {
+      const err = await db
+        .query('INSERT INTO media_types (media_type) VALUES ($1)', ['application/json'])
+        .catch((e) => e);
+      expect(err).toBeInstanceOf(DatabaseError);
+      expect(err.code).toBe('UNIQUE_VIOLATION');
+      expect(err.retryable).toBe(false);
+      const fk = await db
+        .query(
+          'INSERT INTO repository_blobs (top_level_namespace_id, repository_id, blob_digest) VALUES (1, 999999, $1)',
+          [encodeDigest(digestOf('x'))],
+        )
+        .catch((e) => e);
+      expect(fk.code).toBe('FOREIGN_KEY_VIOLATION');
+    });
+  });
+}
+
+describe('digest encoding', () => {
+  it('stores the algorithm in one byte', () => {
+    const sha256 = digestOf('a');
+    const sha512 = digestOf('a', 'sha512');
+    expect(encodeDigest(sha256)[0]).toBe(1);
+    expect(encodeDigest(sha256)).toHaveLength(33);
+    expect(encodeDigest(sha512)[0]).toBe(2);
+    expect(decodeDigest(encodeDigest(sha256))).toBe(sha256);
+    expect(decodeDigest(encodeDigest(sha512))).toBe(sha512);
+    expect(() => decodeDigest(new Uint8Array([9, 1]))).toThrow(DatabaseError);
+  });
+});
+
+suite('PGlite', async () => {
+  const db = await createPgliteDatabase();
+  return { db, cleanup: async () => undefined };
+});
+
+describe('on a PostgreSQL server', () => {
+  if (!requirePeers(postgres)) return;
+  let test: TestDatabase;
+  suite('PostgreSQL', async () => {
+    test = await createTestDatabase();
+    return { db: createPostgresDatabase({ connectionString: test.url }), cleanup: () => test.drop() };
+  });
+});

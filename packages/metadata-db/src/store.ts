@@ -1,0 +1,282 @@
+import { type Digest, digestAlgorithm, digestHex, isDigest } from '@stowage/oci';
+import { DatabaseError, type Queryable } from './database.js';
+
+/** A digest as the database stores it: one algorithm byte (1 sha256, 2 sha512), then the hash. */
+export function encodeDigest(digest: Digest): Buffer {
+  if (!isDigest(digest)) throw new DatabaseError('DATABASE', `not a digest: ${String(digest).slice(0, 100)}`);
+  const prefix = digestAlgorithm(digest) === 'sha256' ? 1 : 2;
+  return Buffer.concat([Buffer.from([prefix]), Buffer.from(digestHex(digest), 'hex')]);
+}
+
+export function decodeDigest(bytes: Uint8Array): Digest {
+  const algorithm = bytes[0] === 1 ? 'sha256' : bytes[0] === 2 ? 'sha512' : undefined;
+  if (!algorithm) throw new DatabaseError('DATABASE', `unknown digest algorithm byte ${bytes[0]}`);
+  return `${algorithm}:${Buffer.from(bytes.subarray(1)).toString('hex')}` as Digest;
+}
+
+export interface RepositoryRow {
+  readonly id: number;
+  readonly namespaceId: number;
+  readonly path: string;
+  readonly lastPublishedAt: Date | null;
+}
+
+export interface NewManifest {
+  readonly digest: Digest;
+  readonly payload: Uint8Array;
+  readonly schemaVersion: number;
+  readonly mediaType: string;
+  readonly totalSize: number;
+  readonly configuration?: {
+    readonly digest: Digest;
+    readonly mediaType: string;
+    readonly payload?: Uint8Array;
+  };
+  readonly nonConformant?: boolean;
+  readonly nonDistributableLayers?: boolean;
+  readonly subjectId?: number;
+  readonly artifactMediaType?: string;
+}
+
+export interface RowCounts {
+  readonly namespaces: number;
+  readonly repositories: number;
+  readonly manifests: number;
+  readonly manifestReferences: number;
+  readonly layers: number;
+  readonly tags: number;
+  readonly blobs: number;
+  readonly repositoryBlobs: number;
+}
+
+/** pg returns bigint columns as strings; PGlite as numbers or bigints. */
+function num(value: unknown): number {
+  return typeof value === 'number' ? value : Number(value);
+}
+
+/**
+ * Typed access to the registry metadata, on the database or inside a
+ * transaction. Every create is create-or-find, so an interrupted run can be
+ * repeated and converges to the same rows.
+ */
+export class MetadataStore {
+  readonly #db: Queryable;
+  readonly #mediaTypes: Map<string, number>;
+
+  /** `mediaTypes` may be shared between stores of one database (it only grows). */
+  constructor(db: Queryable, mediaTypes: Map<string, number> = new Map()) {
+    this.#db = db;
+    this.#mediaTypes = mediaTypes;
+  }
+
+  /** The same store on another connection or transaction, sharing the media type cache. */
+  on(db: Queryable): MetadataStore {
+    return new MetadataStore(db, this.#mediaTypes);
+  }
+
+  async mediaTypeId(mediaType: string): Promise<number> {
+    const cached = this.#mediaTypes.get(mediaType);
+    if (cached !== undefined) return cached;
+    const { rows } = await this.#db.query<{ id: unknown }>(
+      `WITH found AS (SELECT id FROM media_types WHERE media_type = $1),
+            made AS (INSERT INTO media_types (media_type) SELECT $1 WHERE NOT EXISTS (SELECT 1 FROM found)
+                     ON CONFLICT (media_type) DO NOTHING RETURNING id)
+       SELECT id FROM found UNION ALL SELECT id FROM made`,
+      [mediaType],
+    );
+    let id = rows[0]?.id;
+    if (id === undefined) {
+      // another session inserted it between our two statements
+      id = (
+        await this.#db.query<{ id: unknown }>('SELECT id FROM media_types WHERE media_type = $1', [mediaType])
+      ).rows[0]?.id;
+    }
+    const value = num(id);
+    this.#mediaTypes.set(mediaType, value);
+    return value;
+  }
+
+  async namespace(name: string): Promise<number> {
+    const { rows } = await this.#db.query<{ id: unknown }>(
+      `INSERT INTO top_level_namespaces (name) VALUES ($1)
+       ON CONFLICT (name) DO UPDATE SET name = EXCLUDED.name RETURNING id`,
+      [name],
+    );
+    return num(rows[0]?.id);
+  }
+
+  async repository(path: string): Promise<RepositoryRow> {
+    const namespaceId = await this.namespace(path.split('/')[0] as string);
+    const name = path.split('/').at(-1) as string;
+    const { rows } = await this.#db.query<{ id: unknown; last_published_at: Date | null }>(
+      `INSERT INTO repositories (top_level_namespace_id, name, path) VALUES ($1, $2, $3)
+       ON CONFLICT (path) DO UPDATE SET path = EXCLUDED.path RETURNING id, last_published_at`,
+      [namespaceId, name, path],
+    );
+    const row = rows[0];
+    return { id: num(row?.id), namespaceId, path, lastPublishedAt: row?.last_published_at ?? null };
+  }
+
+  async findRepository(path: string): Promise<RepositoryRow | undefined> {
+    const { rows } = await this.#db.query<{
+      id: unknown;
+      top_level_namespace_id: unknown;
+      last_published_at: Date | null;
+    }>('SELECT id, top_level_namespace_id, last_published_at FROM repositories WHERE path = $1', [path]);
+    const row = rows[0];
+    return row
+      ? {
+          id: num(row.id),
+          namespaceId: num(row.top_level_namespace_id),
+          path,
+          lastPublishedAt: row.last_published_at,
+        }
+      : undefined;
+  }
+
+  async markPublished(repository: RepositoryRow): Promise<void> {
+    await this.#db.query(
+      'UPDATE repositories SET last_published_at = now(), updated_at = now() WHERE id = $1',
+      [repository.id],
+    );
+  }
+
+  /** Creates the blob row unless the digest is there; the media type is `application/octet-stream`. */
+  async blob(digest: Digest, size: number): Promise<void> {
+    const mediaTypeId = await this.mediaTypeId('application/octet-stream');
+    await this.#db.query(
+      'INSERT INTO blobs (digest, size, media_type_id) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING',
+      [encodeDigest(digest), size, mediaTypeId],
+    );
+  }
+
+  async hasBlob(digest: Digest): Promise<boolean> {
+    const { rows } = await this.#db.query('SELECT 1 FROM blobs WHERE digest = $1', [encodeDigest(digest)]);
+    return rows.length > 0;
+  }
+
+  async linkBlob(repository: RepositoryRow, digest: Digest): Promise<void> {
+    await this.#db.query(
+      `INSERT INTO repository_blobs (top_level_namespace_id, repository_id, blob_digest) VALUES ($1, $2, $3)
+       ON CONFLICT (top_level_namespace_id, repository_id, blob_digest) DO NOTHING`,
+      [repository.namespaceId, repository.id, encodeDigest(digest)],
+    );
+  }
+
+  async manifestId(repository: RepositoryRow, digest: Digest): Promise<number | undefined> {
+    const { rows } = await this.#db.query<{ id: unknown }>(
+      'SELECT id FROM manifests WHERE top_level_namespace_id = $1 AND repository_id = $2 AND digest = $3',
+      [repository.namespaceId, repository.id, encodeDigest(digest)],
+    );
+    return rows[0] === undefined ? undefined : num(rows[0].id);
+  }
+
+  /** Creates the manifest row (or finds it by digest); returns its id. */
+  async manifest(repository: RepositoryRow, manifest: NewManifest): Promise<number> {
+    const existing = await this.manifestId(repository, manifest.digest);
+    if (existing !== undefined) return existing;
+    const mediaTypeId = await this.mediaTypeId(manifest.mediaType);
+    const config = manifest.configuration;
+    const configMediaTypeId = config ? await this.mediaTypeId(config.mediaType) : null;
+    const artifactId = manifest.artifactMediaType ? await this.mediaTypeId(manifest.artifactMediaType) : null;
+    const { rows } = await this.#db.query<{ id: unknown }>(
+      `INSERT INTO manifests (top_level_namespace_id, repository_id, digest, payload, schema_version, media_type_id,
+         total_size, configuration_media_type_id, configuration_blob_digest, configuration_payload, non_conformant,
+         non_distributable_layers, subject_id, artifact_media_type_id)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+       ON CONFLICT (top_level_namespace_id, repository_id, digest) DO UPDATE SET digest = EXCLUDED.digest
+       RETURNING id`,
+      [
+        repository.namespaceId,
+        repository.id,
+        encodeDigest(manifest.digest),
+        Buffer.from(manifest.payload),
+        manifest.schemaVersion,
+        mediaTypeId,
+        manifest.totalSize,
+        configMediaTypeId,
+        config ? encodeDigest(config.digest) : null,
+        config?.payload ? Buffer.from(config.payload) : null,
+        manifest.nonConformant ?? false,
+        manifest.nonDistributableLayers ?? false,
+        manifest.subjectId ?? null,
+        artifactId,
+      ],
+    );
+    return num(rows[0]?.id);
+  }
+
+  async layer(
+    repository: RepositoryRow,
+    manifestId: number,
+    digest: Digest,
+    size: number,
+    mediaType: string,
+  ) {
+    const mediaTypeId = await this.mediaTypeId(mediaType);
+    await this.#db.query(
+      `INSERT INTO layers (top_level_namespace_id, repository_id, manifest_id, digest, size, media_type_id)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (top_level_namespace_id, repository_id, manifest_id, digest) DO NOTHING`,
+      [repository.namespaceId, repository.id, manifestId, encodeDigest(digest), size, mediaTypeId],
+    );
+  }
+
+  async reference(repository: RepositoryRow, parentId: number, childId: number): Promise<void> {
+    await this.#db.query(
+      `INSERT INTO manifest_references (top_level_namespace_id, repository_id, parent_id, child_id)
+       VALUES ($1, $2, $3, $4)
+       ON CONFLICT (top_level_namespace_id, repository_id, parent_id, child_id) DO NOTHING`,
+      [repository.namespaceId, repository.id, parentId, childId],
+    );
+  }
+
+  /** Points a tag at a manifest (updating it only when it moved). */
+  async tag(repository: RepositoryRow, name: string, manifestId: number): Promise<void> {
+    await this.#db.query(
+      `INSERT INTO tags (top_level_namespace_id, repository_id, manifest_id, name) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (top_level_namespace_id, repository_id, name) DO UPDATE
+         SET manifest_id = EXCLUDED.manifest_id, updated_at = now()
+         WHERE tags.manifest_id IS DISTINCT FROM EXCLUDED.manifest_id`,
+      [repository.namespaceId, repository.id, manifestId, name],
+    );
+  }
+
+  /** Removes the repository's tags not in `keep`; returns how many. */
+  async pruneTags(repository: RepositoryRow, keep: readonly string[]): Promise<number> {
+    const { rowCount } = await this.#db.query(
+      `DELETE FROM tags WHERE top_level_namespace_id = $1 AND repository_id = $2 AND NOT (name = ANY($3::text[]))`,
+      [repository.namespaceId, repository.id, keep],
+    );
+    return rowCount;
+  }
+
+  async tagCount(): Promise<number> {
+    const { rows } = await this.#db.query<{ n: unknown }>('SELECT count(*) AS n FROM tags');
+    return num(rows[0]?.n);
+  }
+
+  async counts(): Promise<RowCounts> {
+    const { rows } = await this.#db.query<Record<string, unknown>>(
+      `SELECT (SELECT count(*) FROM top_level_namespaces) AS namespaces,
+              (SELECT count(*) FROM repositories) AS repositories,
+              (SELECT count(*) FROM manifests) AS manifests,
+              (SELECT count(*) FROM manifest_references) AS manifest_references,
+              (SELECT count(*) FROM layers) AS layers,
+              (SELECT count(*) FROM tags) AS tags,
+              (SELECT count(*) FROM blobs) AS blobs,
+              (SELECT count(*) FROM repository_blobs) AS repository_blobs`,
+    );
+    const row = rows[0] ?? {};
+    return {
+      namespaces: num(row.namespaces),
+      repositories: num(row.repositories),
+      manifests: num(row.manifests),
+      manifestReferences: num(row.manifest_references),
+      layers: num(row.layers),
+      tags: num(row.tags),
+      blobs: num(row.blobs),
+      repositoryBlobs: num(row.repository_blobs),
+    };
+  }
+}
