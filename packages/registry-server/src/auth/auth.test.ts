@@ -1,11 +1,22 @@
 import { execFile } from 'node:child_process';
-import { createHmac, generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import {
+  constants,
+  createHmac,
+  createPrivateKey,
+  createSecretKey,
+  generateKeyPairSync,
+  type KeyObject,
+  type SignKeyObjectInput,
+  type SignPrivateKeyInput,
+  sign,
+} from 'node:crypto';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { isStowageError } from '@stowage/oci';
+import { isStowageError, type StowageError } from '@stowage/oci';
 import { requirePeers } from '@stowage/testing';
+import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { now, signJwt } from '../../test/jwt.js';
 import { createRulesAuthorizer } from './anonymous.js';
@@ -299,5 +310,274 @@ describe('token auth', () => {
     const rogueDer = (await readFile(join(dir, 'rogue.pem'), 'utf8')).replace(/-----[^-]+-----|\s/g, '');
     const rogue = signJwt(good(appPull), leafKey, 'ES256', { x5c: [rogueDer] });
     expect((await chained.authorize(bearer(rogue), pull('app'))).ok).toBe(false);
+  });
+});
+
+/** Signs a JWT with any algorithm the authorizer knows (test/jwt.ts covers ES256, RS256, EdDSA). */
+function jwt(claims: object, key: KeyObject, alg: string, header: Record<string, unknown> = {}): string {
+  const head = `${b64url({ alg, typ: 'JWT', ...header })}.${b64url(claims)}`;
+  const bits = alg.slice(2);
+  const hash = alg === 'EdDSA' ? null : `sha${bits}`;
+  const options: SignKeyObjectInput | SignPrivateKeyInput = alg.startsWith('ES')
+    ? { key, dsaEncoding: 'ieee-p1363' }
+    : alg.startsWith('PS')
+      ? { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST }
+      : { key };
+  return `${head}.${sign(hash, Buffer.from(head), options).toString('base64url')}`;
+}
+const b64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+function configError(make: () => unknown): StowageError | undefined {
+  try {
+    make();
+  } catch (error) {
+    if (isStowageError(error, 'AUTH_CONFIG_INVALID')) return error;
+    throw error;
+  }
+  return undefined;
+}
+
+describe('htpasswd configuration', () => {
+  const alice = bcrypt.hashSync('secret', 4);
+
+  it('names the line of a malformed or non-bcrypt entry', () => {
+    const malformed = configError(() => parseHtpasswd(`# users\n\nalice:${alice}\nbroken line\n`));
+    expect(malformed?.message).toContain('line 4');
+    expect(malformed?.details).toMatchObject({ line: 4 });
+    const md5 = configError(() =>
+      parseHtpasswd(`alice:${alice}\nbob:$apr1$x8/rG1Kv$Gq9vWQlXcYJzQ1Tq8bqxB0\n`),
+    );
+    expect(md5?.message).toMatch(/line 2 \(bob\).*\$apr1\$/);
+    expect(parseHtpasswd(`\r\n# c\r\nalice:${alice}\r\n`)).toEqual(new Map([['alice', alice]]));
+  });
+
+  it('refuses other hash kinds at creation, from text or from a map', () => {
+    for (const hash of [
+      '$apr1$x8/rG1Kv$Gq9vWQlXcYJzQ1Tq8bqxB0',
+      '{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=',
+      'rl4XpLm4pIhXk', // crypt
+      '$6$salt$hash', // sha512-crypt
+      `$2y$99$${'a'.repeat(53)}`, // bcrypt-shaped, a cost bcryptjs throws on
+      'plain',
+    ]) {
+      expect(
+        configError(() => createHtpasswdAuthorizer({ realm: 'r', users: new Map([['u', hash]]) })),
+        hash,
+      ).toBeDefined();
+      expect(
+        configError(() => createHtpasswdAuthorizer({ realm: 'r', users: `u:${hash}\n` })),
+        hash,
+      ).toBeDefined();
+    }
+  });
+
+  it('takes a map, shares one bcrypt run between concurrent requests, and never throws', async () => {
+    const authorizer = createHtpasswdAuthorizer({ realm: 'r', users: new Map([['alice', alice]]) });
+    const decisions = await Promise.all(
+      Array.from({ length: 8 }, () => authorizer.authorize(basic('alice', 'secret'), push('app'))),
+    );
+    expect(decisions.every((d) => d.ok)).toBe(true);
+    expect((await authorizer.authorize(basic('alice', 'x'.repeat(200)), push('app'))).ok).toBe(false);
+    const empty = createHtpasswdAuthorizer({ realm: 'r', users: new Map() });
+    expect(await empty.authorize(basic('alice', 'secret'), push('app'))).toMatchObject({ status: 401 });
+  });
+});
+
+describe('token algorithms and keys', () => {
+  const p256 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const p384 = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const p521 = generateKeyPairSync('ec', { namedCurve: 'P-521' });
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ed448 = generateKeyPairSync('ed448');
+  const k256 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' });
+  const claims = (extra: object = {}) => ({
+    iss: 'iss',
+    sub: 'alice',
+    aud: ['other', 'svc'],
+    exp: now() + 60,
+    access: [{ type: 'repository', name: 'app', actions: ['pull', 'push'] }],
+    ...extra,
+  });
+  const options = { realm: 'https://auth/token', service: 'svc', issuer: 'iss' };
+  const authorizer = createTokenAuthorizer({
+    ...options,
+    keys: [p256.publicKey, p384.publicKey, p521.publicKey, rsa.publicKey, ed448.publicKey, k256.publicKey],
+  });
+  const ok = async (token: string) => (await authorizer.authorize(bearer(token), pull('app'))).ok;
+
+  it('accepts every asymmetric algorithm with its own key type and curve', async () => {
+    const cases: [KeyObject, string][] = [
+      [p256.privateKey, 'ES256'],
+      [p384.privateKey, 'ES384'],
+      [p521.privateKey, 'ES512'],
+      [rsa.privateKey, 'RS256'],
+      [rsa.privateKey, 'RS384'],
+      [rsa.privateKey, 'RS512'],
+      [rsa.privateKey, 'PS256'],
+      [rsa.privateKey, 'PS384'],
+      [rsa.privateKey, 'PS512'],
+      [ed448.privateKey, 'EdDSA'],
+    ];
+    for (const [key, alg] of cases) expect(await ok(jwt(claims(), key, alg)), alg).toBe(true);
+  });
+
+  it('refuses algorithms that do not match the key, and unknown header extensions', async () => {
+    const refused: Record<string, string> = {
+      'ES384 by a P-256 key': jwt(claims(), p256.privateKey, 'ES384'),
+      'ES256 by a P-384 key': jwt(claims(), p384.privateKey, 'ES256'),
+      'ES256 by a secp256k1 key (ES256K)': jwt(claims(), k256.privateKey, 'ES256'),
+      'PS256 header, PKCS#1 v1.5 signature': jwt(claims(), rsa.privateKey, 'RS256').replace(
+        /^[^.]+/,
+        b64url({ alg: 'PS256' }),
+      ),
+      'RS256 header, PSS signature': jwt(claims(), rsa.privateKey, 'PS256').replace(
+        /^[^.]+/,
+        b64url({ alg: 'RS256' }),
+      ),
+      'prototype name as alg': jwt(claims(), p256.privateKey, 'ES256', { alg: 'constructor' }),
+      crit: jwt(claims(), p256.privateKey, 'ES256', { crit: ['exp'] }),
+      'payload not an object': `${b64url({ alg: 'EdDSA' })}.${b64url([1])}.${sign(
+        null,
+        Buffer.from(`${b64url({ alg: 'EdDSA' })}.${b64url([1])}`),
+        ed448.privateKey,
+      ).toString('base64url')}`,
+      'nbf not a number': jwt(claims({ nbf: 'soon' }), p256.privateKey, 'ES256'),
+      'no exp': jwt(claims({ exp: undefined }), p256.privateKey, 'ES256'),
+      'no aud': jwt(claims({ aud: undefined }), p256.privateKey, 'ES256'),
+    };
+    for (const [what, token] of Object.entries(refused)) expect(await ok(token), what).toBe(false);
+    // within the leeway, a little expired or a little early still passes
+    expect(await ok(jwt(claims({ exp: now() - 30, nbf: now() + 30 }), p256.privateKey, 'ES256'))).toBe(true);
+    const strict = createTokenAuthorizer({ ...options, keys: [p256.publicKey], leewaySeconds: 0 });
+    const late = jwt(claims({ exp: now() - 30 }), p256.privateKey, 'ES256');
+    expect((await strict.authorize(bearer(late), pull('app'))).ok).toBe(false);
+  });
+
+  it('checks a token naming a kid with that key only, when keys are named', async () => {
+    const named = createTokenAuthorizer({ ...options, keys: { ec: p256.publicKey, rsa: rsa.publicKey } });
+    const decide = async (token: string) => (await named.authorize(bearer(token), pull('app'))).ok;
+    expect(await decide(jwt(claims(), p256.privateKey, 'ES256', { kid: 'ec' }))).toBe(true);
+    expect(await decide(jwt(claims(), p256.privateKey, 'ES256', { kid: 'rsa' }))).toBe(false);
+    expect(await decide(jwt(claims(), p256.privateKey, 'ES256', { kid: 'nope' }))).toBe(false);
+    expect(await decide(jwt(claims(), rsa.privateKey, 'RS256'))).toBe(true);
+  });
+
+  it('refuses keys that cannot verify tokens at creation', () => {
+    for (const keys of [
+      ['not a key'],
+      ['-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'],
+      [createSecretKey(Buffer.from('hmac secret'))],
+      [],
+    ]) {
+      expect(
+        configError(() => createTokenAuthorizer({ ...options, keys })),
+        String(keys[0]),
+      ).toBeDefined();
+    }
+    // a private key is taken for its public half
+    expect(() => createTokenAuthorizer({ ...options, keys: [p256.privateKey] })).not.toThrow();
+  });
+
+  it('builds one challenge scope per need, lets rules meet needs the token does not, answers the ping', async () => {
+    const withRules = createTokenAuthorizer({
+      ...options,
+      keys: [p256.publicKey],
+      rules: [{ repository: 'public/**', anonymous: ['pull'] }],
+    });
+    const mount: Access[] = [
+      { type: 'repository', name: 'app', actions: ['pull', 'push'] },
+      { type: 'repository', name: 'base/os', actions: ['pull'] },
+    ];
+    const token = jwt(claims(), p256.privateKey, 'ES256');
+    expect(await withRules.authorize(bearer(token), mount)).toMatchObject({
+      status: 401,
+      challenge:
+        'Bearer realm="https://auth/token",service="svc",scope="repository:app:pull,push repository:base/os:pull",error="insufficient_scope"',
+    });
+    const fromPublic: Access[] = [
+      mount[0] as Access,
+      { type: 'repository', name: 'public/os', actions: ['pull'] },
+    ];
+    expect((await withRules.authorize(bearer(token), fromPublic)).ok).toBe(true);
+    expect(await withRules.authorize(bearer(token), [])).toEqual({
+      ok: true,
+      principal: { subject: 'alice' },
+    });
+    expect(await withRules.authorize(none, [])).toMatchObject({
+      status: 401,
+      challenge: 'Bearer realm="https://auth/token",service="svc"',
+    });
+    const star = jwt(
+      claims({ access: [{ type: 'repository', name: 'app', actions: ['*'] }] }),
+      p256.privateKey,
+      'ES256',
+    );
+    expect((await withRules.authorize(bearer(star), push('app'))).ok).toBe(true);
+    expect((await withRules.authorize(bearer(star), push('app2'))).ok).toBe(false);
+  });
+});
+
+describe('x5c chains with an intermediate', () => {
+  if (!requirePeers('openssl')) return;
+
+  it('accepts leaf ← intermediate CA ← configured root, refuses a leaf posing as an intermediate', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'stowage-x5c-chain-'));
+    dirs.push(dir);
+    const ssl = (...args: string[]) => run('openssl', args, { cwd: dir });
+    const der = async (file: string) =>
+      (await readFile(join(dir, file), 'utf8')).replace(/-----[^-]+-----|\s/g, '');
+    for (const name of ['root', 'inter', 'leaf', 'sub']) {
+      await ssl('ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-out', `${name}.key`);
+    }
+    await ssl(
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      'root.key',
+      '-subj',
+      '/CN=root',
+      '-days',
+      '2',
+      '-out',
+      'root.pem',
+    );
+    await writeFile(
+      join(dir, 'ca.ext'),
+      'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign\n',
+    );
+    const issue = async (name: string, ca: string, extensions: string[] = []) => {
+      await ssl('req', '-new', '-key', `${name}.key`, '-subj', `/CN=${name}`, '-out', `${name}.csr`);
+      await ssl(
+        ...['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`],
+        ...['-CAcreateserial', '-days', '2', ...extensions, '-out', `${name}.pem`],
+      );
+    };
+    await issue('inter', 'root', ['-extfile', 'ca.ext']);
+    await issue('leaf', 'inter');
+    await issue('sub', 'leaf'); // issued by a certificate that is not a CA
+    const chained = createTokenAuthorizer({
+      realm: 'r',
+      service: 'svc',
+      issuer: 'iss',
+      keys: [await readFile(join(dir, 'root.pem'), 'utf8')],
+    });
+    const claims = {
+      iss: 'iss',
+      aud: 'svc',
+      exp: now() + 60,
+      access: [{ type: 'repository', name: 'app', actions: ['pull'] }],
+    };
+    const key = (name: string) =>
+      readFile(join(dir, `${name}.key`), 'utf8').then((pem) => createPrivateKey(pem));
+    const decide = async (signer: string, x5c: string[]) =>
+      (await chained.authorize(bearer(jwt(claims, await key(signer), 'ES256', { x5c })), pull('app'))).ok;
+    expect(await decide('leaf', [await der('leaf.pem'), await der('inter.pem')])).toBe(true);
+    expect(await decide('leaf', [await der('leaf.pem')])).toBe(false); // the intermediate is missing
+    expect(await decide('sub', [await der('sub.pem'), await der('leaf.pem'), await der('inter.pem')])).toBe(
+      false,
+    );
+    expect(await decide('inter', [await der('leaf.pem'), await der('inter.pem')])).toBe(false); // wrong key
+    expect(await decide('leaf', ['not base64 der'])).toBe(false);
   });
 });
