@@ -96,6 +96,18 @@ export class MetadataStore {
     return value;
   }
 
+  /** Whether the media type is already recorded (never inserts). */
+  async knownMediaType(mediaType: string): Promise<boolean> {
+    if (this.#mediaTypes.has(mediaType)) return true;
+    const { rows } = await this.#db.query<{ id: unknown }>(
+      'SELECT id FROM media_types WHERE media_type = $1',
+      [mediaType],
+    );
+    if (rows[0] === undefined) return false;
+    this.#mediaTypes.set(mediaType, num(rows[0].id));
+    return true;
+  }
+
   async namespace(name: string): Promise<number> {
     const { rows } = await this.#db.query<{ id: unknown }>(
       `INSERT INTO top_level_namespaces (name) VALUES ($1)

@@ -1,0 +1,152 @@
+import { readdir, readFile, stat } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type Digest, isValidRepositoryName } from '@stowage/oci';
+
+/** What reading a link file found. */
+export type LinkResult =
+  | { readonly ok: true; readonly digest: Digest }
+  | { readonly ok: false; readonly problem: 'missing' | 'invalid' | 'unsupported'; readonly text?: string };
+
+const DIGEST_GRAMMAR = /^([a-z0-9]+(?:[.+_-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)$/;
+const HEX_LENGTH: Readonly<Record<string, number>> = { sha256: 64, sha512: 128 };
+
+/** Strict link parsing: exactly `<alg>:<hex>`, sha256 or sha512, nothing around it. */
+export function parseLink(text: string): LinkResult {
+  const match = DIGEST_GRAMMAR.exec(text);
+  if (!match) return { ok: false, problem: 'invalid', text: text.slice(0, 100) };
+  const [, algorithm, hex] = match as unknown as [string, string, string];
+  const length = HEX_LENGTH[algorithm];
+  if (length === undefined) return { ok: false, problem: 'unsupported', text: text.slice(0, 100) };
+  if (hex.length !== length || !/^[a-f0-9]+$/.test(hex))
+    return { ok: false, problem: 'invalid', text: text.slice(0, 100) };
+  return { ok: true, digest: text as Digest };
+}
+
+function code(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException)?.code;
+}
+
+async function maybe<T>(work: Promise<T>): Promise<T | undefined> {
+  try {
+    return await work;
+  } catch (error) {
+    if (code(error) === 'ENOENT' || code(error) === 'ENOTDIR') return undefined;
+    throw error;
+  }
+}
+
+function split(digest: Digest): [string, string] {
+  const colon = digest.indexOf(':');
+  return [digest.slice(0, colon), digest.slice(colon + 1)];
+}
+
+/**
+ * A distribution v2 filesystem tree (what docker-registry and GitLab's registry
+ * write under `<rootdirectory>/docker/registry/v2`), read the way the registry
+ * reads it.
+ */
+export class DistributionTree {
+  /** `<root>/docker/registry/v2`. */
+  readonly v2: string;
+  /** `<root>/docker/registry`: where GitLab's lockfiles live. */
+  readonly registryDir: string;
+
+  /** `root` is the storage root directory (or its `docker/registry/v2` itself). */
+  constructor(root: string) {
+    const absolute = resolve(root);
+    this.v2 = absolute.endsWith(join('docker', 'registry', 'v2'))
+      ? absolute
+      : join(absolute, 'docker', 'registry', 'v2');
+    this.registryDir = resolve(this.v2, '..');
+  }
+
+  #repo(repository: string, ...parts: string[]): string {
+    return join(this.v2, 'repositories', ...repository.split('/'), ...parts);
+  }
+
+  async #link(path: string): Promise<LinkResult> {
+    const text = await maybe(readFile(path, 'utf8'));
+    return text === undefined ? { ok: false, problem: 'missing' } : parseLink(text);
+  }
+
+  /**
+   * Every repository, in sorted order: a directory holding `_manifests` or
+   * `_layers` (2.8 lists only those with `_layers`, newer releases those with
+   * `_manifests`); `_`-directories are not entered, nested repositories are found.
+   */
+  async *repositories(): AsyncGenerator<string> {
+    const walk = async function* (dir: string, prefix: string): AsyncGenerator<string> {
+      const entries = (await maybe(readdir(dir, { withFileTypes: true }))) ?? [];
+      const names = entries.filter((e) => e.isDirectory()).map((e) => e.name);
+      if (prefix && (names.includes('_manifests') || names.includes('_layers'))) yield prefix.slice(0, -1);
+      for (const name of names.sort()) {
+        if (name.startsWith('_')) continue;
+        yield* walk(join(dir, name), `${prefix}${name}/`);
+      }
+    };
+    for await (const name of walk(join(this.v2, 'repositories'), '')) {
+      if (isValidRepositoryName(name)) yield name;
+    }
+  }
+
+  /** Tag names (sorted); none when the repository has no `_manifests/tags`. */
+  async tags(repository: string): Promise<string[]> {
+    const entries =
+      (await maybe(readdir(this.#repo(repository, '_manifests', 'tags'), { withFileTypes: true }))) ?? [];
+    return entries
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
+      .sort();
+  }
+
+  tagLink(repository: string, tag: string): Promise<LinkResult> {
+    return this.#link(this.#repo(repository, '_manifests', 'tags', tag, 'current', 'link'));
+  }
+
+  /** The revision link of a manifest in a repository, which must name that same digest. */
+  async revision(repository: string, digest: Digest): Promise<LinkResult> {
+    const [algorithm, hex] = split(digest);
+    const result = await this.#link(
+      this.#repo(repository, '_manifests', 'revisions', algorithm, hex, 'link'),
+    );
+    if (result.ok && result.digest !== digest) return { ok: false, problem: 'invalid', text: result.digest };
+    return result;
+  }
+
+  /** The `_layers` link of a blob in a repository. */
+  async layerLink(repository: string, digest: Digest): Promise<LinkResult> {
+    const [algorithm, hex] = split(digest);
+    const result = await this.#link(this.#repo(repository, '_layers', algorithm, hex, 'link'));
+    if (result.ok && result.digest !== digest) return { ok: false, problem: 'invalid', text: result.digest };
+    return result;
+  }
+
+  #blobPath(digest: Digest): string {
+    const [algorithm, hex] = split(digest);
+    return join(this.v2, 'blobs', algorithm, hex.slice(0, 2), hex, 'data');
+  }
+
+  /** A blob's bytes (manifests and configs); `undefined` when the data file is missing. */
+  async blob(digest: Digest): Promise<Buffer | undefined> {
+    return maybe(readFile(this.#blobPath(digest)));
+  }
+
+  async blobSize(digest: Digest): Promise<number | undefined> {
+    return (await maybe(stat(this.#blobPath(digest))))?.size;
+  }
+
+  /** Every blob in the blob store, with its size. */
+  async *blobs(): AsyncGenerator<{ digest: Digest; size: number }> {
+    for (const algorithm of ((await maybe(readdir(join(this.v2, 'blobs')))) ?? []).sort()) {
+      if (HEX_LENGTH[algorithm] === undefined) continue;
+      for (const shard of ((await maybe(readdir(join(this.v2, 'blobs', algorithm)))) ?? []).sort()) {
+        for (const hex of ((await maybe(readdir(join(this.v2, 'blobs', algorithm, shard)))) ?? []).sort()) {
+          const parsed = parseLink(`${algorithm}:${hex}`);
+          if (!parsed.ok || hex.slice(0, 2) !== shard) continue;
+          const size = await this.blobSize(parsed.digest);
+          if (size !== undefined) yield { digest: parsed.digest, size };
+        }
+      }
+    }
+  }
+}
