@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPgliteDatabase, type Database, migrate } from '@stowage/metadata-db';
+import { DistributionTreeWriter as TreeWriter } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRows } from '../test/fixture.js';
-import { TreeWriter } from '../test/tree.js';
 import { ImportError, importTree } from './importer.js';
 import { parseLink } from './layout.js';
 

@@ -5,6 +5,7 @@ export {
   type RegistryConformanceOptions,
   registryConformance,
 } from './conformance.js';
+export { DistributionTreeWriter, type PopulateOptions, populateTree } from './distribution-tree.js';
 export {
   type DockerRegistry,
   type HtpasswdUser,

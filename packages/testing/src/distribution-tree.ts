@@ -4,7 +4,8 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
-export class TreeWriter {
+/** Writes a distribution v2 tree (docker-registry's on-disk layout) file by file. */
+export class DistributionTreeWriter {
   readonly root: string;
   readonly v2: string;
   constructor(root: string) {
@@ -135,4 +136,48 @@ export class TreeWriter {
     await this.revision(repository, digest);
     return digest;
   }
+}
+
+export interface PopulateOptions {
+  readonly repositories: number;
+  readonly tagsPerRepository: number;
+  /** Images per repository the tags point at (round robin). Default 4. */
+  readonly imagesPerRepository?: number;
+  /** Layers every image shares (across all repositories). Default 2. */
+  readonly sharedLayers?: number;
+}
+
+/**
+ * Fills a tree the way many pushes would: `repositories` repositories named
+ * `team<k>/app<i>`, each with a few images (shared base layers plus one of
+ * their own) and `tagsPerRepository` tags. Returns the repository names.
+ */
+export async function populateTree(
+  writer: DistributionTreeWriter,
+  options: PopulateOptions,
+): Promise<string[]> {
+  const shared: string[] = [];
+  for (let i = 0; i < (options.sharedLayers ?? 2); i++) shared.push(`shared base layer ${i}`);
+  const sharedDigests = await Promise.all(shared.map((s) => writer.blob(s)));
+  const names: string[] = [];
+  for (let r = 0; r < options.repositories; r++) {
+    const repository = `team${r % 10}/app${r}`;
+    names.push(repository);
+    for (const digest of sharedDigests) await writer.layerLink(repository, digest);
+    const images = [];
+    for (let i = 0; i < (options.imagesPerRepository ?? 4); i++) {
+      images.push(
+        await writer.image(repository, {
+          layers: [
+            ...sharedDigests.map((digest, k) => ({ digest, size: Buffer.byteLength(shared[k] as string) })),
+            `own layer of ${repository} image ${i}`,
+          ],
+        }),
+      );
+    }
+    for (let t = 0; t < options.tagsPerRepository; t++) {
+      await writer.tag(repository, `v${t}`, (images[t % images.length] as { digest: string }).digest);
+    }
+  }
+  return names;
 }
