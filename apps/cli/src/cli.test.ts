@@ -1,0 +1,106 @@
+// The stowage command: db migrate, import with row counts and a log file, and
+// SIGINT in the middle of an import, which leaves no half-imported repository.
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPostgresDatabase } from '@stowage/metadata-db';
+import {
+  createTestDatabase,
+  DistributionTreeWriter,
+  populateTree,
+  postgresPeer,
+  requirePeers,
+  type TestDatabase,
+} from '@stowage/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const postgres = await postgresPeer();
+const repoRoot = join(import.meta.dirname, '../../..');
+const cli = join(import.meta.dirname, 'cli.ts');
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+function stowage(args: string[], onStderr?: (text: string, child: ReturnType<typeof spawn>) => void) {
+  const child = spawn(process.execPath, ['--conditions=@stowage/source', '--import', 'tsx', cli, ...args], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+    onStderr?.(err, child);
+  });
+  return new Promise<{ code: number | null; out: string; err: string }>((resolve) =>
+    child.once('exit', (code) => resolve({ code, out, err })),
+  );
+}
+
+describe('stowage', () => {
+  it('prints its usage and refuses unknown commands', async () => {
+    expect((await stowage(['--help'])).code).toBe(0);
+    const wrong = await stowage(['frobnicate']);
+    expect(wrong.code).toBe(2);
+    expect(wrong.out).toMatch(/usage/);
+    const steps = await stowage(['import', '--step-one', '--step-two', '/nowhere']);
+    expect(steps.code).toBe(2);
+  });
+
+  describe('against PostgreSQL', () => {
+    if (!requirePeers(postgres)) return;
+    let test: TestDatabase;
+    let tree: string;
+    beforeAll(async () => {
+      test = await createTestDatabase();
+      tree = await mkdtemp(join(tmpdir(), 'stowage-cli-tree-'));
+      dirs.push(tree);
+      await populateTree(new DistributionTreeWriter(tree), { repositories: 60, tagsPerRepository: 40 });
+    }, 60_000);
+    afterAll(() => test?.drop());
+
+    it('migrates, imports with row counts and a log file, and an interrupted import resumes', async () => {
+      const url = ['--database-url', test.url];
+      const migrated = await stowage(['db', 'migrate', ...url]);
+      expect(migrated.code, migrated.err).toBe(0);
+      expect(migrated.out).toMatch(/applied: 0001_initial/);
+      expect((await stowage(['db', 'migrate', ...url])).out).toMatch(/current/);
+
+      // SIGINT once a few repositories are in
+      const interrupted = await stowage(['import', tree, ...url, '--tag-concurrency', '2'], (err, child) => {
+        if (/import: [3-9]\d* repositories|import: \d{2,} repositories/.test(err) && !child.killed)
+          child.kill('SIGINT');
+      });
+      expect(interrupted.code, interrupted.err).toBe(130);
+      const db = createPostgresDatabase({ connectionString: test.url });
+      try {
+        const per = await db.query<{ path: string; n: unknown }>(
+          'SELECT r.path, count(t.id) AS n FROM repositories r LEFT JOIN tags t ON t.repository_id = r.id GROUP BY r.path',
+        );
+        expect(per.rows.length).toBeGreaterThan(0);
+        expect(per.rows.length).toBeLessThan(60);
+        // no half-imported repository: each one present has all 40 tags
+        for (const row of per.rows) expect(Number(row.n), row.path).toBe(40);
+      } finally {
+        await db.close();
+      }
+
+      const log = join(tree, 'import.log');
+      const done = await stowage(['import', tree, ...url, '--row-count', '--log-file', log]);
+      expect(done.code, done.err).toBe(0);
+      const summary = JSON.parse(done.out);
+      expect(summary.rows).toMatchObject({ repositories: 60, tags: 2400, manifests: 240 });
+      const lines = (await readFile(log, 'utf8'))
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(lines.at(-1)).toMatchObject({ msg: 'import finished' });
+      expect(lines.filter((l) => l.msg === 'repository imported')).toHaveLength(60);
+    }, 120_000);
+  });
+});
