@@ -175,9 +175,10 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
         throw toDatabaseError(error);
       }
       let broken = false;
-      client.on('error', () => {
+      const onError = () => {
         broken = true;
-      });
+      };
+      client.on('error', onError);
       const runner: Queryable = {
         query: (sql, params) => run(client, sql, params),
         exec: async (sql) => {
@@ -200,6 +201,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
         if (!broken) await runner.exec('ROLLBACK').catch(() => undefined);
         throw thrown;
       } finally {
+        client.off('error', onError);
         client.release(broken ? true : undefined);
       }
     },
