@@ -1,0 +1,71 @@
+// The three steps run one by one reach the same rows as the full import;
+// pre-import alone writes no tags; a repository filter imports only that one.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPgliteDatabase, type Database, migrate } from '@stowage/metadata-db';
+import { DistributionTreeWriter, populateTree } from '@stowage/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readRows } from '../test/fixture.js';
+import { importTree } from './importer.js';
+
+let dir: string;
+let names: string[];
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'stowage-modes-'));
+  names = await populateTree(new DistributionTreeWriter(dir), { repositories: 6, tagsPerRepository: 5 });
+});
+afterAll(() => rm(dir, { recursive: true, force: true }));
+
+async function fresh(): Promise<Database> {
+  const db = await createPgliteDatabase();
+  await migrate(db);
+  return db;
+}
+
+describe('import modes', () => {
+  it('step one, two and three in turn equal the full import', async () => {
+    const full = await fresh();
+    await importTree({ db: full, root: dir, lockfiles: false });
+    const expected = await readRows(full);
+    await full.close();
+
+    const db = await fresh();
+    const one = await importTree({ db, root: dir, mode: 'pre-import', lockfiles: false });
+    expect(one.rows.tags).toBe(0);
+    expect(one.rows.manifests).toBe(expected.manifests.length);
+    const published = await db.query('SELECT 1 FROM repositories WHERE last_published_at IS NOT NULL');
+    expect(published.rows).toHaveLength(6);
+    // a second pre-import skips what was pre-imported recently
+    const again = await importTree({
+      db,
+      root: dir,
+      mode: 'pre-import',
+      lockfiles: false,
+      preImportSkipRecentMs: 3_600_000,
+    });
+    expect(again.manifests).toBe(0);
+    const two = await importTree({ db, root: dir, mode: 'import' });
+    expect(two.rows.tags).toBe(30);
+    expect(two.rows.blobs).toBeLessThan(expected.blobs.length); // manifest payload blobs come with step three
+    await importTree({ db, root: dir, mode: 'blobs' });
+    expect(await readRows(db)).toEqual(expected);
+    await db.close();
+  });
+
+  it('imports only the repositories asked for', async () => {
+    const db = await fresh();
+    const target = names[2] as string;
+    await importTree({ db, root: dir, mode: 'import', repositories: [target], lockfiles: false });
+    expect((await readRows(db)).repositories).toEqual([target]);
+    await db.close();
+  });
+
+  it('a pre-import dry run leaves nothing either', async () => {
+    const db = await fresh();
+    const result = await importTree({ db, root: dir, mode: 'pre-import', dryRun: true, lockfiles: false });
+    expect(result.rows.manifests).toBeGreaterThan(0);
+    for (const rows of Object.values(await readRows(db))) expect(rows).toEqual([]);
+    await db.close();
+  });
+});
