@@ -187,7 +187,7 @@ describe('stowage-server over TLS', () => {
       });
       expect(status).toBe(200);
       // plain HTTP on the TLS port gets nothing useful
-      await expect(fetch(running.url.replace('https:', 'http:') + '/v2/')).rejects.toThrow();
+      await expect(fetch(`${running.url.replace('https:', 'http:')}/v2/`)).rejects.toThrow();
     } finally {
       await running.close();
     }

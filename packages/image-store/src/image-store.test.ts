@@ -113,6 +113,24 @@ describe('image store on disk', () => {
     await store.close();
   });
 
+  it('stores an empty blob, and a body that fails before its first byte leaves nothing behind', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const empty = randomBlob(0);
+    await store.putBlob('a', empty.bytes, { digest: empty.descriptor.digest, size: 0 });
+    expect((await store.headBlob('a', empty.descriptor.digest))?.size).toBe(0);
+    async function* failing(): AsyncGenerator<Uint8Array> {
+      yield* [];
+      throw new Error('the client went away');
+    }
+    const blob = randomBlob(10);
+    await expect(store.putBlob('a', failing(), { digest: blob.descriptor.digest })).rejects.toThrow(
+      'the client went away',
+    );
+    expect(await readdir(join(root, '.stowage/tmp'))).toEqual([]);
+    await store.close();
+  });
+
   it('refuses names that would escape the root or collide with the layout, touching nothing', async () => {
     const root = await freshRoot();
     const store = await createImageStore({ root });

@@ -399,7 +399,9 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     signal?.throwIfAborted();
     const temp = paths.tmp(randomBytes(16).toString('hex'));
     let written = 0;
-    const file = createWriteStream(temp, { flags: 'wx', highWaterMark: WRITE_BATCH });
+    // The file is created before any byte flows, so a refusal can never race its creation
+    // and leave it behind; the handle is ours to fsync and close.
+    const handle = await open(temp, 'wx');
     try {
       await pipeline(
         toIterable(body),
@@ -408,14 +410,19 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         }),
         new VerifyingStream(size === undefined ? { digest } : { digest, size }),
         batched(),
-        file,
+        async (batches: AsyncIterable<Buffer>) => {
+          for await (const chunk of batches) {
+            let done = 0;
+            while (done < chunk.length) done += (await handle.write(chunk, done)).bytesWritten;
+          }
+        },
         ...(signal ? [{ signal }] : []),
       );
-      const handle = await open(temp, 'r+');
       await handle.sync();
       await handle.close();
       return { temp, size: written };
     } catch (error) {
+      await handle.close().catch(() => undefined);
       await rm(temp, { force: true });
       throw error;
     }

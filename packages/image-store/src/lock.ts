@@ -46,8 +46,8 @@ async function readOwner(dir: string): Promise<Owner | undefined> {
 /**
  * Named locks shared by every process that opens the same root.
  *
- * Across processes a lock is a directory created with `mkdir` (atomic), holding
- * its owner's pid, host and a random token; the holder touches it every
+ * Across processes a lock is a directory renamed into place (atomic, and never
+ * without its owner file), holding its owner's pid, host and a random token; the holder touches it every
  * `staleMs / 4`. A waiting process takes over a lock whose owner is a dead
  * process on this host at once, and any lock not touched for `staleMs` (a
  * frozen or remote owner): it renames the directory away (only one taker can)
@@ -123,17 +123,16 @@ export class StoreLocks {
       staleMs: this.#staleMs,
     };
     // Short waits first: most holders (a record write) keep a lock for a millisecond or two.
-    for (let attempt = 0; ; attempt++) {
-      signal?.throwIfAborted();
-      try {
-        await mkdir(path);
-        await writeFile(join(path, 'owner.json'), JSON.stringify(me));
-        break;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        signal?.throwIfAborted();
+        if (await this.#publish(path, me)) break;
+        await this.#breakIfStale(path);
+        await sleep(Math.min(40, 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()), signal);
       }
-      await this.#breakIfStale(path);
-      await sleep(Math.min(40, 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()), signal);
+    } catch (error) {
+      await rm(`${path}.new-${me.token}`, { recursive: true, force: true });
+      throw error;
     }
     const heartbeat = setInterval(
       () => {
@@ -152,8 +151,31 @@ export class StoreLocks {
           `lock ${name} was taken over while held (stale after ${this.#staleMs} ms)`,
         );
       }
-      await rm(path, { recursive: true, force: true });
+      // Moved away first, so the lock directory never exists without its owner file.
+      const trash = `${path}.released-${me.token}`;
+      await rename(path, trash);
+      await rm(trash, { recursive: true, force: true });
     };
+  }
+
+  /**
+   * Creates the lock directory with its owner file already inside: the owner is
+   * written into a private directory that is then renamed into place, which
+   * fails when the lock exists. A holder killed at any point therefore leaves
+   * either no lock or a lock that names it, and a dead owner is taken over at once.
+   */
+  async #publish(path: string, me: Owner): Promise<boolean> {
+    const draft = `${path}.new-${me.token}`;
+    await mkdir(draft, { recursive: true });
+    await writeFile(join(draft, 'owner.json'), JSON.stringify(me));
+    try {
+      await rename(draft, path);
+      return true;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      return false;
+    }
   }
 
   async #breakIfStale(path: string): Promise<void> {
