@@ -244,6 +244,22 @@ describe('image store on disk', () => {
     await store.close();
   });
 
+  it('serves manifests from memory yet sees a delete made through another handle', async () => {
+    const root = await freshRoot();
+    const reader = await createImageStore({ root });
+    const writer = await createImageStore({ root });
+    const image = randomImage();
+    const digest = await pushImage(writer, 'shared/app', image, 'v1');
+    expect((await reader.getManifest('shared/app', 'v1')).bytes).toEqual(image.manifest.bytes);
+    expect((await reader.getManifest('shared/app', digest)).bytes).toEqual(image.manifest.bytes);
+    await writer.deleteManifest('shared/app', digest);
+    expect(await code(reader.getManifest('shared/app', digest))).toBe('MANIFEST_UNKNOWN');
+    expect(await reader.headManifest('shared/app', digest)).toBeUndefined();
+    expect(await code(reader.getManifest('shared/app', 'v1'))).toBe('MANIFEST_UNKNOWN');
+    await reader.close();
+    await writer.close();
+  });
+
   it('a read-only store refuses writes', async () => {
     const store = await createImageStore({ root: await freshRoot(), readOnly: true });
     const blob = randomBlob(10);

@@ -169,6 +169,8 @@ function sha256Hex(data: Uint8Array | string): string {
 
 /** Bytes gathered before one write: network chunks are 16–64 KiB, disks like larger writes. */
 const WRITE_BATCH = 1 << 20;
+/** How many bytes of manifests a store keeps in memory for reads. */
+const MANIFEST_CACHE_BYTES = 32 << 20;
 
 /** Gathers chunks into writes of about `WRITE_BATCH` bytes. */
 function batched(): Transform {
@@ -469,6 +471,40 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       if (meta) metaCache.set(key, meta);
     }
     return meta;
+  }
+
+  /**
+   * Whether the repository holds the manifest, and its metadata: the metadata of
+   * a digest never changes, so only its presence is checked on disk (one stat),
+   * which sees a delete made by another process.
+   */
+  async function presentMeta(repository: string, digest: Digest): Promise<ManifestMeta | undefined> {
+    if (!(await ifExists(stat(paths.manifestMeta(repository, digest))))) return undefined;
+    return cachedMeta(repository, digest);
+  }
+
+  /** Manifest bytes by digest, shared by all repositories: content-addressed, so never stale. */
+  const manifestBytes = new Map<Digest, Uint8Array>();
+  let manifestBytesHeld = 0;
+
+  async function manifestContent(repository: string, digest: Digest): Promise<Uint8Array | undefined> {
+    const hit = manifestBytes.get(digest);
+    if (hit) {
+      // most recently used last, so the oldest is evicted first
+      manifestBytes.delete(digest);
+      manifestBytes.set(digest, hit);
+      return hit;
+    }
+    const bytes = await ifExists(readFile(paths.repoBlob(repository, digest)));
+    if (!bytes || bytes.byteLength > MANIFEST_CACHE_BYTES / 64) return bytes;
+    manifestBytes.set(digest, bytes);
+    manifestBytesHeld += bytes.byteLength;
+    for (const [old, held] of manifestBytes) {
+      if (manifestBytesHeld <= MANIFEST_CACHE_BYTES) break;
+      manifestBytes.delete(old);
+      manifestBytesHeld -= held.byteLength;
+    }
+    return bytes;
   }
 
   function forgetManifest(repository: string, digest: Digest): void {
@@ -845,8 +881,8 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       readable();
       opts.signal?.throwIfAborted();
       const digest = await resolve(repository, reference);
-      const meta = digest && (await readMeta(repository, digest));
-      const bytes = digest && meta && (await ifExists(readFile(paths.repoBlob(repository, digest))));
+      const meta = digest && (await presentMeta(repository, digest));
+      const bytes = digest && meta && (await manifestContent(repository, digest));
       if (!digest || !meta || !bytes)
         throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in ${repository}`);
       return { digest, mediaType: meta.mediaType, size: bytes.byteLength, bytes: new Uint8Array(bytes) };
@@ -856,7 +892,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       readable();
       opts.signal?.throwIfAborted();
       const digest = await resolve(repository, reference);
-      const meta = digest && (await readMeta(repository, digest));
+      const meta = digest && (await presentMeta(repository, digest));
       return digest && meta ? { digest, mediaType: meta.mediaType, size: meta.size } : undefined;
     },
 
