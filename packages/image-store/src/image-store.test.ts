@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStowageError } from '@stowage/oci';
@@ -219,6 +219,28 @@ describe('image store on disk', () => {
       }
     }
     expect(tags).toBe(60);
+    expect((await store.fsck()).problems).toEqual([]);
+    await store.close();
+  });
+
+  it('garbage collection spares a blob just linked from an old content-store entry, before its manifest', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const image = randomImage({ layers: 1 });
+    await pushImage(store, 'gc/old', image, 'v1');
+    // make every blob two hours old, as if pushed long ago
+    const past = new Date(Date.now() - 2 * 60 * 60 * 1000);
+    for (const blob of image.blobs) {
+      await utimes(join(root, '.stowage/blobs/sha256', blob.descriptor.digest.slice(7)), past, past);
+    }
+    // a new repository receives the same blobs (linked to the old inodes); its manifest is not there yet
+    for (const blob of image.blobs) {
+      await store.putBlob('gc/new', blob.bytes, { digest: blob.descriptor.digest });
+    }
+    await store.garbageCollect({ gracePeriodMs: 60 * 60 * 1000 });
+    for (const blob of image.blobs)
+      expect(await store.headBlob('gc/new', blob.descriptor.digest)).toBeDefined();
+    await store.putManifest('gc/new', 'v1', image.manifest.bytes, { mediaType: image.manifest.mediaType });
     expect((await store.fsck()).problems).toEqual([]);
     await store.close();
   });

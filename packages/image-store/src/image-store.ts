@@ -377,8 +377,19 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     const temp = tempBeside(target);
     try {
       await link(paths.casBlob(digest), temp);
+      // The link shares the content store's inode and its old mtime: make it young, or
+      // garbage collection could take the blob before the manifest that needs it arrives.
+      const now = new Date();
+      await utimes(temp, now, now);
     } catch {
+      await rm(temp, { force: true });
       await pipeline(createReadStream(paths.casBlob(digest)), createWriteStream(temp));
+      const copy = await open(temp, 'r+');
+      try {
+        await copy.sync();
+      } finally {
+        await copy.close();
+      }
     }
     await rename(temp, target);
     await syncDir(dirname(target));
@@ -869,6 +880,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       if (!(await unlinkIfExists(path))) {
         throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in ${repository}`);
       }
+      await syncDir(dirname(path));
       tagCache.get(repository)?.delete(tag);
       markDirty(repository);
     },
@@ -935,6 +947,11 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       const meta = metaOf(parsed);
       // Re-tagging a manifest the repository already holds only writes the tag.
       const known = await readMeta(repository, parsed.digest);
+      if (known) {
+        // Re-tagging refreshes the manifest's age, which untagged-manifest collection counts from.
+        const now = new Date();
+        await ifExists(utimes(paths.manifestMeta(repository, parsed.digest), now, now));
+      }
       if (!known || !(await ifExists(stat(paths.repoBlob(repository, parsed.digest))))) {
         const { temp } = await receive(bytes, parsed.digest, bytes.byteLength);
         await commitToStore(temp, parsed.digest);
@@ -953,12 +970,19 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       writable();
       opts.signal?.throwIfAborted();
       parseDigest(digest);
+      if (!(await ifExists(stat(paths.manifestMeta(repository, digest))))) {
+        throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in ${repository}`);
+      }
+      // Tags first, so a crash part-way leaves an untagged manifest, never a tag to nothing.
+      let untagged = false;
+      for (const [tag, target] of await listTagDigests(repository)) {
+        if (target === digest) untagged = (await unlinkIfExists(paths.tag(repository, tag))) || untagged;
+      }
+      if (untagged) await syncDir(paths.repoMeta(repository, 'tags'));
       if (!(await unlinkIfExists(paths.manifestMeta(repository, digest)))) {
         throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in ${repository}`);
       }
-      for (const [tag, target] of await listTagDigests(repository)) {
-        if (target === digest) await unlinkIfExists(paths.tag(repository, tag));
-      }
+      await syncDir(dirname(paths.manifestMeta(repository, digest)));
       await unlinkIfExists(paths.repoBlob(repository, digest));
       forgetManifest(repository, digest);
       markDirty(repository);
@@ -1057,6 +1081,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       if (!(await unlinkIfExists(paths.repoBlob(repository, digest)))) {
         throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in ${repository}`);
       }
+      await syncDir(dirname(paths.repoBlob(repository, digest)));
     },
 
     async startUpload(repository: string, opts: OperationOptions = {}) {

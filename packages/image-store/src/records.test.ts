@@ -251,6 +251,9 @@ describe('image records', () => {
     await writeFile(path, text.replace('"created"', '"names":["app:v1"],"created"'));
     const readOnly = await createImageStore({ root, readOnly: true });
     expect(await code(readOnly.images.list())).toBe('DUPLICATE_IMAGE_NAMES');
+    // not once only: a read-only store never serves a repair it could not save
+    expect(await code(readOnly.images.list())).toBe('DUPLICATE_IMAGE_NAMES');
+    expect(await code(readOnly.images.get('app:v1'))).toBe('DUPLICATE_IMAGE_NAMES');
     await readOnly.close();
     const store = await createImageStore({ root });
     expect((await store.images.get('app:v1')).id).toBe('new');
@@ -260,6 +263,45 @@ describe('image records', () => {
     expect(JSON.parse(await readFile(join(root, '.stowage/images/old.json'), 'utf8')).names).toEqual([
       'app:keep',
     ]);
+  });
+
+  it('treats an empty ID as none, refuses empty big-data names, and takes any flag or item name', async () => {
+    const store = await createImageStore({ root: await freshRoot() });
+    const record = await store.images.create({ id: '' });
+    expect(record.id).toMatch(/^[0-9a-f]{64}$/);
+    for (const call of [
+      store.images.bigDataSize(record.id, ''),
+      store.images.bigDataDigest(record.id, ''),
+      store.images.getBigData(record.id, ''),
+      store.images.setBigData(record.id, '', 'x'),
+    ]) {
+      expect(await code(call)).toBe('INVALID_BIG_DATA_NAME');
+    }
+    // names that are also properties of every object are plain names here
+    expect(await code(store.images.bigDataSize(record.id, 'constructor'))).toBe('SIZE_UNKNOWN');
+    expect(await code(store.images.bigDataDigest(record.id, 'toString'))).toBe('DIGEST_UNKNOWN');
+    await store.images.setFlag(record.id, '__proto__', 'kept');
+    await store.images.setBigData(record.id, '__proto__', 'abc');
+    const again = await createImageStore({ root: store.root });
+    expect((await again.images.get(record.id)).flags).toEqual({ ['__proto__']: 'kept' });
+    expect(await again.images.bigDataSize(record.id, '__proto__')).toBe(3);
+    expect(await again.images.bigDataNames(record.id)).toEqual(['__proto__']);
+    await again.close();
+    await store.close();
+  });
+
+  it('keeps concurrent writes of one big-data item consistent with the recorded size and digest', async () => {
+    const root = await freshRoot();
+    const a = await createImageStore({ root });
+    const b = await createImageStore({ root });
+    const record = await a.images.create({});
+    const values = Array.from({ length: 20 }, (_, i) => 'x'.repeat(i + 1));
+    await Promise.all(values.map((v, i) => (i % 2 ? a : b).images.setBigData(record.id, 'item', v)));
+    const bytes = await a.images.getBigData(record.id, 'item');
+    expect(await a.images.bigDataSize(record.id, 'item')).toBe(bytes.byteLength);
+    expect(await a.images.bigDataDigest(record.id, 'item')).toBe(digestOf(bytes));
+    await a.close();
+    await b.close();
   });
 
   it('sees writes made through another handle on the same root (change token)', async () => {

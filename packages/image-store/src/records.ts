@@ -127,6 +127,18 @@ const GO_DIGEST = /^(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128
 const JOURNAL_MAGIC = 'stowage image journal ';
 const COMPACT_AT = 8 << 20;
 
+/** The outcome of one record write: the records to save and delete, and what to return. */
+interface Written<T> {
+  changed: Rec[];
+  deleted?: string[];
+  result: T;
+}
+
+/** Sets an own property, whatever the key (`__proto__` included). */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
 function fail(code: ImageRecordErrorCode, message: string, details?: Record<string, unknown>): never {
   throw new ImageRecordError(code, message, details ? { details } : {});
 }
@@ -214,7 +226,7 @@ function recomputeDigests(rec: Rec): void {
     list.push(rec.digest);
   }
   for (const name of rec.bigDataNames) {
-    const digest = rec.bigDataDigests[name];
+    const digest = Object.hasOwn(rec.bigDataDigests, name) ? rec.bigDataDigests[name] : undefined;
     if (!name.startsWith('manifest') || digest === undefined) continue;
     check(digest, `big data ${name}`);
     if (!list.includes(digest)) list.push(digest);
@@ -582,6 +594,8 @@ export class RecordStore implements ImageRecords {
     this.#token = token;
     if (losers.length === 0) return;
     if (this.#readOnly) {
+      // Not repaired, so not trusted: every call until a writer repairs it fails the same way.
+      this.#loaded = false;
       fail('DUPLICATE_IMAGE_NAMES', 'read-only image store assigns the same name to multiple images', {
         ids: losers.map((r) => r.id),
       });
@@ -666,11 +680,11 @@ export class RecordStore implements ImageRecords {
    * changed (copies) and the IDs it deleted; the name listener hears which
    * names now point at which digest before the lock is released.
    */
-  async #write<T>(what: string, work: () => { changed: Rec[]; deleted?: string[]; result: T }): Promise<T> {
+  async #write<T>(what: string, work: () => Written<T> | Promise<Written<T>>): Promise<T> {
     this.#writable(what);
     await using _lock = await this.#locks.acquire('stowage:images');
     await this.#catchUp();
-    const { changed, deleted = [], result } = work();
+    const { changed, deleted = [], result } = await work();
     const touched = new Set<string>();
     for (const id of [...changed.map((r) => r.id), ...deleted]) {
       for (const name of this.#byId.get(id)?.names ?? []) touched.add(name);
@@ -684,7 +698,13 @@ export class RecordStore implements ImageRecords {
         }),
       );
     const before = owners();
-    await this.#persist(changed, deleted);
+    try {
+      await this.#persist(changed, deleted);
+    } catch (error) {
+      // Part of it may be on disk: the next call reloads everything rather than trust memory.
+      this.#loaded = false;
+      throw error;
+    }
     if (this.#onNames) {
       const changes: { name: string; before?: string; after?: string }[] = [];
       for (const [name, now] of owners()) {
@@ -718,10 +738,12 @@ export class RecordStore implements ImageRecords {
 
   async create(options: CreateImageOptions = {}): Promise<ImageRecord> {
     this.#writable('create new images');
-    if (options.id !== undefined && !isPlainId(options.id)) {
+    // An empty ID asks for a generated one, as in containers/storage.
+    const givenId = options.id === '' ? undefined : options.id;
+    if (givenId !== undefined && !isPlainId(givenId)) {
       fail(
         'INVALID_ID',
-        `image ID ${JSON.stringify(options.id.slice(0, 300))} is not [A-Za-z0-9][A-Za-z0-9_-]*`,
+        `image ID ${JSON.stringify(givenId.slice(0, 300))} is not [A-Za-z0-9][A-Za-z0-9_-]*`,
       );
     }
     const names = dedupe(options.names ?? []);
@@ -736,7 +758,7 @@ export class RecordStore implements ImageRecords {
           ? options.created
           : goTime(options.created);
     const rec = await this.#write('create new images', () => {
-      const id = options.id ?? generateId((candidate) => this.#byId.has(candidate));
+      const id = givenId ?? generateId((candidate) => this.#byId.has(candidate));
       if (this.#byId.has(id)) {
         fail(
           'DUPLICATE_ID',
@@ -866,7 +888,7 @@ export class RecordStore implements ImageRecords {
 
   setFlag(key: string, flag: string, value: unknown): Promise<ImageRecord> {
     return this.#update(key, 'set image flags', (rec) => {
-      rec.flags[flag] = structuredClone(value);
+      setOwn(rec.flags, flag, structuredClone(value));
     });
   }
 
@@ -892,15 +914,14 @@ export class RecordStore implements ImageRecords {
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
     const digest = item.startsWith('manifest') ? (options.digestManifest ?? sha256)(bytes) : sha256(bytes);
     if (!GO_DIGEST.test(digest)) fail('DIGEST_UNKNOWN', `could not compute digest of item ${item}`);
-    // The data file goes first (atomically), then the record: a crash between leaves unused data.
-    await this.#fresh();
-    const id = this.#lookup(key).id;
-    await mkdir(this.#dataDir(id), { recursive: true, mode: 0o700 });
-    await writeFileAtomic(join(this.#dataDir(id), bigDataFileName(item)), bytes);
-    return this.#write('save data items associated with images', () => {
-      const rec = clone(this.#lookup(id));
-      rec.bigDataSizes[item] = bytes.byteLength;
-      rec.bigDataDigests[item] = digest;
+    // Under the lock, the data file goes first (atomically), then the record: a crash
+    // between leaves unused data, and concurrent writers of one item cannot interleave.
+    return this.#write('save data items associated with images', async () => {
+      const rec = clone(this.#lookup(key));
+      await mkdir(this.#dataDir(rec.id), { recursive: true, mode: 0o700 });
+      await writeFileAtomic(join(this.#dataDir(rec.id), bigDataFileName(item)), bytes);
+      setOwn(rec.bigDataSizes, item, bytes.byteLength);
+      setOwn(rec.bigDataDigests, item, digest);
       if (!rec.bigDataNames.includes(item)) rec.bigDataNames.push(item);
       recomputeDigests(rec);
       return { changed: [rec], result: view(rec, false) };
@@ -922,19 +943,24 @@ export class RecordStore implements ImageRecords {
   }
 
   async bigDataSize(key: string, item: string): Promise<number> {
+    if (item === '') {
+      fail('INVALID_BIG_DATA_NAME', "can't retrieve size of image big data with empty name");
+    }
     await this.#fresh();
     const rec = this.#lookup(key);
-    const size = rec.bigDataSizes[item];
-    if (size !== undefined) return size;
+    if (Object.hasOwn(rec.bigDataSizes, item)) return rec.bigDataSizes[item] as number;
     const info = await ifExists(stat(join(this.#dataDir(rec.id), bigDataFileName(item))));
     if (info) return info.size;
     return fail('SIZE_UNKNOWN', `size of big data item ${JSON.stringify(item)}: size is not known`);
   }
 
   async bigDataDigest(key: string, item: string): Promise<string> {
+    if (item === '') {
+      fail('INVALID_BIG_DATA_NAME', "can't retrieve digest of image big data value with empty name");
+    }
     await this.#fresh();
-    const digest = this.#lookup(key).bigDataDigests[item];
-    if (digest !== undefined) return digest;
+    const digests = this.#lookup(key).bigDataDigests;
+    if (Object.hasOwn(digests, item)) return digests[item] as string;
     return fail(
       'DIGEST_UNKNOWN',
       `digest of big data item ${JSON.stringify(item)}: could not compute digest of item`,
