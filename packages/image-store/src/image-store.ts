@@ -218,8 +218,11 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
   const paths = new StorePaths(options.root);
   const uploadTtlMs = options.uploadTtlMs ?? 24 * 60 * 60 * 1000;
   const flushDelay = options.indexFlushDelayMs ?? 200;
-  await mkdir(paths.internal('tmp'), { recursive: true });
-  await mkdir(paths.internal('uploads'), { recursive: true });
+  if (!options.readOnly) {
+    // A read-only store creates nothing, so it can serve a tree on a read-only filesystem.
+    await mkdir(paths.internal('tmp'), { recursive: true });
+    await mkdir(paths.internal('uploads'), { recursive: true });
+  }
   const dirtyIndexes = new Set<string>();
   let flushTimer: NodeJS.Timeout | undefined;
   let closed = false;

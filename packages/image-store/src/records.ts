@@ -606,7 +606,20 @@ export class RecordStore implements ImageRecords {
   /** Makes sure memory reflects every write any process made, checking the token first. */
   async #fresh(): Promise<void> {
     if (this.#loaded && (await this.#readToken()).equals(this.#token)) return;
-    await using _lock = await this.#locks.acquire('stowage:images');
+    let lock: AsyncDisposable;
+    try {
+      lock = await this.#locks.acquire('stowage:images');
+    } catch (error) {
+      // On a read-only filesystem nobody can write, so a reader needs no lock to read.
+      // (A recursive mkdir there fails with ENOENT rather than EROFS.)
+      const code = (error as NodeJS.ErrnoException).code;
+      if (this.#readOnly && ['EROFS', 'EACCES', 'EPERM', 'ENOENT'].includes(code ?? '')) {
+        await this.#catchUp();
+        return;
+      }
+      throw error;
+    }
+    await using _lock = lock;
     await this.#catchUp();
   }
 
