@@ -77,6 +77,30 @@ describe('image store on disk', () => {
     await store.close();
   });
 
+  it('rebuilds an index.json a killed process never flushed when the store is next opened', async () => {
+    const root = await freshRoot();
+    // a flush that never comes stands for a process killed before it
+    const killed = await createImageStore({ root, indexFlushDelayMs: 1e9 });
+    const image = randomImage();
+    await pushImage(killed, 'late/app', image, 'v1');
+    const indexOf = async () =>
+      JSON.parse(await readFile(join(root, 'late/app/index.json'), 'utf8')).manifests.map(
+        (m: { annotations: Record<string, string> }) => m.annotations['org.opencontainers.image.ref.name'],
+      );
+    expect(await indexOf()).toEqual([]);
+    expect(await readdir(join(root, '.stowage/pending-index'))).toHaveLength(1);
+    const next = await createImageStore({ root });
+    expect(await indexOf()).toEqual(['v1']);
+    expect(await readdir(join(root, '.stowage/pending-index'))).toEqual([]);
+    await next.close();
+    // in the normal course, the flush removes the marker it answers for
+    const store = await createImageStore({ root, indexFlushDelayMs: 1 });
+    await pushImage(store, 'late/other', image, 'v2');
+    await store.flush();
+    expect(await readdir(join(root, '.stowage/pending-index'))).toEqual([]);
+    await store.close();
+  });
+
   it('keeps upload sessions across a restart', async () => {
     const root = await freshRoot();
     const blob = randomBlob(5000);

@@ -1,6 +1,18 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, readFile, rename, rm, stat, truncate, utimes } from 'node:fs/promises';
+import {
+  link,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  truncate,
+  unlink,
+  utimes,
+} from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -45,7 +57,7 @@ import {
   VerifyingStream,
 } from '@stowage/oci';
 import { ifExists, syncDir, tempBeside, unlinkIfExists, writeFileAtomic } from './fs-utils.js';
-import { StoreLocks } from './lock.js';
+import { processAlive, StoreLocks } from './lock.js';
 import { StorePaths } from './paths.js';
 import { type ImageRecords, parseImageName, RecordStore } from './records.js';
 
@@ -576,7 +588,15 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     flushTimer = undefined;
     const pending = [...dirtyIndexes];
     dirtyIndexes.clear();
-    for (const repository of pending) await writeIndex(repository);
+    for (const repository of pending) {
+      await writeIndex(repository);
+      // The marker goes once index.json has caught up with every change begun so far.
+      const marker = markers.get(repository);
+      if (marker && !dirtyIndexes.has(repository) && !changesInFlight.get(repository)) {
+        markers.delete(repository);
+        await ifExists(unlink(await marker));
+      }
+    }
   }
 
   function markDirty(repository: string): void {
@@ -584,6 +604,50 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     if (!flushTimer) {
       flushTimer = setTimeout(() => void flush().catch(() => undefined), flushDelay);
       flushTimer.unref();
+    }
+  }
+
+  /**
+   * Pending-index markers: before a repository's tags change, a durable marker
+   * names it under `.stowage/pending-index`, and the flush that brings its
+   * `index.json` up to date removes it. A process killed in between leaves the
+   * marker, and the next store opened on the root rebuilds that `index.json`, so
+   * a crash cannot leave the OCI layout view stale.
+   */
+  const markers = new Map<string, Promise<string>>();
+  const changesInFlight = new Map<string, number>();
+
+  async function changing<T>(repository: string, work: () => Promise<T>): Promise<T> {
+    changesInFlight.set(repository, (changesInFlight.get(repository) ?? 0) + 1);
+    try {
+      let marker = markers.get(repository);
+      if (!marker) {
+        marker = (async () => {
+          const path = paths.internal('pending-index', `${process.pid}-${randomBytes(8).toString('hex')}`);
+          await writeFileAtomic(path, repository);
+          return path;
+        })();
+        markers.set(repository, marker);
+        marker.catch(() => markers.delete(repository));
+      }
+      await marker;
+      return await work();
+    } finally {
+      changesInFlight.set(repository, (changesInFlight.get(repository) ?? 1) - 1);
+      markDirty(repository);
+    }
+  }
+
+  /** Rebuilds the `index.json` of repositories whose changes a dead process never flushed. */
+  async function recoverPendingIndexes(): Promise<void> {
+    const dir = paths.internal('pending-index');
+    for (const name of (await ifExists(readdir(dir))) ?? []) {
+      const pid = Number(name.split('-')[0]);
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) continue;
+      const path = join(dir, name);
+      const repository = await ifExists(readFile(path, 'utf8'));
+      if (repository !== undefined && validName(repository)) await writeIndex(repository);
+      await ifExists(unlink(path));
     }
   }
 
@@ -799,13 +863,15 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       const current = await ifExists(readFile(path, 'utf8'));
       if (after !== undefined && isDigest(after) && (await readMeta(repository, after))) {
         if (current?.trim() === after) continue;
-        await writeFileAtomic(path, after);
-        tagCache.get(repository)?.set(tag, after);
-        markDirty(repository);
+        await changing(repository, async () => {
+          await writeFileAtomic(path, after);
+          tagCache.get(repository)?.set(tag, after);
+        });
       } else if (before !== undefined && current?.trim() === before) {
-        await unlinkIfExists(path);
-        tagCache.get(repository)?.delete(tag);
-        markDirty(repository);
+        await changing(repository, async () => {
+          if (await unlinkIfExists(path)) await syncDir(dirname(path));
+          tagCache.get(repository)?.delete(tag);
+        });
       }
     }
   }
@@ -880,12 +946,13 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       writable();
       opts.signal?.throwIfAborted();
       const path = paths.tag(repository, tag);
-      if (!(await unlinkIfExists(path))) {
-        throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in ${repository}`);
-      }
-      await syncDir(dirname(path));
-      tagCache.get(repository)?.delete(tag);
-      markDirty(repository);
+      await changing(repository, async () => {
+        if (!(await unlinkIfExists(path))) {
+          throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in ${repository}`);
+        }
+        await syncDir(dirname(path));
+        tagCache.get(repository)?.delete(tag);
+      });
     },
 
     async getManifest(
@@ -962,9 +1029,10 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         await writeFileAtomic(paths.manifestMeta(repository, parsed.digest), JSON.stringify(meta));
       }
       if (!byDigest) {
-        await writeFileAtomic(paths.tag(repository, reference), parsed.digest);
-        tagCache.get(repository)?.set(reference, parsed.digest);
-        markDirty(repository);
+        await changing(repository, async () => {
+          await writeFileAtomic(paths.tag(repository, reference), parsed.digest);
+          tagCache.get(repository)?.set(reference, parsed.digest);
+        });
       }
       return { digest: parsed.digest, ...(meta.subject ? { subject: meta.subject } : {}) };
     },
@@ -976,19 +1044,20 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       if (!(await ifExists(stat(paths.manifestMeta(repository, digest))))) {
         throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in ${repository}`);
       }
-      // Tags first, so a crash part-way leaves an untagged manifest, never a tag to nothing.
-      let untagged = false;
-      for (const [tag, target] of await listTagDigests(repository)) {
-        if (target === digest) untagged = (await unlinkIfExists(paths.tag(repository, tag))) || untagged;
-      }
-      if (untagged) await syncDir(paths.repoMeta(repository, 'tags'));
-      if (!(await unlinkIfExists(paths.manifestMeta(repository, digest)))) {
-        throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in ${repository}`);
-      }
-      await syncDir(dirname(paths.manifestMeta(repository, digest)));
-      await unlinkIfExists(paths.repoBlob(repository, digest));
-      forgetManifest(repository, digest);
-      markDirty(repository);
+      await changing(repository, async () => {
+        // Tags first, so a crash part-way leaves an untagged manifest, never a tag to nothing.
+        let untagged = false;
+        for (const [tag, target] of await listTagDigests(repository)) {
+          if (target === digest) untagged = (await unlinkIfExists(paths.tag(repository, tag))) || untagged;
+        }
+        if (untagged) await syncDir(paths.repoMeta(repository, 'tags'));
+        if (!(await unlinkIfExists(paths.manifestMeta(repository, digest)))) {
+          throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in ${repository}`);
+        }
+        await syncDir(dirname(paths.manifestMeta(repository, digest)));
+        await unlinkIfExists(paths.repoBlob(repository, digest));
+        forgetManifest(repository, digest);
+      });
     },
 
     async listReferrers(repository: string, digest: Digest, opts: ReferrersOptions = {}): Promise<Referrers> {
@@ -1317,5 +1386,6 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       closed = true;
     },
   };
+  if (!options.readOnly) await recoverPendingIndexes();
   return store;
 }

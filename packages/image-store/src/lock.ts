@@ -12,7 +12,8 @@ interface Owner {
   readonly staleMs?: number;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid runs on this host. */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -182,7 +183,7 @@ export class StoreLocks {
     const info = await stat(path).catch(() => undefined);
     if (!info) return;
     const owner = await readOwner(path);
-    const dead = owner !== undefined && owner.host === hostname() && !alive(owner.pid);
+    const dead = owner !== undefined && owner.host === hostname() && !processAlive(owner.pid);
     const silent = Date.now() - info.mtimeMs > Math.max(this.#staleMs, owner?.staleMs ?? 0);
     if (!dead && !silent) return;
     const trash = `${path}.stale-${randomBytes(6).toString('hex')}`;
