@@ -583,9 +583,18 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     indexSeen.set(repository, `${info.ino}:${info.size}:${info.mtimeMs}`);
   }
 
-  async function flush(): Promise<void> {
+  /** Flushes run one after another, so `close()` waits for one a timer started. */
+  let flushing: Promise<void> = Promise.resolve();
+
+  function flush(): Promise<void> {
     if (flushTimer) clearTimeout(flushTimer);
     flushTimer = undefined;
+    const run = flushing.catch(() => undefined).then(flushNow);
+    flushing = run;
+    return run;
+  }
+
+  async function flushNow(): Promise<void> {
     const pending = [...dirtyIndexes];
     dirtyIndexes.clear();
     for (const repository of pending) {
