@@ -97,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const running = await startServer(config, { logger, authorizer: await buildAuthorizer(config) });
+  const running = await startServer(config, { logger, auth: await buildAuthorizer(config) });
   await new Promise<void>((resolveStop) => {
     const stop = (signal: string) => {
       logger.info({ signal }, 'shutting down');

@@ -77,7 +77,7 @@ export class ServerMetrics {
     counter('stowage_http_received_bytes_total', 'Request body bytes received, by route.', this.#bytesIn);
     counter('stowage_http_sent_bytes_total', 'Response body bytes sent, by route.', this.#bytesOut);
     lines.push(
-      '# HELP stowage_uploads_in_progress Upload sessions started through this server and not yet finished.',
+      '# HELP stowage_uploads_in_progress Upload sessions started through this server that have not ended (finished, failed, cancelled or purged).',
       '# TYPE stowage_uploads_in_progress gauge',
       `stowage_uploads_in_progress ${this.#uploads}`,
       '# HELP process_resident_memory_bytes Resident memory size in bytes.',

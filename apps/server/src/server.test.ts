@@ -68,10 +68,28 @@ describe('stowage-server', () => {
       expect(metrics).toMatch(
         /stowage_http_request_duration_seconds_bucket\{route="blob",method="GET",le="\+Inf"\} 1/,
       );
-      expect(metrics).toContain('stowage_uploads_in_progress 0');
       const requests = logs.lines.filter((line) => line.msg === 'request');
       expect(requests.map((line) => line.route)).toEqual(['ping', 'uploads', 'blob', 'manifest']);
       for (const line of requests) expect(line.requestId).toMatch(/.+/);
+      // the upload gauge follows a session from start to finish
+      const gauge = async () =>
+        /^stowage_uploads_in_progress (\d+)$/m.exec(
+          await (await fetch(`${running.url}/metrics`)).text(),
+        )?.[1];
+      expect(await gauge()).toBe('0');
+      const session = await fetch(`${running.url}/v2/app/blobs/uploads/`, { method: 'POST' });
+      expect(session.status).toBe(202);
+      expect(await gauge()).toBe('1');
+      const chunked = randomBlob(512);
+      const done = await fetch(
+        `${running.url}${session.headers.get('location')}?digest=${chunked.descriptor.digest}`,
+        {
+          method: 'PUT',
+          body: chunked.bytes,
+        },
+      );
+      expect(done.status).toBe(201);
+      expect(await gauge()).toBe('0');
     } finally {
       await running.close();
     }
@@ -120,9 +138,40 @@ describe('stowage-server', () => {
       const uploads = join(running.store.root, '.stowage/uploads');
       const { readdir } = await import('node:fs/promises');
       expect((await readdir(uploads)).length).toBe(1);
+      expect(running.metrics.uploadsInProgress).toBe(1);
       await new Promise((resolve) => setTimeout(resolve, 400));
       expect(await readdir(uploads)).toEqual([]);
+      // the purged session left the gauge before anyone asked for it again
+      expect(running.metrics.uploadsInProgress).toBe(0);
       expect((await fetch(`${running.url}${location}`)).status).toBe(404);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('counts a session that a refused finishing PUT ends as no longer in progress', async () => {
+    const { running } = await start();
+    try {
+      const blob = randomBlob(300);
+      const session = await fetch(`${running.url}/v2/app/blobs/uploads/`, { method: 'POST' });
+      const location = `${running.url}${session.headers.get('location')}`;
+      expect(running.metrics.uploadsInProgress).toBe(1);
+      // the image store ends a session whose content does not match the digest
+      const wrong = await fetch(`${location}?digest=${randomBlob(10).descriptor.digest}`, {
+        method: 'PUT',
+        body: blob.bytes,
+      });
+      expect(wrong.status).toBe(400);
+      expect(((await wrong.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('DIGEST_INVALID');
+      expect(running.metrics.uploadsInProgress).toBe(0);
+      expect((await fetch(location)).status).toBe(404);
+      // a cancelled one too
+      const cancelled = await fetch(`${running.url}/v2/app/blobs/uploads/`, { method: 'POST' });
+      expect(running.metrics.uploadsInProgress).toBe(1);
+      const cancel = await fetch(`${running.url}${cancelled.headers.get('location')}`, { method: 'DELETE' });
+      expect(cancel.status).toBe(204);
+      expect(running.metrics.uploadsInProgress).toBe(0);
+      expect(await (await fetch(`${running.url}/metrics`)).text()).toContain('stowage_uploads_in_progress 0');
     } finally {
       await running.close();
     }

@@ -24,7 +24,8 @@ export interface RunningServer {
 
 export interface StartOptions {
   readonly logger: Logger & { child?: (bindings: object) => Logger };
-  readonly authorizer?: Authorizer;
+  /** Who may do what; default: anyone, anything. */
+  readonly auth?: Authorizer;
 }
 
 /** Starts stowage-server: the registry API over the image store at `config.root`, plus health and metrics. */
@@ -39,7 +40,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
   const metrics = new ServerMetrics();
   const handler = createRegistryHandler({
     registry: store,
-    ...(options.authorizer ? { authorizer: options.authorizer } : {}),
+    ...(options.auth ? { auth: options.auth } : {}),
     limits: config.limits,
     logger,
     readOnly: config.readOnly,
@@ -104,7 +105,11 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     purgeTimer = setInterval(() => {
       store
         .purgeUploads()
-        .then((count) => count > 0 && logger.info({ uploadsPurged: count }, 'purged stale uploads'))
+        .then(async (count) => {
+          if (count > 0) logger.info({ uploadsPurged: count }, 'purged stale uploads');
+          // the sessions purged (or expired) are no longer in progress: let the gauge know
+          await handler.sweepUploads();
+        })
         .catch((error: unknown) => logger.error({ err: error }, 'upload purge failed'));
     }, config.uploadPurging.intervalMs);
     purgeTimer.unref();

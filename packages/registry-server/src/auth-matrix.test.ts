@@ -71,7 +71,7 @@ async function attempt(served: Served, op: Operation, repository: string, author
 async function withServer(authorizer: Authorizer | undefined, work: (served: Served) => Promise<void>) {
   const registry = createMemoryRegistry();
   for (const repository of ['app', 'public/app']) await pushImage(registry, repository, image, 'v1');
-  const served = await serve({ registry, ...(authorizer ? { authorizer } : {}) });
+  const served = await serve({ registry, ...(authorizer ? { auth: authorizer } : {}) });
   try {
     await work(served);
   } finally {
@@ -206,6 +206,39 @@ describe('auth matrix', () => {
         expect(await attempt(served, op, 'app', token(['pull', 'push', 'delete'])), op).toBe('ok');
       }
       expect(await attempt(served, 'pull', 'public/app')).toBe('ok');
+
+      // Upload sessions: a push token (pull,push, no delete) runs and cancels its own uploads;
+      // every upload route, status and cancel included, asks for pull,push.
+      const pusher = token(['pull', 'push']);
+      const send = (method: string, path: string, authorization?: string) =>
+        fetch(`${served.url}${path}`, { method, ...(authorization ? { headers: { authorization } } : {}) });
+      const started = await send('POST', '/v2/app/blobs/uploads/', pusher);
+      expect(started.status).toBe(202);
+      const location = started.headers.get('location') as string;
+      expect((await send('GET', location, pusher)).status).toBe(204);
+      for (const method of ['GET', 'DELETE']) {
+        for (const [who, authorization] of [
+          ['a pull token', token(['pull'])],
+          ['a delete token', token(['delete'])],
+        ] as const) {
+          const refused = await send(method, location, authorization);
+          expect(refused.status, `${method} with ${who}`).toBe(401);
+          expect(refused.headers.get('www-authenticate'), `${method} with ${who}`).toBe(
+            challenge('repository:app:pull,push', true),
+          );
+        }
+      }
+      expect((await send('DELETE', location, pusher)).status).toBe(204);
+      expect((await send('GET', location, pusher)).status).toBe(404);
+
+      // A mount from a repository the token cannot pull is no refusal: a plain session.
+      const layer = image.blobs[0]?.descriptor.digest as string;
+      const fallback = await send('POST', `/v2/app/blobs/uploads/?mount=${layer}&from=elsewhere`, pusher);
+      expect(fallback.status).toBe(202);
+      expect(fallback.headers.get('location')).toMatch(/^\/v2\/app\/blobs\/uploads\/.+/);
+      // ... and one from a repository anyone may pull mounts
+      const mounted = await send('POST', `/v2/app/blobs/uploads/?mount=${layer}&from=public/app`, pusher);
+      expect(mounted.status).toBe(201);
     });
   });
 });

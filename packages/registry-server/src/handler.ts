@@ -5,6 +5,7 @@ import {
   type BlobBody,
   type Digest,
   isDigest,
+  isStowageError,
   isValidRepositoryName,
   isValidTag,
   MAX_MANIFEST_SIZE,
@@ -50,6 +51,8 @@ export interface RequestRecord {
 export interface RegistryHandlerOptions {
   readonly registry: Registry;
   /** Who may do what. Default: anyone may do anything. */
+  readonly auth?: Authorizer;
+  /** @deprecated The old name of `auth`, read only when `auth` is not given. */
   readonly authorizer?: Authorizer;
   readonly limits?: RegistryLimits;
   readonly logger?: Logger;
@@ -59,15 +62,35 @@ export interface RegistryHandlerOptions {
   readonly allowDelete?: boolean;
   /** Called once per request after the response ends. */
   readonly onRequest?: (record: RequestRecord) => void;
-  /** Called when an upload session starts (+1) or ends (−1) through this handler. */
+  /**
+   * Called with +1 when an upload session is started through this handler, and
+   * with −1 once when that session ends: finished, refused in a way the store
+   * ends it (a wrong digest, say), cancelled, or found gone (purged or expired;
+   * see `sweepUploads`). Sessions started elsewhere are never reported.
+   */
   readonly onUpload?: (delta: 1 | -1) => void;
 }
 
-export type RegistryHandler = (request: IncomingMessage, response: ServerResponse) => Promise<void>;
+export interface RegistryHandler {
+  (request: IncomingMessage, response: ServerResponse): Promise<void>;
+  /**
+   * Asks the store about every session this handler started and still counts
+   * as open, and reports those it no longer knows (purged, expired) as ended
+   * through `onUpload`. Call it after purging uploads. Returns how many ended.
+   */
+  sweepUploads(): Promise<number>;
+}
 
 const API_VERSION = 'registry/2.0';
 const INDEX_MEDIA_TYPE = 'application/vnd.oci.image.index.v1+json';
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+/** Headers an error answer keeps from before the failure (`connection: close` set while draining, say). */
+const KEPT_ON_ERROR = new Set([
+  'docker-distribution-api-version',
+  'x-request-id',
+  'connection',
+  'www-authenticate',
+]);
 
 interface Exchange {
   readonly request: IncomingMessage;
@@ -77,6 +100,8 @@ interface Exchange {
   bytesIn: number;
   bytesOut: number;
   principal?: Principal;
+  /** Set when the request body went idle for too long: the answer is then a 408, whatever the store made of it. */
+  bodyTimeout?: HttpError;
 }
 
 function repositoryName(input: string): string {
@@ -119,17 +144,53 @@ function contentRange(request: IncomingMessage): { start: number; length: number
   return { start, length: end - start + 1 };
 }
 
-/** `Range: bytes=<start>-[<end>]` of a blob GET. */
-function rangeHeader(request: IncomingMessage): { start: number; end?: number } | undefined {
+/** What a blob GET's `Range` header asks for. */
+type RangeRequest =
+  | { readonly kind: 'from'; readonly start: number; readonly end?: number }
+  | { readonly kind: 'suffix'; readonly length: number }
+  | { readonly kind: 'invalid' };
+
+/**
+ * Reads `Range: bytes=<first>-[<last>]` or `bytes=-<suffix>`. Per RFC 9110 a
+ * header in another unit, or one asking for several ranges, is ignored
+ * (`undefined`: the whole blob is served); a malformed byte range is `invalid`.
+ */
+function rangeHeader(request: IncomingMessage): RangeRequest | undefined {
   const header = request.headers.range;
   if (header === undefined) return undefined;
-  const match = /^bytes=(\d{1,15})-(\d{1,15})?$/.exec(header.trim());
-  if (!match) throw new HttpError(416, 'BLOB_UPLOAD_INVALID', `unsupported Range ${header.slice(0, 100)}`);
+  const equals = header.indexOf('=');
+  if (equals < 0 || header.slice(0, equals).trim().toLowerCase() !== 'bytes') return undefined;
+  const set = header.slice(equals + 1).trim();
+  if (set.includes(',')) return undefined;
+  const suffix = /^-(\d{1,15})$/.exec(set);
+  if (suffix) return { kind: 'suffix', length: Number(suffix[1]) };
+  const match = /^(\d{1,15})-(\d{1,15})?$/.exec(set);
+  if (!match) return { kind: 'invalid' };
   const start = Number(match[1]);
-  const end = match[2] === undefined ? undefined : Number(match[2]);
-  if (end !== undefined && end < start)
-    throw new HttpError(416, 'BLOB_UPLOAD_INVALID', `invalid Range ${header}`);
-  return end === undefined ? { start } : { start, end };
+  if (match[2] === undefined) return { kind: 'from', start };
+  const end = Number(match[2]);
+  return end < start ? { kind: 'invalid' } : { kind: 'from', start, end };
+}
+
+/**
+ * The inclusive byte range to serve of a blob of `size` bytes, `undefined` for
+ * the whole blob; a 416 whose `Content-Range` gives the size when it cannot be met.
+ */
+function satisfiable(range: RangeRequest, size: number): { start: number; end: number } | undefined {
+  const refuse = (why: string) =>
+    new HttpError(416, 'BLOB_UPLOAD_INVALID', `${why} for a blob of ${size} bytes`, {
+      headers: { 'content-range': `bytes */${size}` },
+      detail: { size },
+    });
+  if (range.kind === 'invalid') throw refuse('invalid Range');
+  if (range.kind === 'suffix') {
+    if (range.length === 0) throw refuse('an empty suffix Range');
+    // an empty blob has no byte range to name: it is sent whole
+    if (size === 0) return undefined;
+    return { start: Math.max(0, size - range.length), end: size - 1 };
+  }
+  if (range.start >= size) throw refuse(`Range starting at ${range.start}`);
+  return { start: range.start, end: Math.min(range.end ?? size - 1, size - 1) };
 }
 
 /** `n` and `last` of a listing. */
@@ -171,28 +232,90 @@ function encodeName(name: string): string {
  */
 export function createRegistryHandler(options: RegistryHandlerOptions): RegistryHandler {
   const registry = options.registry;
-  const authorizer = options.authorizer ?? anonymousAuthorizer;
+  const authorizer = options.auth ?? options.authorizer ?? anonymousAuthorizer;
+  /** No access control at all: only then may a mount without `from` look in every repository. */
+  const openAccess = authorizer === anonymousAuthorizer;
   const maxManifestSize = options.limits?.maxManifestSize ?? MAX_MANIFEST_SIZE;
   const maxBlobSize = options.limits?.maxBlobSize;
   const idleMs = options.limits?.bodyIdleTimeoutMs ?? 60_000;
 
-  /** The request body as chunks: counted, limited, abandoned when idle. */
-  async function* body(exchange: Exchange, limit: number | undefined): AsyncGenerator<Uint8Array> {
-    const request = exchange.request;
-    let received = 0;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      timer = setTimeout(
-        () => request.destroy(new HttpError(408, 'BLOB_UPLOAD_INVALID', 'request body timed out')),
-        idleMs,
-      );
-      timer.unref();
-    };
-    arm();
+  /** Upload sessions started here and not yet seen to end, by repository and id. */
+  const sessions = new Map<string, { readonly repository: string; readonly id: string }>();
+  const sessionKey = (repository: string, id: string) => `${repository}\n${id}`;
+
+  function sessionStarted(repository: string, id: string): void {
+    sessions.set(sessionKey(repository, id), { repository, id });
+    options.onUpload?.(1);
+  }
+
+  function sessionEnded(repository: string, id: string): void {
+    if (sessions.delete(sessionKey(repository, id))) options.onUpload?.(-1);
+  }
+
+  /** Whether the store still has the session; anything but `BLOB_UPLOAD_UNKNOWN` counts as yes. */
+  async function sessionAlive(repository: string, id: string): Promise<boolean> {
     try {
-      for await (const chunk of request as AsyncIterable<Uint8Array>) {
-        arm();
+      await registry.getUpload(repository, id);
+      return true;
+    } catch (error) {
+      return !isStowageError(error, 'BLOB_UPLOAD_UNKNOWN');
+    }
+  }
+
+  /** After a failed request on a session: notices when the failure ended it. */
+  async function afterSessionFailure(repository: string, id: string, error: unknown): Promise<void> {
+    if (!sessions.has(sessionKey(repository, id))) return;
+    if (isStowageError(error, 'BLOB_UPLOAD_UNKNOWN') || !(await sessionAlive(repository, id))) {
+      sessionEnded(repository, id);
+    }
+  }
+
+  async function sweepUploads(): Promise<number> {
+    let ended = 0;
+    for (const { repository, id } of [...sessions.values()]) {
+      if (await sessionAlive(repository, id)) continue;
+      if (sessions.has(sessionKey(repository, id))) ended++;
+      sessionEnded(repository, id);
+    }
+    return ended;
+  }
+
+  /** The next chunk of a body, or a 408 when none comes within the idle timeout. */
+  function nextChunk<T>(exchange: Exchange, step: Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const error = new HttpError(408, 'BLOB_UPLOAD_INVALID', 'the request body stalled and was abandoned');
+        exchange.bodyTimeout = error;
+        reject(error);
+      }, idleMs);
+      timer.unref();
+      step.then(
+        (value) => {
+          clearTimeout(timer);
+          resolve(value);
+        },
+        (error: unknown) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      );
+    });
+  }
+
+  /**
+   * The request body as chunks: counted, limited, and given up on when idle. A
+   * stall surfaces as a 408 `HttpError` thrown to whoever reads the body; the
+   * socket is left alone so the answer can still be sent (then it is closed).
+   */
+  async function* body(exchange: Exchange, limit: number | undefined): AsyncGenerator<Uint8Array> {
+    // Not destroyed on an early stop: a refusal must still be able to answer on this socket.
+    const chunks = exchange.request.iterator({ destroyOnReturn: false });
+    let received = 0;
+    try {
+      for (;;) {
+        const step = await nextChunk(exchange, chunks.next());
+        if (step.done) return;
+        const chunk = step.value as Uint8Array;
         received += chunk.byteLength;
         exchange.bytesIn += chunk.byteLength;
         if (limit !== undefined && received > limit) {
@@ -203,7 +326,9 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
         yield chunk;
       }
     } finally {
-      clearTimeout(timer);
+      // After a stall a read is still pending, and `return` would wait for it: the
+      // socket is destroyed once the 408 is sent, which ends that read.
+      if (!exchange.bodyTimeout) await chunks.return?.();
     }
   }
 
@@ -272,18 +397,33 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
     });
   }
 
-  /** What the route needs from the authorizer. */
-  function accessFor(route: Route, method: string, url: URL): Access[] {
+  /**
+   * What the route needs from the authorizer. Every upload route (start, status,
+   * chunk, finish, cancel) needs pull and push, whatever the method: cancelling
+   * your own upload is not a delete. Pull on a mount's `from` is asked for
+   * separately, in `startUpload`, because lacking it only means no mount.
+   */
+  function accessFor(route: Route, method: string): Access[] {
     if (route.kind === 'ping') return [];
     if (route.kind === 'catalog') return [{ type: 'registry', name: 'catalog', actions: ['*'] }];
     const actions =
-      method === 'GET' || method === 'HEAD' ? ['pull'] : method === 'DELETE' ? ['delete'] : ['pull', 'push'];
-    const access: Access[] = [{ type: 'repository', name: route.name, actions }];
-    const from = url.searchParams.get('from');
-    if (route.kind === 'uploads' && method === 'POST' && from !== null && isValidRepositoryName(from)) {
-      access.push({ type: 'repository', name: from, actions: ['pull'] });
-    }
-    return access;
+      route.kind === 'uploads' || route.kind === 'upload'
+        ? ['pull', 'push']
+        : method === 'GET' || method === 'HEAD'
+          ? ['pull']
+          : method === 'DELETE'
+            ? ['delete']
+            : ['pull', 'push'];
+    return [{ type: 'repository', name: route.name, actions }];
+  }
+
+  /** Whether this request may pull from `from` (the source of a mount). */
+  async function mayPull(request: IncomingMessage, from: string): Promise<boolean> {
+    if (openAccess) return true;
+    const decision = await authorizer.authorize(request, [
+      { type: 'repository', name: from, actions: ['pull'] },
+    ]);
+    return decision.ok;
   }
 
   async function manifests(exchange: Exchange, route: Extract<Route, { kind: 'manifest' }>): Promise<void> {
@@ -370,7 +510,13 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
       return;
     }
     if (method === 'GET') {
-      const range = rangeHeader(request);
+      const requested = rangeHeader(request);
+      let range: { start: number; end: number } | undefined;
+      if (requested) {
+        const info = await registry.headBlob(name, digest, { signal });
+        if (!info) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in ${name}`);
+        range = satisfiable(requested, info.size);
+      }
       const content = await registry.getBlob(name, digest, { signal, ...(range ? { range } : {}) });
       const headers: Record<string, string | number> = {
         'content-type': 'application/octet-stream',
@@ -411,13 +557,18 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
       const digest = digestParam(mount, 'mount');
       const from = url.searchParams.get('from');
       if (from !== null) repositoryName(from);
-      const mounted = await registry.mountBlob(name, digest, { signal, ...(from !== null ? { from } : {}) });
+      // Without `from` the store may take the blob from any repository, so that is only
+      // done when nobody's access is checked; and `from` must be one the caller may pull.
+      const allowed = from === null ? openAccess : await mayPull(request, from);
+      const mounted = allowed
+        ? await registry.mountBlob(name, digest, { signal, ...(from !== null ? { from } : {}) })
+        : undefined;
       if (mounted) {
         discard(exchange);
         blobCreated(exchange, name, digest);
         return;
       }
-      // not mountable: fall through to an ordinary upload session
+      // not mountable (or not for this caller): an ordinary upload session instead, as distribution does
     }
     const digestValue = url.searchParams.get('digest');
     if (digestValue !== null && mount === null) {
@@ -440,7 +591,7 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
     }
     discard(exchange);
     const status = await registry.startUpload(name, { signal });
-    options.onUpload?.(1);
+    sessionStarted(name, status.id);
     send(exchange, 202, uploadHeaders(name, status.id, status.offset));
   }
 
@@ -452,9 +603,17 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
   }
 
   async function uploads(exchange: Exchange, route: Extract<Route, { kind: 'upload' }>): Promise<void> {
-    const { request, url, signal } = exchange;
     const name = repositoryName(route.name);
-    const id = route.id;
+    try {
+      await upload(exchange, name, route.id);
+    } catch (error) {
+      await afterSessionFailure(name, route.id, error);
+      throw error;
+    }
+  }
+
+  async function upload(exchange: Exchange, name: string, id: string): Promise<void> {
+    const { request, url, signal } = exchange;
     const method = request.method;
     if (method === 'GET') {
       const status = await registry.getUpload(name, id, { signal });
@@ -490,13 +649,13 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
         ...(hasBody && length !== undefined ? { length } : {}),
       });
       if (!hasBody) discard(exchange);
-      options.onUpload?.(-1);
+      sessionEnded(name, id);
       blobCreated(exchange, name, info.digest);
       return;
     }
     if (method === 'DELETE') {
       await registry.cancelUpload(name, id, { signal });
-      options.onUpload?.(-1);
+      sessionEnded(name, id);
       send(exchange, 204, {});
       return;
     }
@@ -554,14 +713,22 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
   }
 
   async function serve(exchange: Exchange, route: Route | undefined): Promise<void> {
-    const { request, url } = exchange;
+    const { request } = exchange;
     const method = request.method ?? 'GET';
-    if (!route) throw new HttpError(404, 'NOT_FOUND', 'no such route in the distribution API');
-    const decision = await authorizer.authorize(request, accessFor(route, method, url));
+    if (!route) {
+      // 404 either way, as distribution: a path under /v2/ that names no endpoint of a
+      // repository, or a path outside the API altogether
+      if ((request.url ?? '/').startsWith('/v2/')) {
+        throw new HttpError(404, 'NAME_UNKNOWN', 'no repository endpoint at this path');
+      }
+      throw new HttpError(404, 'UNSUPPORTED', 'not a distribution API path');
+    }
+    const access = accessFor(route, method);
+    const decision = await authorizer.authorize(request, access);
     if (!decision.ok) {
       throw new HttpError(decision.status, decision.code, decision.message, {
         ...(decision.challenge ? { headers: { 'www-authenticate': decision.challenge } } : {}),
-        detail: accessFor(route, method, url),
+        detail: access,
       });
     }
     exchange.principal = decision.principal;
@@ -593,7 +760,7 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
     }
   }
 
-  return async (request, response) => {
+  const handler = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const started = performance.now();
     const incomingId = request.headers['x-request-id'];
     const id =
@@ -617,16 +784,22 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
       route = parseRoute((request.url ?? '/').split('?')[0] ?? '/');
       await serve(exchange, route);
     } catch (error) {
-      const wire = toWireError(error);
+      // A stalled body is a 408 even when the store reported it in its own words.
+      const failure = exchange.bodyTimeout ?? error;
+      const wire = toWireError(failure);
       if (wire.status >= 500) {
-        options.logger?.error({ requestId: id, err: error }, 'request failed');
+        options.logger?.error({ requestId: id, err: failure }, 'request failed');
       }
       if (!response.headersSent) {
         for (const name of response.getHeaderNames()) {
-          if (!['docker-distribution-api-version', 'x-request-id'].includes(name))
-            response.removeHeader(name);
+          if (!KEPT_ON_ERROR.has(name)) response.removeHeader(name);
         }
-        discard(exchange);
+        if (exchange.bodyTimeout) {
+          // The rest of the body is never coming: answer, then drop the connection.
+          response.once('finish', () => request.socket?.destroy());
+        } else {
+          discard(exchange);
+        }
         if (wire.status === 413 || wire.status === 408) response.setHeader('connection', 'close');
         json(exchange, wire.status, wire.body, { ...wire.headers });
       } else {
@@ -661,4 +834,5 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
       );
     }
   };
+  return Object.assign(handler, { sweepUploads });
 }

@@ -1,11 +1,13 @@
 // Every endpoint and error code of the server, spoken to as raw HTTP.
-import { request as httpRequest } from 'node:http';
-import { connect } from 'node:net';
+import { createServer, request as httpRequest } from 'node:http';
+import { type AddressInfo, connect } from 'node:net';
 import { digestOf, MediaType, type Registry, RegistryError } from '@stowage/oci';
 import { createMemoryRegistry, pushImage, randomArtifact, randomBlob, randomImage } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Served, serve } from '../test/serve.js';
+import { createRulesAuthorizer } from './auth/anonymous.js';
 import type { Authorizer } from './auth/types.js';
+import { createRegistryHandler } from './handler.js';
 
 let served: Served;
 let registry: Registry;
@@ -63,8 +65,9 @@ describe('registry-server over HTTP', () => {
   });
 
   it('refuses unknown routes and methods with OCI errors', async () => {
-    await expectError(call('GET', '/v3/'), 404, 'NOT_FOUND');
-    await expectError(call('GET', '/v2/a/unknown/x'), 404, 'NOT_FOUND');
+    // 404 with an OCI code either way: outside the API, or a /v2/ path naming no endpoint
+    await expectError(call('GET', '/v3/'), 404, 'UNSUPPORTED');
+    await expectError(call('GET', '/v2/a/unknown/x'), 404, 'NAME_UNKNOWN');
     const wrong = await expectError(call('POST', '/v2/a/tags/list'), 405, 'UNSUPPORTED');
     expect(wrong.headers.get('allow')).toBe('GET');
     await expectError(call('PATCH', '/v2/a/manifests/v1'), 405, 'UNSUPPORTED');
@@ -95,17 +98,74 @@ describe('registry-server over HTTP', () => {
       416,
       'BLOB_UPLOAD_INVALID',
     );
-    await expectError(
-      call('GET', `/v2/mono/blobs/${digest}`, { headers: { range: 'items=1-2' } }),
-      416,
-      'BLOB_UPLOAD_INVALID',
-    );
+    // a Range in a unit we do not know is ignored (RFC 9110): the whole blob
+    const items = await fetch(`${served.url}/v2/mono/blobs/${digest}`, { headers: { range: 'items=1-2' } });
+    expect(items.status).toBe(200);
+    expect(new Uint8Array(await items.arrayBuffer())).toEqual(blob.bytes);
     expect((await call('DELETE', `/v2/mono/blobs/${digest}`)).status).toBe(202);
     await expectError(call('GET', `/v2/mono/blobs/${digest}`), 404, 'BLOB_UNKNOWN');
     expect((await call('HEAD', `/v2/mono/blobs/${digest}`)).status).toBe(404);
     await expectError(call('DELETE', `/v2/mono/blobs/${digest}`), 404, 'BLOB_UNKNOWN');
     await expectError(call('GET', '/v2/mono/blobs/sha256:nothex'), 400, 'DIGEST_INVALID');
     await expectError(call('GET', `/v2/mono/blobs/md5:${'0'.repeat(32)}`), 400, 'DIGEST_INVALID');
+  });
+
+  it('serves suffix ranges, ignores multiple ranges, and answers 416 with the size', async () => {
+    const blob = randomBlob(1000);
+    const digest = blob.descriptor.digest;
+    await call('POST', `/v2/ranges/blobs/uploads/?digest=${digest}`, { body: blob.bytes });
+    const get = (range: string) => fetch(`${served.url}/v2/ranges/blobs/${digest}`, { headers: { range } });
+    const tail = await get('bytes=-10');
+    expect(tail.status).toBe(206);
+    expect(tail.headers.get('content-range')).toBe('bytes 990-999/1000');
+    expect(tail.headers.get('content-length')).toBe('10');
+    expect(new Uint8Array(await tail.arrayBuffer())).toEqual(blob.bytes.subarray(990));
+    // a suffix longer than the blob is the whole blob, still as a range
+    const longer = await get('bytes=-5000');
+    expect(longer.status).toBe(206);
+    expect(longer.headers.get('content-range')).toBe('bytes 0-999/1000');
+    expect(new Uint8Array(await longer.arrayBuffer())).toEqual(blob.bytes);
+    // an end past the blob is cut to its last byte
+    const clipped = await get('bytes=995-5000');
+    expect(clipped.status).toBe(206);
+    expect(clipped.headers.get('content-range')).toBe('bytes 995-999/1000');
+    for (const ignored of ['bytes=0-1,5-6', 'bytes=-1, 0-0', 'pages=0-1', 'lines']) {
+      const whole = await get(ignored);
+      expect(whole.status, ignored).toBe(200);
+      expect(whole.headers.get('content-range'), ignored).toBeNull();
+      expect(new Uint8Array(await whole.arrayBuffer()), ignored).toEqual(blob.bytes);
+    }
+    for (const unsatisfiable of ['bytes=1000-', 'bytes=2000-3000', 'bytes=-0', 'bytes=9-1', 'bytes=x-']) {
+      const refused = await expectError(
+        call('GET', `/v2/ranges/blobs/${digest}`, { headers: { range: unsatisfiable } }),
+        416,
+        'BLOB_UPLOAD_INVALID',
+      );
+      expect(refused.headers.get('content-range'), unsatisfiable).toBe('bytes */1000');
+    }
+    await expectError(
+      call('GET', `/v2/ranges/blobs/${digestOf('absent')}`, { headers: { range: 'bytes=-1' } }),
+      404,
+      'BLOB_UNKNOWN',
+    );
+  });
+
+  it('pushes a sha512 blob in one POST and reads it back', async () => {
+    const bytes = randomBlob(3000).bytes;
+    const digest = digestOf(bytes, 'sha512');
+    const put = await call('POST', `/v2/sha512/blobs/uploads/?digest=${digest}`, { body: bytes });
+    expect(put.status).toBe(201);
+    expect(put.headers.get('location')).toBe(`/v2/sha512/blobs/${digest}`);
+    expect(put.headers.get('docker-content-digest')).toBe(digest);
+    const head = await call('HEAD', `/v2/sha512/blobs/${digest}`);
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-length')).toBe('3000');
+    const get = await fetch(`${served.url}/v2/sha512/blobs/${digest}`);
+    expect(get.status).toBe(200);
+    expect(get.headers.get('docker-content-digest')).toBe(digest);
+    expect(new Uint8Array(await get.arrayBuffer())).toEqual(bytes);
+    // the sha256 of the same bytes names nothing here
+    expect((await call('HEAD', `/v2/sha512/blobs/${digestOf(bytes)}`)).status).toBe(404);
   });
 
   it('refuses a monolithic push whose content does not match its digest or size', async () => {
@@ -214,6 +274,44 @@ describe('registry-server over HTTP', () => {
       400,
       'NAME_INVALID',
     );
+    // with no access control at all, a mount without `from` finds the blob wherever it is
+    const anywhere = await call('POST', `/v2/mount-any/blobs/uploads/?mount=${blob.descriptor.digest}`);
+    expect(anywhere.status).toBe(201);
+    expect((await call('HEAD', `/v2/mount-any/blobs/${blob.descriptor.digest}`)).status).toBe(200);
+  });
+
+  it('stores a Docker schema 2 manifest and serves it with its own media type and digest', async () => {
+    const image = randomImage({ format: 'docker', layers: 1 });
+    expect(image.manifest.mediaType).toBe('application/vnd.docker.distribution.manifest.v2+json');
+    for (const blob of image.blobs) {
+      const pushed = await call('POST', `/v2/docker/blobs/uploads/?digest=${blob.descriptor.digest}`, {
+        body: blob.bytes,
+      });
+      expect(pushed.status).toBe(201);
+    }
+    const put = await call('PUT', '/v2/docker/manifests/latest', {
+      headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v2+json' },
+      body: image.manifest.bytes,
+    });
+    expect(put.status).toBe(201);
+    expect(put.headers.get('docker-content-digest')).toBe(image.manifest.digest);
+    expect(put.headers.get('docker-content-digest')).toBe(digestOf(image.manifest.bytes));
+    for (const reference of ['latest', image.manifest.digest]) {
+      const get = await call('GET', `/v2/docker/manifests/${reference}`, {
+        headers: { accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+      });
+      expect(get.status, reference).toBe(200);
+      expect(get.headers.get('content-type'), reference).toBe(
+        'application/vnd.docker.distribution.manifest.v2+json',
+      );
+      expect(get.headers.get('docker-content-digest'), reference).toBe(image.manifest.digest);
+      expect(new TextEncoder().encode(get.text), reference).toEqual(image.manifest.bytes);
+      const head = await call('HEAD', `/v2/docker/manifests/${reference}`);
+      expect(head.headers.get('content-type'), reference).toBe(
+        'application/vnd.docker.distribution.manifest.v2+json',
+      );
+      expect(head.headers.get('docker-content-digest'), reference).toBe(image.manifest.digest);
+    }
   });
 
   it('stores manifests by tag and digest with the right headers, and untags or deletes', async () => {
@@ -412,20 +510,35 @@ describe('registry-server over HTTP', () => {
   it('abandons a request body that stalls', async () => {
     const start = await call('POST', '/v2/stall/blobs/uploads/');
     const location = start.headers.get('location') as string;
-    const response = await new Promise<string>((resolve, reject) => {
-      const socket = connect(Number(served.url.split(':')[2]), '127.0.0.1');
-      let data = '';
-      socket.on('data', (chunk) => {
-        data += chunk.toString();
+    const stalled = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(served.url.split(':')[2]), '127.0.0.1');
+        let data = '';
+        socket.on('data', (chunk) => {
+          data += chunk.toString();
+        });
+        socket.on('close', () => resolve(data));
+        socket.on('error', reject);
+        socket.write(request);
       });
-      socket.on('close', () => resolve(data));
-      socket.on('error', reject);
-      socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789`);
-    });
-    // the server gave up on the body: either an error answer or a closed connection, never a hang
-    expect(response === '' || /^HTTP\/1\.1 (408|400)/.test(response)).toBe(true);
+    const response = await stalled(
+      `PATCH ${location} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789`,
+    );
+    // the server gave up on the body: a 408 with an OCI error body, then the connection is closed
+    expect(response).toMatch(/^HTTP\/1\.1 408 /);
+    const [head, payload] = response.split('\r\n\r\n') as [string, string];
+    expect(head.toLowerCase()).toContain('connection: close');
+    expect(head.toLowerCase()).toContain('content-type: application/json');
+    expect(JSON.parse(payload).errors[0].code).toBe('BLOB_UPLOAD_INVALID');
     const status = await call('GET', location);
     expect(status.headers.get('range')).toBe('0-0');
+    // the same for a monolithic push whose body stalls
+    const blob = randomBlob(100);
+    const mono = await stalled(
+      `POST /v2/stall/blobs/uploads/?digest=${blob.descriptor.digest} HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123`,
+    );
+    expect(mono).toMatch(/^HTTP\/1\.1 408 /);
+    expect((await call('HEAD', `/v2/stall/blobs/${blob.descriptor.digest}`)).status).toBe(404);
   });
 
   it('counts every request under its route', () => {
@@ -484,7 +597,7 @@ describe('registry-server refusals from the backend and the authorizer', () => {
         return { ok: true, principal: { subject: 'me' } };
       },
     };
-    const guarded = await serve({ registry: createMemoryRegistry(), authorizer });
+    const guarded = await serve({ registry: createMemoryRegistry(), auth: authorizer });
     try {
       const anonymous = await fetch(`${guarded.url}/v2/`);
       expect(anonymous.status).toBe(401);
@@ -500,6 +613,182 @@ describe('registry-server refusals from the backend and the authorizer', () => {
       expect((await errorsOf(denied))[0]?.code).toBe('DENIED');
     } finally {
       await guarded.close();
+    }
+  });
+
+  it('still accepts the deprecated `authorizer` option when `auth` is not given', async () => {
+    const refuseAll: Authorizer = {
+      async authorize() {
+        return { ok: false, status: 403, code: 'DENIED', message: 'no' };
+      },
+    };
+    const allowAll: Authorizer = {
+      async authorize() {
+        return { ok: true, principal: {} };
+      },
+    };
+    const legacy = await serve({ registry: createMemoryRegistry(), authorizer: refuseAll });
+    const both = await serve({ registry: createMemoryRegistry(), auth: allowAll, authorizer: refuseAll });
+    try {
+      expect((await fetch(`${legacy.url}/v2/`)).status).toBe(403);
+      expect((await fetch(`${both.url}/v2/`)).status).toBe(200);
+    } finally {
+      await legacy.close();
+      await both.close();
+    }
+  });
+
+  it('mounts only what the caller may pull once access is checked, else opens a session', async () => {
+    const store = createMemoryRegistry();
+    const secret = randomBlob(64);
+    const shared = randomBlob(64);
+    await store.putBlob('secret', secret.bytes, { digest: secret.descriptor.digest });
+    await store.putBlob('shared', shared.bytes, { digest: shared.descriptor.digest });
+    // anonymous use, but nobody may pull (or do anything else) in `secret`
+    const guarded = await serve({ registry: store, auth: createRulesAuthorizer([{ repository: 'secret' }]) });
+    const post = (query: string) =>
+      fetch(`${guarded.url}/v2/mine/blobs/uploads/${query}`, { method: 'POST' });
+    try {
+      expect((await fetch(`${guarded.url}/v2/secret/blobs/${secret.descriptor.digest}`)).status).toBe(403);
+      // no `from`: the blob might come from any repository, so no mount, a fresh session instead
+      const anywhere = await post(`?mount=${secret.descriptor.digest}`);
+      expect(anywhere.status).toBe(202);
+      expect(anywhere.headers.get('location')).toMatch(/^\/v2\/mine\/blobs\/uploads\/.+/);
+      // `from` the caller cannot pull: not an error, a session
+      const denied = await post(`?mount=${secret.descriptor.digest}&from=secret`);
+      expect(denied.status).toBe(202);
+      expect(denied.headers.get('location')).toMatch(/^\/v2\/mine\/blobs\/uploads\/.+/);
+      expect((await fetch(`${guarded.url}/v2/mine/blobs/${secret.descriptor.digest}`)).status).toBe(404);
+      // `from` the caller may pull: mounted
+      const mounted = await post(`?mount=${shared.descriptor.digest}&from=shared`);
+      expect(mounted.status).toBe(201);
+      expect(mounted.headers.get('location')).toBe(`/v2/mine/blobs/${shared.descriptor.digest}`);
+      // the target still needs push: refused outright
+      const target = await fetch(
+        `${guarded.url}/v2/secret/blobs/uploads/?mount=${shared.descriptor.digest}&from=shared`,
+        { method: 'POST' },
+      );
+      expect(target.status).toBe(403);
+      expect((await errorsOf(target))[0]?.code).toBe('DENIED');
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it('keeps Connection: close and the challenge on an error answer', async () => {
+    const handler = createRegistryHandler({
+      registry: createMemoryRegistry(),
+      auth: {
+        async authorize(request) {
+          if (request.headers.authorization) return { ok: true, principal: {} };
+          return {
+            ok: false,
+            status: 401,
+            code: 'UNAUTHORIZED',
+            message: 'log in',
+            challenge: 'Basic realm="x"',
+          };
+        },
+      },
+    });
+    // as stowage-server does while draining: every answer closes its connection
+    const server = createServer((request, response) => {
+      response.setHeader('connection', 'close');
+      void handler(request, response);
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const get = (path: string, headers: Record<string, string> = {}) =>
+      new Promise<{ status: number; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port, path, headers, agent: false }, (res) => {
+          let body = '';
+          res.on('data', (chunk) => {
+            body += chunk;
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      const missing = await get('/v2/a/manifests/v1', { authorization: 'Basic eDp5' });
+      expect(missing.status).toBe(404);
+      expect(missing.headers.connection).toBe('close');
+      expect(JSON.parse(missing.body).errors[0].code).toBe('MANIFEST_UNKNOWN');
+      const unauthorized = await get('/v2/');
+      expect(unauthorized.status).toBe(401);
+      expect(unauthorized.headers.connection).toBe('close');
+      expect(unauthorized.headers['www-authenticate']).toBe('Basic realm="x"');
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
+  it('reports each upload session once when it starts and once when it ends, however it ends', async () => {
+    let clock = Date.now();
+    const store = createMemoryRegistry({ uploadTtlMs: 60_000, now: () => clock });
+    let open = 0;
+    const counted = await serve({
+      registry: store,
+      onUpload: (delta) => {
+        open += delta;
+      },
+    });
+    const start = async () => {
+      const response = await fetch(`${counted.url}/v2/counted/blobs/uploads/`, { method: 'POST' });
+      expect(response.status).toBe(202);
+      return `${counted.url}${response.headers.get('location')}`;
+    };
+    const blob = randomBlob(200);
+    try {
+      // finished
+      const finished = await start();
+      expect(open).toBe(1);
+      expect(
+        (await fetch(`${finished}?digest=${blob.descriptor.digest}`, { method: 'PUT', body: blob.bytes }))
+          .status,
+      ).toBe(201);
+      expect(open).toBe(0);
+      // a finishing PUT the store refuses, ending the session (a wrong digest)
+      const refused = await start();
+      expect(open).toBe(1);
+      const wrong = await fetch(`${refused}?digest=${digestOf('other')}`, {
+        method: 'PUT',
+        body: blob.bytes,
+      });
+      expect(wrong.status).toBe(400);
+      expect(open).toBe(0);
+      expect((await fetch(refused)).status).toBe(404);
+      expect(open).toBe(0);
+      // a refused chunk leaves the session open
+      const kept = await start();
+      const outOfOrder = await fetch(kept, {
+        method: 'PATCH',
+        headers: { 'content-range': '10-19' },
+        body: blob.bytes.subarray(10, 20),
+      });
+      expect(outOfOrder.status).toBe(416);
+      expect(open).toBe(1);
+      // cancelled, and a second cancel counts nothing
+      expect((await fetch(kept, { method: 'DELETE' })).status).toBe(204);
+      expect((await fetch(kept, { method: 'DELETE' })).status).toBe(404);
+      expect(open).toBe(0);
+      // expired in the store: found by a sweep
+      await start();
+      await start();
+      expect(open).toBe(2);
+      expect(await counted.handler.sweepUploads()).toBe(0);
+      clock += 120_000;
+      expect(await counted.handler.sweepUploads()).toBe(2);
+      expect(open).toBe(0);
+      expect(await counted.handler.sweepUploads()).toBe(0);
+      // sessions started elsewhere are not counted when they end here
+      const elsewhere = await store.startUpload('counted');
+      const other = `${counted.url}/v2/counted/blobs/uploads/${elsewhere.id}`;
+      expect((await fetch(other, { method: 'DELETE' })).status).toBe(204);
+      expect(open).toBe(0);
+    } finally {
+      await counted.close();
     }
   });
 

@@ -114,7 +114,7 @@ describe('skopeo against registry-server', () => {
     await run('htpasswd', ['-B', '-b', '-c', join(work, 'htpasswd'), 'admin', 'adminpw']);
     const guarded = await serve({
       registry: store,
-      authorizer: createHtpasswdAuthorizer({
+      auth: createHtpasswdAuthorizer({
         realm: 'stowage',
         users: await readFile(join(work, 'htpasswd'), 'utf8'),
       }),

@@ -1,12 +1,13 @@
 // Starts the handler on a loopback port for tests.
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createRegistryHandler, type RegistryHandlerOptions } from '../src/index.js';
+import { createRegistryHandler, type RegistryHandler, type RegistryHandlerOptions } from '../src/index.js';
 
 export interface Served {
   readonly url: string;
   readonly host: string;
   readonly server: Server;
+  readonly handler: RegistryHandler;
   close(): Promise<void>;
 }
 
@@ -19,6 +20,7 @@ export async function serve(options: RegistryHandlerOptions): Promise<Served> {
     url: `http://127.0.0.1:${port}`,
     host: `127.0.0.1:${port}`,
     server,
+    handler,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
