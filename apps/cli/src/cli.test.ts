@@ -1,5 +1,6 @@
-// The stowage command: db migrate, import with row counts and a log file, and
-// SIGINT in the middle of an import, which leaves no half-imported repository.
+// The stowage command: db migrate, import with row counts and a log file,
+// SIGINT in the middle of an import, which leaves no half-imported repository,
+// and flags refused with exit code 2 (or a typed error for an unknown repository).
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -52,6 +53,29 @@ describe('stowage', () => {
     expect(steps.code).toBe(2);
   });
 
+  it('accepts --tag-concurrency from 1 to 5 only', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'stowage-cli-data-'));
+    dirs.push(dataDir);
+    for (const value of ['0', '6', 'abc', '2.5', '', '1e0']) {
+      const refused = await stowage([
+        'import',
+        '/nowhere',
+        '--data-dir',
+        dataDir,
+        `--tag-concurrency=${value}`,
+      ]);
+      expect(refused.code, value).toBe(2);
+      expect(refused.err, value).toMatch(/--tag-concurrency must be a whole number from 1 to 5/);
+    }
+    // a valid value gets past the flags: the import itself then fails (the database is not migrated)
+    const accepted = await stowage(['import', '/nowhere', '--data-dir', dataDir, '--tag-concurrency', '5']);
+    expect(accepted.code).toBe(1);
+    expect(accepted.err).toMatch(/MIGRATIONS_PENDING/);
+    expect((await stowage(['--help'])).out).toMatch(
+      /--tag-concurrency <n> +tag links read at once, 1 to 5 \(default 1/,
+    );
+  }, 60_000);
+
   describe('against PostgreSQL', () => {
     if (!requirePeers(postgres)) return;
     let test: TestDatabase;
@@ -102,5 +126,20 @@ describe('stowage', () => {
       expect(lines.at(-1)).toMatchObject({ msg: 'import finished' });
       expect(lines.filter((l) => l.msg === 'repository imported')).toHaveLength(60);
     }, 120_000);
+
+    it('fails naming a --repository the tree does not hold', async () => {
+      const result = await stowage([
+        'import',
+        tree,
+        '--database-url',
+        test.url,
+        '--repository',
+        'team0/app0',
+        '--repository',
+        'team0/no-such-app',
+      ]);
+      expect(result.code).toBe(1);
+      expect(result.err).toMatch(/REPOSITORY_NOT_FOUND: .*"team0\/no-such-app"/);
+    });
   });
 });

@@ -23,7 +23,7 @@ import:
                                     (no step flag: all three, in order)
   --repository <name>               only this repository (repeatable)
   --dry-run                         one transaction, rolled back
-  --tag-concurrency <n>             tag links read at once (default 4)
+  --tag-concurrency <n>             tag links read at once, 1 to 5 (default 1, as GitLab)
   --pre-import-skip-recent <hours>  skip repositories pre-imported this recently
   --row-count                       print row counts when done
   --log-file <file>                 detailed JSON-lines log
@@ -32,6 +32,14 @@ import:
 async function database(values: { 'database-url'?: string; 'data-dir'?: string }) {
   const url = values['database-url'] ?? process.env.STOWAGE_DATABASE_URL ?? process.env.DATABASE_URL;
   return openDatabase(url ? { url } : { dataDir: resolve(values['data-dir'] ?? '.stowage-metadata') });
+}
+
+/** GitLab's range for `--tag-concurrency` (1–5) and its default (1); `undefined` for anything else. */
+function tagConcurrency(text: string | undefined): number | undefined {
+  if (text === undefined) return 1;
+  if (!/^[0-9]+$/.test(text)) return undefined;
+  const value = Number(text);
+  return value >= 1 && value <= 5 ? value : undefined;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -87,9 +95,11 @@ async function main(argv: string[]): Promise<number> {
       return 2;
     }
     const mode: ImportMode = stepOne ? 'pre-import' : stepTwo ? 'import' : stepThree ? 'blobs' : 'full';
-    const concurrency = Number(values['tag-concurrency'] ?? 4);
-    if (!Number.isInteger(concurrency) || concurrency < 1) {
-      process.stderr.write('stowage import: --tag-concurrency must be a positive integer\n');
+    const concurrency = tagConcurrency(values['tag-concurrency']);
+    if (concurrency === undefined) {
+      process.stderr.write(
+        `stowage import: --tag-concurrency must be a whole number from 1 to 5, not ${JSON.stringify(values['tag-concurrency'])}\n`,
+      );
       return 2;
     }
     const controller = new AbortController();

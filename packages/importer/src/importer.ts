@@ -5,9 +5,9 @@ import {
   type Database,
   DatabaseError,
   MetadataStore,
-  type Queryable,
   type RepositoryRow,
   type RowCounts,
+  type Transaction,
 } from '@stowage/metadata-db';
 import { type Digest, isDigest, MediaType, StowageError } from '@stowage/oci';
 import { DistributionTree, type LinkResult } from './layout.js';
@@ -17,12 +17,16 @@ export type ImportErrorCode =
   | 'MANIFEST_UNKNOWN_MEDIA_TYPE'
   | 'LOCKFILE'
   | 'ABORTED'
-  | 'INVALID_OPTIONS';
+  | 'INVALID_OPTIONS'
+  | 'REPOSITORY_NOT_FOUND';
 
 /** A failure that stops the import (skips are warnings, not errors). */
 export class ImportError extends StowageError<ImportErrorCode> {}
 
-/** Why something was skipped; each is logged once, with the repository and digest. */
+/**
+ * Why something was skipped. A skipped manifest is reported once per
+ * repository and rule however many tags reach it; a skipped tag once per tag.
+ */
 export type SkipReason =
   | 'empty-manifest'
   | 'unknown-revision'
@@ -34,13 +38,18 @@ export type SkipReason =
   | 'unlinked-layer'
   | 'broken-index-child'
   | 'non-distributable-layer'
-  | 'repository-without-manifests';
+  | 'repository-without-manifests'
+  /** the database refused the tag row (a data error such as a CHECK violation); the tag is not written */
+  | 'tag-rejected';
 
 export interface ImportWarning {
   readonly reason: SkipReason;
   readonly repository: string;
   readonly digest?: string;
+  /** The (first) tag the skipped item was reached through. */
   readonly tag?: string;
+  /** Every tag that pointed at a skipped manifest: none of them is created. */
+  readonly tags?: readonly string[];
   readonly detail?: string;
 }
 
@@ -60,24 +69,32 @@ export interface ImportOptions {
   readonly root: string;
   /** Default `full`: pre-import, import, common blobs, in that order. */
   readonly mode?: ImportMode;
-  /** Only these repositories (pre-import and import). */
+  /**
+   * Only these repositories (pre-import and import). One the tree does not
+   * hold fails the import with `REPOSITORY_NOT_FOUND` before anything is
+   * written. Lockfiles are left alone: part of the registry is not all of it.
+   */
   readonly repositories?: readonly string[];
   /** Everything in one transaction, rolled back at the end. */
   readonly dryRun?: boolean;
-  /** Tag links read at once per repository (1–5 in GitLab; any positive number here). Default 4. */
+  /** Tag links read at once per repository: a positive integer (1–5 in GitLab). Default 4. */
   readonly tagConcurrency?: number;
   /** Skip pre-importing repositories pre-imported more recently than this. Default 0 (never skip). */
   readonly preImportSkipRecentMs?: number;
   /** Configuration payloads up to this size are stored. Default 256,000 bytes, as GitLab. */
   readonly configPayloadLimit?: number;
-  /** A repository's transaction failing with a retryable error is retried for this long. Default 60 s. */
+  /**
+   * A repository's transaction failing with a retryable error is retried until
+   * this long after its first failure (however long the attempt itself took). Default 60 s.
+   */
   readonly retryBudgetMs?: number;
   /** Stops between repositories and tags; the repository in progress is rolled back. */
   readonly signal?: AbortSignal;
-  /** Write GitLab's lockfiles (`filesystem-in-use`, `database-in-use`). Default true. */
+  /** Write GitLab's lockfiles (`filesystem-in-use`, `database-in-use`). Default true, but never with `repositories`. */
   readonly lockfiles?: boolean;
   /** Detailed JSON lines log. */
   readonly logFile?: string;
+  /** Called once a repository's transaction committed (dry run: once its work is done), never for one rolled back. */
   readonly onWarning?: (warning: ImportWarning) => void;
   readonly onProgress?: (progress: ImportProgress) => void;
   /** Record an `import_statistics` row. Default true (never in a dry run). */
@@ -122,6 +139,53 @@ class Skip extends Error {
 /** Internal: unwinds a dry run's transaction. */
 class DryRunRollback extends Error {}
 
+type PendingWarning = { -readonly [K in keyof ImportWarning]: ImportWarning[K] };
+
+/** Internal: what one attempt at a repository's transaction produced, kept only if it commits. */
+interface Attempt {
+  /** Manifest ids imported in this attempt, by digest. */
+  readonly done: Map<string, number>;
+  /** Manifests found unimportable in this attempt, by digest. */
+  readonly skipped: Map<string, Skip>;
+  /** Warnings by `warningKey`, in the order first met. */
+  readonly warnings: Map<string, PendingWarning>;
+  manifests: number;
+}
+
+function newAttempt(): Attempt {
+  return { done: new Map(), skipped: new Map(), warnings: new Map(), manifests: 0 };
+}
+
+/**
+ * The identity of a warning: a skipped manifest (named by digest) is one
+ * warning per repository and rule whatever tags reach it, as GitLab skips a
+ * manifest once; tag-level problems are one per tag.
+ */
+function warningKey(warning: ImportWarning): string {
+  return warning.digest !== undefined && warning.reason !== 'tag-rejected'
+    ? `${warning.reason}|${warning.repository}|@${warning.digest}`
+    : `${warning.reason}|${warning.repository}|:${warning.tag ?? ''}`;
+}
+
+/** Records a warning in an attempt, folding the tags of a manifest reached several times into one. */
+function note(attempt: Attempt, warning: ImportWarning): void {
+  const key = warningKey(warning);
+  const known = attempt.warnings.get(key);
+  if (!known) {
+    attempt.warnings.set(key, { ...warning, ...(warning.tag ? { tags: [warning.tag] } : {}) });
+    return;
+  }
+  if (warning.tag && !known.tags?.includes(warning.tag)) {
+    known.tag ??= warning.tag;
+    known.tags = [...(known.tags ?? []), warning.tag];
+  }
+}
+
+/** A row the database refused for what it holds (SQLSTATE class 22 data exception or 23 constraint), not for a transient cause. */
+function isRejectedRow(error: unknown): error is DatabaseError {
+  return error instanceof DatabaseError && !error.retryable && /^2[23]/.test(error.sqlState ?? '');
+}
+
 interface Descriptor {
   mediaType?: unknown;
   digest?: unknown;
@@ -151,14 +215,40 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
   const mode = options.mode ?? 'full';
   const dryRun = options.dryRun ?? false;
   const tree = new DistributionTree(options.root);
-  const tagConcurrency = Math.max(1, Math.floor(options.tagConcurrency ?? 4));
+  const tagConcurrency = options.tagConcurrency ?? 4;
+  if (!Number.isInteger(tagConcurrency) || tagConcurrency < 1) {
+    throw new ImportError(
+      'INVALID_OPTIONS',
+      `tagConcurrency must be a positive integer, not ${tagConcurrency}`,
+      {
+        details: { tagConcurrency },
+      },
+    );
+  }
   const configLimit = options.configPayloadLimit ?? 256_000;
   const retryBudget = options.retryBudgetMs ?? 60_000;
-  const useLockfiles = (options.lockfiles ?? true) && (mode === 'full' || mode === 'import');
+  // importing some repositories does not move the registry to the database: lockfiles stay as they are
+  const useLockfiles =
+    (options.lockfiles ?? true) &&
+    (mode === 'full' || mode === 'import') &&
+    options.repositories === undefined;
   const warnings: ImportWarning[] = [];
   const warned = new Set<string>();
   const counters = { repositories: 0, tags: 0, manifests: 0, blobs: 0, retries: 0 };
   const baseStore = new MetadataStore(options.db);
+  // a repository asked for by name must be there: fail before the database is touched
+  if (options.repositories) {
+    const missing: string[] = [];
+    for (const name of options.repositories) if (!(await tree.hasRepository(name))) missing.push(name);
+    if (missing.length > 0) {
+      throw new ImportError(
+        'REPOSITORY_NOT_FOUND',
+        `${missing.length === 1 ? 'repository' : 'repositories'} not in the tree at ${tree.v2}: ${missing.map((m) => JSON.stringify(m)).join(', ')}`,
+        { details: { repositories: missing } },
+      );
+    }
+  }
+
   await assertMigrated(options.db);
 
   async function log(entry: Record<string, unknown>): Promise<void> {
@@ -167,7 +257,7 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
   }
 
   async function warn(warning: ImportWarning): Promise<void> {
-    const key = `${warning.reason}|${warning.repository}|${warning.digest ?? ''}|${warning.tag ?? ''}`;
+    const key = warningKey(warning);
     if (warned.has(key)) return;
     warned.add(key);
     warnings.push(warning);
@@ -189,19 +279,24 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
     if (options.signal?.aborted) throw new ImportError('ABORTED', 'the import was interrupted');
   }
 
-  /** Runs one repository's work in a transaction (or on the dry run's), retrying retryable failures. */
+  /**
+   * Runs one repository's work in a transaction (or on the dry run's),
+   * retrying retryable failures until `retryBudget` after the first one: a
+   * transaction longer than the budget still gets its retries.
+   */
   async function inTransaction<T>(
-    run: Queryable | undefined,
-    work: (q: Queryable) => Promise<T>,
+    run: Transaction | undefined,
+    work: (tx: Transaction) => Promise<T>,
   ): Promise<T> {
     if (run) return work(run);
-    const deadline = Date.now() + retryBudget;
+    let deadline: number | undefined;
     for (let attempt = 0; ; attempt++) {
       try {
         return await options.db.transaction((tx) => work(tx));
       } catch (error) {
         const retryable = error instanceof DatabaseError && error.retryable;
-        if (!retryable || Date.now() > deadline || options.signal?.aborted) throw error;
+        deadline ??= Date.now() + retryBudget;
+        if (!retryable || Date.now() >= deadline || options.signal?.aborted) throw error;
         counters.retries++;
         await log({ level: 'warn', msg: 'retrying after a transient database error', error: String(error) });
         await sleep(Math.min(5_000, 100 * 1.5 ** attempt * (0.5 + Math.random())));
@@ -215,11 +310,32 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
     repository: string,
     repo: RepositoryRow,
     digest: Digest,
-    done: Map<string, number>,
+    attempt: Attempt,
     depth = 0,
   ): Promise<number> {
-    const known = done.get(digest);
+    const known = attempt.done.get(digest);
     if (known !== undefined) return known;
+    const skipped = attempt.skipped.get(digest);
+    if (skipped) throw skipped;
+    try {
+      const id = await importManifestOnce(store, repository, repo, digest, attempt, depth);
+      attempt.done.set(digest, id);
+      attempt.manifests++;
+      return id;
+    } catch (error) {
+      if (error instanceof Skip) attempt.skipped.set(digest, error);
+      throw error;
+    }
+  }
+
+  async function importManifestOnce(
+    store: MetadataStore,
+    repository: string,
+    repo: RepositoryRow,
+    digest: Digest,
+    attempt: Attempt,
+    depth: number,
+  ): Promise<number> {
     const revision = await tree.revision(repository, digest);
     if (!revision.ok) throw linkSkip(revision, 'unknown-revision', digest);
     const payload = await tree.blob(digest);
@@ -264,7 +380,7 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
       for (const child of children) {
         const childDigest = child?.digest;
         if (!isDigest(childDigest)) {
-          await warn({
+          note(attempt, {
             reason: 'broken-index-child',
             repository,
             digest,
@@ -273,11 +389,11 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
           continue;
         }
         try {
-          childIds.push(await importManifest(store, repository, repo, childDigest, done, depth + 1));
+          childIds.push(await importManifest(store, repository, repo, childDigest, attempt, depth + 1));
         } catch (error) {
           if (!(error instanceof Skip)) throw error;
-          await warn({ reason: error.reason, repository, digest: childDigest, detail: error.message });
-          await warn({
+          note(attempt, { reason: error.reason, repository, digest: childDigest, detail: error.message });
+          note(attempt, {
             reason: 'broken-index-child',
             repository,
             digest,
@@ -325,7 +441,7 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
         if (!link.ok && link.problem !== 'missing') throw linkSkip(link, 'unlinked-layer', digest);
         const size = link.ok ? await tree.blobSize(layerDigest) : undefined;
         if (!link.ok || size === undefined) {
-          await warn({
+          note(attempt, {
             reason: 'unlinked-layer',
             repository,
             digest,
@@ -377,8 +493,6 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
         { details: { repository, digest, mediaType: mediaType.slice(0, 200) } },
       );
     }
-    done.set(digest, id);
-    counters.manifests++;
     return id;
   }
 
@@ -399,20 +513,50 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
     return results;
   }
 
+  /**
+   * Writes one tag in a savepoint. A row the database refuses for its content
+   * is rolled back alone and reported (GitLab logs and goes on); anything else,
+   * a retryable failure above all, propagates and ends the attempt.
+   */
+  async function writeTag(
+    tx: Transaction,
+    repo: RepositoryRow,
+    tag: string,
+    manifestId: number,
+    digest: Digest,
+    attempt: Attempt,
+  ): Promise<boolean> {
+    try {
+      await tx.savepoint((sp) => baseStore.on(sp).tag(repo, tag, manifestId));
+      return true;
+    } catch (error) {
+      if (!isRejectedRow(error)) throw error;
+      note(attempt, {
+        reason: 'tag-rejected',
+        repository: repo.path,
+        tag,
+        digest,
+        detail: `${error.code}: ${error.message}`,
+      });
+      return false;
+    }
+  }
+
   /** Pre-import and/or import of one repository, in one transaction. */
   async function importRepository(
-    run: Queryable | undefined,
+    run: Transaction | undefined,
     repository: string,
     steps: { manifests: boolean; tags: boolean },
   ): Promise<void> {
     const skipRecent = options.preImportSkipRecentMs ?? 0;
     const tagged = await readTags(repository);
-    const pendingWarnings: ImportWarning[] = [];
+    // what the attempt that commits produced; an attempt rolled back leaves nothing behind
+    let attempt = newAttempt();
     let tagsWritten = 0;
-    await inTransaction(run, async (q) => {
-      pendingWarnings.length = 0;
+    await inTransaction(run, async (tx) => {
+      attempt = newAttempt();
       tagsWritten = 0;
-      const store = baseStore.on(q);
+      const store = baseStore.on(tx);
       const repo = await store.repository(repository);
       if (
         steps.manifests &&
@@ -423,7 +567,6 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
       ) {
         return;
       }
-      const done = new Map<string, number>();
       const kept: string[] = [];
       for (const { tag, link } of tagged) {
         checkAbort();
@@ -434,15 +577,15 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
               : link.problem === 'invalid'
                 ? 'invalid-digest-link'
                 : 'unsupported-digest-link';
-          pendingWarnings.push({ reason, repository, tag, ...(link.text ? { detail: link.text } : {}) });
+          note(attempt, { reason, repository, tag, ...(link.text ? { detail: link.text } : {}) });
           continue;
         }
         let id: number;
         try {
-          id = await importManifest(store, repository, repo, link.digest, done);
+          id = await importManifest(store, repository, repo, link.digest, attempt);
         } catch (error) {
           if (!(error instanceof Skip)) throw error;
-          pendingWarnings.push({
+          note(attempt, {
             reason: error.reason,
             repository,
             tag,
@@ -451,8 +594,7 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
           });
           continue;
         }
-        if (steps.tags) {
-          await store.tag(repo, tag, id);
+        if (steps.tags && (await writeTag(tx, repo, tag, id, link.digest, attempt))) {
           kept.push(tag);
           tagsWritten++;
         }
@@ -460,9 +602,10 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
       if (steps.tags) await store.pruneTags(repo, kept);
       if (steps.manifests) await store.markPublished(repo);
     });
-    for (const warning of pendingWarnings) await warn(warning);
+    for (const warning of attempt.warnings.values()) await warn(warning);
     counters.repositories++;
     counters.tags += tagsWritten;
+    counters.manifests += attempt.manifests;
     await log({ level: 'info', msg: 'repository imported', repository, tags: tagsWritten });
   }
 
@@ -489,14 +632,14 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
     }
   }
 
-  async function importBlobs(run: Queryable | undefined): Promise<void> {
+  async function importBlobs(run: Transaction | undefined): Promise<void> {
     let batch: { digest: Digest; size: number }[] = [];
     const flush = async () => {
       const items = batch;
       batch = [];
       if (items.length === 0) return;
-      await inTransaction(run, async (q) => {
-        const store = baseStore.on(q);
+      await inTransaction(run, async (tx) => {
+        const store = baseStore.on(tx);
         for (const item of items) await store.blob(item.digest, item.size);
       });
       counters.blobs += items.length;
@@ -510,7 +653,7 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
     await flush();
   }
 
-  async function steps(run: Queryable | undefined): Promise<void> {
+  async function steps(run: Transaction | undefined): Promise<void> {
     if (mode === 'pre-import') {
       await eachRepository('pre-import', (r) => importRepository(run, r, { manifests: true, tags: false }));
     } else if (mode === 'import') {
@@ -542,7 +685,8 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
         });
     } else {
       await steps(undefined);
-      rows = await baseStore.counts();
+      // a read, but on the same connections as the import: a lost one is retried like a repository
+      rows = await inTransaction(undefined, (tx) => baseStore.on(tx).counts());
     }
   } catch (error) {
     failure = error;

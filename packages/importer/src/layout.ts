@@ -89,6 +89,15 @@ export class DistributionTree {
     }
   }
 
+  /** Whether `repository` is one `repositories()` lists: a valid name whose directory holds `_manifests` or `_layers`. */
+  async hasRepository(repository: string): Promise<boolean> {
+    if (!isValidRepositoryName(repository)) return false;
+    for (const marker of ['_manifests', '_layers']) {
+      if ((await maybe(stat(this.#repo(repository, marker))))?.isDirectory()) return true;
+    }
+    return false;
+  }
+
   /** Tag names (sorted); none when the repository has no `_manifests/tags`. */
   async tags(repository: string): Promise<string[]> {
     const entries =

@@ -1,13 +1,14 @@
 // The three steps run one by one reach the same rows as the full import;
-// pre-import alone writes no tags; a repository filter imports only that one.
-import { mkdtemp, rm } from 'node:fs/promises';
+// pre-import alone writes no tags; a repository filter imports only that one,
+// leaves the lockfiles alone and refuses a repository the tree does not hold.
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPgliteDatabase, type Database, migrate } from '@stowage/metadata-db';
 import { DistributionTreeWriter, populateTree } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRows } from '../test/fixture.js';
-import { importTree } from './importer.js';
+import { ImportError, importTree, Lockfiles } from './importer.js';
 
 let dir: string;
 let names: string[];
@@ -58,6 +59,42 @@ describe('import modes', () => {
     const target = names[2] as string;
     await importTree({ db, root: dir, mode: 'import', repositories: [target], lockfiles: false });
     expect((await readRows(db)).repositories).toEqual([target]);
+    await db.close();
+  });
+
+  it('leaves the lockfiles alone when importing only some repositories', async () => {
+    const db = await fresh();
+    const target = names[1] as string;
+    const locks = new Lockfiles(join(dir, 'docker/registry'));
+    await rm(locks.dir, { recursive: true, force: true }); // the step-two run above wrote them
+    await importTree({ db, root: dir, repositories: [target] });
+    await importTree({ db, root: dir, mode: 'import', repositories: [target], dryRun: true });
+    expect(await readdir(locks.dir).catch(() => [])).toEqual([]);
+    // the whole registry does move them
+    await importTree({ db, root: dir, mode: 'import' });
+    expect(await locks.read('database-in-use')).toBe('{"version":1}');
+    await rm(locks.dir, { recursive: true, force: true });
+    await db.close();
+  });
+
+  it('refuses a repository the tree does not hold (naming it) and invalid options, before writing anything', async () => {
+    const db = await fresh();
+    const error = await importTree({
+      db,
+      root: dir,
+      mode: 'import',
+      repositories: [names[0] as string, 'team0/no-such-app', '../escape'],
+      lockfiles: false,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImportError);
+    expect((error as ImportError).code).toBe('REPOSITORY_NOT_FOUND');
+    expect((error as ImportError).message).toMatch(/"team0\/no-such-app", "\.\.\/escape"/);
+    expect((error as ImportError).details).toEqual({ repositories: ['team0/no-such-app', '../escape'] });
+    expect((await readRows(db)).repositories).toEqual([]);
+    for (const tagConcurrency of [0, 2.5, Number.NaN]) {
+      const invalid = await importTree({ db, root: dir, tagConcurrency }).catch((e: unknown) => e);
+      expect((invalid as ImportError).code, String(tagConcurrency)).toBe('INVALID_OPTIONS');
+    }
     await db.close();
   });
 

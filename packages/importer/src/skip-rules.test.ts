@@ -1,11 +1,14 @@
 // A tree with one case of each skip rule: everything else imports, one warning
-// per case, success; a manifest payload that is not JSON stops the import.
+// per case (a skipped manifest once, however many tags reach it), success; a
+// manifest payload that is not JSON stops the import; a tag row the database
+// refuses is skipped alone.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPgliteDatabase, type Database, migrate } from '@stowage/metadata-db';
+import { createPgliteDatabase, type Database, DatabaseError, migrate } from '@stowage/metadata-db';
 import { DistributionTreeWriter as TreeWriter } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { withFaults } from '../test/faulty-database.js';
 import { readRows } from '../test/fixture.js';
 import { ImportError, importTree } from './importer.js';
 import { parseLink } from './layout.js';
@@ -51,6 +54,8 @@ describe('skip rules', () => {
     const empty = await tree.rawManifest(repo, '{"schemaVersion":2,"placeholder":1}');
     await tree.blobData(empty, '');
     await tree.tag(repo, 'empty', empty);
+    // a second tag on the same skipped manifest: still one warning, naming both tags
+    await tree.tag(repo, 'empty-again', empty);
     // unknown revision: the tag points at a manifest with no revision link
     const unlinked = await tree.image('elsewhere/app');
     await tree.tag(repo, 'unknown-revision', unlinked.digest);
@@ -107,6 +112,7 @@ describe('skip rules', () => {
       configPayloadLimit: 200,
       onWarning: (w) => warnings.push(`${w.reason} ${w.tag ?? ''}`.trim()),
     });
+    // the manifest behind the tag `unknown-revision` is also the index's broken child: one warning for both
     expect(warnings.sort()).toEqual(
       [
         'broken-index-child',
@@ -114,7 +120,6 @@ describe('skip rules', () => {
         'invalid-digest-link invalid-link',
         'missing-tag-link missing-link',
         'schema1-manifest schema1',
-        'unknown-revision',
         'unknown-revision unknown-revision',
         'unlinked-config unlinked-config',
         'unlinked-layer',
@@ -153,6 +158,68 @@ describe('skip rules', () => {
     );
     expect(configs.rows).toEqual([{ has: false }]);
     expect(result.warnings).toHaveLength(warnings.length);
+    expect(result.warnings.find((w) => w.reason === 'empty-manifest')).toMatchObject({
+      digest: empty,
+      tag: 'empty',
+      tags: ['empty', 'empty-again'],
+    });
+    expect(result.warnings.find((w) => w.reason === 'unknown-revision')?.tags).toEqual(['unknown-revision']);
+  });
+
+  it('skips a tag row the database refuses, warns naming it, and imports the rest', async () => {
+    const own = await createPgliteDatabase();
+    await migrate(own);
+    await own.exec("ALTER TABLE tags ADD CONSTRAINT no_refused_tags CHECK (name NOT LIKE 'refused%')");
+    const tree = await freshTree();
+    const repo = 'picky/app';
+    const image = await tree.image(repo);
+    for (const tag of ['before', 'refused', 'refused-too', 'zafter']) await tree.tag(repo, tag, image.digest);
+    const result = await importTree({ db: own, root: tree.root, lockfiles: false });
+    expect(result.warnings).toEqual([
+      expect.objectContaining({
+        reason: 'tag-rejected',
+        repository: repo,
+        tag: 'refused',
+        digest: image.digest,
+      }),
+      expect.objectContaining({
+        reason: 'tag-rejected',
+        repository: repo,
+        tag: 'refused-too',
+        digest: image.digest,
+      }),
+    ]);
+    expect(result.warnings[0]?.detail).toMatch(/CHECK_VIOLATION/);
+    expect((await readRows(own)).tags).toEqual([
+      `${repo} before ${image.digest}`,
+      `${repo} zafter ${image.digest}`,
+    ]);
+    expect(result.tags).toBe(2);
+    await own.close();
+  });
+
+  it('still retries the repository when a tag insert fails with a retryable error', async () => {
+    const inner = await createPgliteDatabase();
+    await migrate(inner);
+    const tree = await freshTree();
+    const repo = 'flaky/app';
+    const image = await tree.image(repo);
+    for (const tag of ['a', 'flaky', 'z']) await tree.tag(repo, tag, image.digest);
+    let failed = false;
+    const flaky = withFaults(inner, {
+      onQuery(sql, params) {
+        if (!failed && sql.includes('INSERT INTO tags') && params?.[3] === 'flaky') {
+          failed = true;
+          throw new DatabaseError('DEADLOCK', 'deadlock detected (injected)');
+        }
+      },
+    });
+    const result = await importTree({ db: flaky, root: tree.root, lockfiles: false });
+    expect(failed).toBe(true);
+    expect(result.retries).toBe(1);
+    expect(result.warnings).toEqual([]);
+    expect((await readRows(inner)).tags).toHaveLength(3);
+    await inner.close();
   });
 
   it('stops with a clear error on a manifest payload that is not JSON, and keeps nothing of that repository', async () => {

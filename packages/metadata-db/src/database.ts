@@ -12,12 +12,30 @@ export type DatabaseErrorCode =
   | 'CONNECTION'
   | 'ADMIN_SHUTDOWN'
   | 'QUERY_CANCELED'
+  | 'LOCK_NOT_AVAILABLE'
+  | 'TOO_MANY_CONNECTIONS'
   | 'READ_ONLY'
   | 'PERMISSION'
   | 'MIGRATION_UNKNOWN'
   | 'MIGRATION_EDITED'
   | 'MIGRATIONS_PENDING'
   | 'DATABASE';
+
+/**
+ * Codes for which running the same transaction again may succeed: lost or
+ * refused connections, a terminated backend, serialization failures and
+ * deadlocks, a statement timeout or cancel, a lock wait that gave up, and a
+ * server out of connection slots.
+ */
+const RETRYABLE: ReadonlySet<DatabaseErrorCode> = new Set<DatabaseErrorCode>([
+  'SERIALIZATION_FAILURE',
+  'DEADLOCK',
+  'CONNECTION',
+  'ADMIN_SHUTDOWN',
+  'QUERY_CANCELED',
+  'LOCK_NOT_AVAILABLE',
+  'TOO_MANY_CONNECTIONS',
+]);
 
 /** A database failure; `retryable` says whether running the same transaction again may work. */
 export class DatabaseError extends StowageError<DatabaseErrorCode> {
@@ -27,7 +45,7 @@ export class DatabaseError extends StowageError<DatabaseErrorCode> {
     message: string,
     options: { sqlState?: string; cause?: unknown } = {},
   ) {
-    const retryable = ['SERIALIZATION_FAILURE', 'DEADLOCK', 'CONNECTION', 'ADMIN_SHUTDOWN'].includes(code);
+    const retryable = RETRYABLE.has(code);
     super(code, message, {
       retryable,
       ...(options.cause === undefined ? {} : { cause: options.cause }),
@@ -48,6 +66,8 @@ const BY_STATE: Readonly<Record<string, DatabaseErrorCode>> = {
   '57P02': 'ADMIN_SHUTDOWN',
   '57P03': 'CONNECTION',
   '57014': 'QUERY_CANCELED',
+  '55P03': 'LOCK_NOT_AVAILABLE',
+  '53300': 'TOO_MANY_CONNECTIONS',
   '25006': 'READ_ONLY',
   '42501': 'PERMISSION',
 };
@@ -61,6 +81,10 @@ const NETWORK_CODES = new Set([
   'EHOSTUNREACH',
 ]);
 
+/** What pg says when a connection broke or could not be made, without a code. */
+const CONNECTION_MESSAGE =
+  /Connection terminated|connection.*(closed|ended|lost)|Client has encountered a connection error|timeout exceeded when trying to connect/i;
+
 /** What a transaction's work threw: database and network failures mapped, anything else as it was. */
 function rethrowable(error: unknown): unknown {
   if (error instanceof StowageError) return error;
@@ -70,7 +94,9 @@ function rethrowable(error: unknown): unknown {
     (typeof e.severity === 'string' || NETWORK_CODES.has(e.code) || /^[0-9A-Z]{5}$/.test(e.code));
   const looksLikeConnection =
     typeof e?.message === 'string' &&
-    /Connection terminated|Client has encountered a connection error/i.test(e.message);
+    /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
+      e.message,
+    );
   return looksLikeDb || looksLikeConnection ? toDatabaseError(error) : error;
 }
 
@@ -85,11 +111,7 @@ export function toDatabaseError(error: unknown): DatabaseError {
   if (code?.startsWith('08'))
     return new DatabaseError('CONNECTION', message, { sqlState: code, cause: error });
   if (code && NETWORK_CODES.has(code)) return new DatabaseError('CONNECTION', message, { cause: error });
-  if (
-    /Connection terminated|connection.*(closed|ended|lost)|Client has encountered a connection error/i.test(
-      message,
-    )
-  ) {
+  if (CONNECTION_MESSAGE.test(message)) {
     return new DatabaseError('CONNECTION', message, { cause: error });
   }
   return new DatabaseError('DATABASE', message, { ...(code ? { sqlState: code } : {}), cause: error });
@@ -110,6 +132,12 @@ export interface Queryable {
 export interface Transaction extends Queryable {
   /** Runs `work` in a savepoint: its failure undoes only what it did. */
   savepoint<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
+  /**
+   * Calls `callback` once the whole transaction has committed. It is dropped,
+   * never called, when the transaction rolls back, or when the savepoint it
+   * was registered in rolls back.
+   */
+  afterCommit(callback: () => void): void;
 }
 
 export interface Database extends Queryable {
@@ -119,26 +147,61 @@ export interface Database extends Queryable {
   close(): Promise<void>;
 }
 
+/** Whether `q` is a transaction (or a savepoint of one), rather than autocommitting statements. */
+export function isTransaction(q: Queryable): q is Transaction {
+  return typeof (q as Partial<Transaction>).afterCommit === 'function';
+}
+
 let savepoints = 0;
 
-function transactionOn(runner: Queryable): Transaction {
-  const tx: Transaction = {
+/**
+ * A transaction (or savepoint) on `runner`. Commit callbacks are kept in
+ * `hooks`; a savepoint collects its own and hands them to its parent only
+ * when it is released.
+ */
+function transactionOn(runner: Queryable, hooks: (() => void)[]): Transaction {
+  return {
     query: (sql, params) => runner.query(sql, params),
     exec: (sql) => runner.exec(sql),
+    afterCommit(callback) {
+      hooks.push(callback);
+    },
     async savepoint(work) {
       const name = `sp_${++savepoints}`;
+      const own: (() => void)[] = [];
       await runner.exec(`SAVEPOINT ${name}`);
       try {
-        const result = await work(tx);
+        const result = await work(transactionOn(runner, own));
         await runner.exec(`RELEASE SAVEPOINT ${name}`);
+        hooks.push(...own);
         return result;
       } catch (error) {
-        await runner.exec(`ROLLBACK TO SAVEPOINT ${name}`);
+        // when even this fails the transaction is lost; what the work threw says more
+        await runner.exec(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
         throw error;
       }
     },
   };
-  return tx;
+}
+
+/** A transaction whose work resolved although one of its statements had failed (outside a savepoint). */
+function abortedTransaction(): DatabaseError {
+  return new DatabaseError(
+    'DATABASE',
+    'the transaction was rolled back: one of its statements failed and the failure was not undone by a savepoint',
+    { sqlState: '25P02' },
+  );
+}
+
+/** Runs commit callbacks; one that throws does not keep the others from running. */
+function runHooks(hooks: readonly (() => void)[]): void {
+  for (const hook of hooks) {
+    try {
+      hook();
+    } catch {
+      // a cache update failing must not turn a committed transaction into an error
+    }
+  }
 }
 
 export interface PostgresOptions {
@@ -185,10 +248,19 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
           await run(client, sql);
         },
       };
+      const hooks: (() => void)[] = [];
       try {
         await runner.exec('BEGIN');
-        const result = await work(transactionOn(runner));
-        await runner.exec('COMMIT');
+        const result = await work(transactionOn(runner, hooks));
+        // PostgreSQL answers COMMIT of a transaction in which a statement failed with ROLLBACK, not an error
+        let ended: pg.QueryResult;
+        try {
+          ended = await client.query('COMMIT');
+        } catch (error) {
+          throw toDatabaseError(error);
+        }
+        if (ended.command === 'ROLLBACK') throw abortedTransaction();
+        runHooks(hooks);
         return result;
       } catch (error) {
         const thrown = rethrowable(error);
@@ -234,8 +306,9 @@ export async function createPgliteDatabase(options: PgliteOptions = {}): Promise
     kind: 'pglite',
     query,
     exec: (sql) => wrap(async () => void (await lite.exec(sql))),
-    transaction: (work) =>
-      wrap(() =>
+    async transaction(work) {
+      const hooks: (() => void)[] = [];
+      const result = await wrap(() =>
         lite.transaction(async (inner) => {
           const runner: Queryable = {
             query: <Row>(sql: string, params?: readonly unknown[]) =>
@@ -245,9 +318,20 @@ export async function createPgliteDatabase(options: PgliteOptions = {}): Promise
               }),
             exec: (sql: string) => wrap(async () => void (await inner.exec(sql))),
           };
-          return work(transactionOn(runner));
+          const result = await work(transactionOn(runner, hooks));
+          // PGlite, like the server, would answer COMMIT with a silent ROLLBACK after a failed statement
+          const usable = await inner.query('SELECT 1').then(
+            () => true,
+            () => false,
+          );
+          if (!usable) throw abortedTransaction();
+          return result;
         }),
-      ),
+      );
+      // PGlite's transaction resolves only after its COMMIT
+      runHooks(hooks);
+      return result;
+    },
     close: () => lite.close(),
   };
 }

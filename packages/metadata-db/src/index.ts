@@ -4,6 +4,7 @@ export {
   type Database,
   DatabaseError,
   type DatabaseErrorCode,
+  isTransaction,
   openDatabase,
   type PgliteOptions,
   type PostgresOptions,

@@ -1,7 +1,14 @@
 import { digestOf } from '@stowage/oci';
 import { createTestDatabase, postgresPeer, requirePeers, type TestDatabase } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createPgliteDatabase, createPostgresDatabase, type Database, DatabaseError } from './database.js';
+import {
+  createPgliteDatabase,
+  createPostgresDatabase,
+  type Database,
+  DatabaseError,
+  type Transaction,
+  toDatabaseError,
+} from './database.js';
 import { checksum, type Migration, migrate, migrationStatus, migrations } from './migrations.js';
 import { decodeDigest, encodeDigest, MetadataStore } from './store.js';
 
@@ -116,6 +123,75 @@ function suite(name: string, open: () => Promise<{ db: Database; cleanup: () => 
       expect(await store.findRepository('undone/repo')).toBeUndefined();
     });
 
+    it('forgets media type ids a rolled-back transaction inserted, and keeps those of a committed one', async () => {
+      const store = new MetadataStore(db);
+      const repo = await store.repository('cache/app');
+      const config = digestOf('cache config');
+      await store.blob(config, 12);
+      const write = (s: MetadataStore, digest: string, mediaType: string) =>
+        s.manifest(repo, {
+          digest: digestOf(digest),
+          payload: new TextEncoder().encode(digest),
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          totalSize: 1,
+          configuration: { digest: config, mediaType },
+        });
+      // the first attempt inserts a new media type, then fails: its row (and id) are gone
+      const fresh = 'application/vnd.example.rolled-back+json';
+      await expect(
+        db.transaction(async (tx) => {
+          await write(store.on(tx), 'attempt one', fresh);
+          throw new DatabaseError('CONNECTION', 'lost in the middle');
+        }),
+      ).rejects.toThrow('lost in the middle');
+      // the retry must insert it again, not reuse the id of the rolled-back row
+      await db.transaction((tx) => write(store.on(tx), 'attempt two', fresh));
+      // the same inside a savepoint that rolls back
+      const inSavepoint = 'application/vnd.example.savepoint+json';
+      await db.transaction(async (tx) => {
+        await tx
+          .savepoint(async (sp) => {
+            await store.on(sp).mediaTypeId(inSavepoint);
+            throw new Error('undo the savepoint');
+          })
+          .catch(() => undefined);
+        await write(store.on(tx), 'after the savepoint', inSavepoint);
+      });
+      const types = await db.query<{ media_type: string }>(
+        'SELECT media_type FROM media_types WHERE media_type = ANY($1::text[]) ORDER BY media_type',
+        [[fresh, inSavepoint]],
+      );
+      expect(types.rows.map((r) => r.media_type)).toEqual([fresh, inSavepoint]);
+      // a committed id is cached: another transaction uses it without asking
+      const seen: string[] = [];
+      await db.transaction(async (tx) => {
+        const counting: Transaction = {
+          ...tx,
+          query(sql, params) {
+            seen.push(sql);
+            return tx.query(sql, params);
+          },
+        };
+        await store.on(counting).mediaTypeId(fresh);
+      });
+      expect(seen).toEqual([]);
+    });
+
+    it('refuses to report a transaction committed when a failed statement aborted it', async () => {
+      const store = new MetadataStore(db);
+      const error = await db
+        .transaction(async (tx) => {
+          await store.on(tx).repository('aborted/repo');
+          await tx.query('SELECT * FROM no_such_table').catch(() => undefined);
+          return 'looks fine';
+        })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DatabaseError);
+      expect((error as DatabaseError).sqlState).toBe('25P02');
+      expect(await store.findRepository('aborted/repo')).toBeUndefined();
+    });
+
     it('maps PostgreSQL errors to typed ones with retryable set', async () => {
       const err = await db
         .query('INSERT INTO media_types (media_type) VALUES ($1)', ['application/json'])
@@ -133,6 +209,54 @@ function suite(name: string, open: () => Promise<{ db: Database; cleanup: () => 
     });
   });
 }
+
+describe('error classification', () => {
+  const pgError = (code: string, message = `failed with ${code}`) =>
+    Object.assign(new Error(message), { code, severity: 'ERROR' });
+  const network = (code: string) => Object.assign(new Error(`connect ${code} 127.0.0.1:5432`), { code });
+
+  it('marks transient failures retryable', () => {
+    const cases: [unknown, string][] = [
+      [pgError('40001'), 'SERIALIZATION_FAILURE'],
+      [pgError('40P01'), 'DEADLOCK'],
+      [pgError('57014', 'canceling statement due to statement timeout'), 'QUERY_CANCELED'],
+      [pgError('55P03', 'could not obtain lock on row'), 'LOCK_NOT_AVAILABLE'],
+      [pgError('53300', 'sorry, too many clients already'), 'TOO_MANY_CONNECTIONS'],
+      [pgError('57P01', 'terminating connection due to administrator command'), 'ADMIN_SHUTDOWN'],
+      [pgError('08006'), 'CONNECTION'],
+      [network('ECONNRESET'), 'CONNECTION'],
+      [network('ETIMEDOUT'), 'CONNECTION'],
+      [network('ECONNREFUSED'), 'CONNECTION'],
+      [network('EPIPE'), 'CONNECTION'],
+      [new Error('Connection terminated unexpectedly'), 'CONNECTION'],
+      [new Error('Connection terminated due to connection timeout'), 'CONNECTION'],
+      [new Error('Client has encountered a connection error and is not queryable'), 'CONNECTION'],
+    ];
+    for (const [error, expected] of cases) {
+      const mapped = toDatabaseError(error);
+      expect(mapped.code, (error as Error).message).toBe(expected);
+      expect(mapped.retryable, (error as Error).message).toBe(true);
+    }
+    expect(toDatabaseError(pgError('57014')).sqlState).toBe('57014');
+  });
+
+  it('leaves data, permission and unknown failures not retryable', () => {
+    const cases: [unknown, string][] = [
+      [pgError('23505'), 'UNIQUE_VIOLATION'],
+      [pgError('23503'), 'FOREIGN_KEY_VIOLATION'],
+      [pgError('23514'), 'CHECK_VIOLATION'],
+      [pgError('22001'), 'DATABASE'],
+      [pgError('42501'), 'PERMISSION'],
+      [pgError('25006'), 'READ_ONLY'],
+      [new Error('something else entirely'), 'DATABASE'],
+    ];
+    for (const [error, expected] of cases) {
+      const mapped = toDatabaseError(error);
+      expect(mapped.code, (error as Error).message).toBe(expected);
+      expect(mapped.retryable, (error as Error).message).toBe(false);
+    }
+  });
+});
 
 describe('digest encoding', () => {
   it('stores the algorithm in one byte', () => {

@@ -1,5 +1,5 @@
 import { type Digest, digestAlgorithm, digestHex, isDigest } from '@stowage/oci';
-import { DatabaseError, type Queryable } from './database.js';
+import { DatabaseError, isTransaction, type Queryable } from './database.js';
 
 /** A digest as the database stores it: one algorithm byte (1 sha256, 2 sha512), then the hash. */
 export function encodeDigest(digest: Digest): Buffer {
@@ -61,9 +61,16 @@ function num(value: unknown): number {
  */
 export class MetadataStore {
   readonly #db: Queryable;
+  /** Media type ids known to be committed, shared by every store of one database. */
   readonly #mediaTypes: Map<string, number>;
+  /**
+   * Ids this store met inside its transaction; they join `#mediaTypes` only
+   * once the transaction commits, so an id inserted by an attempt that rolled
+   * back is never handed to the next one.
+   */
+  readonly #pending = new Map<string, number>();
 
-  /** `mediaTypes` may be shared between stores of one database (it only grows). */
+  /** `mediaTypes` may be shared between stores of one database (it only grows, and only with committed ids). */
   constructor(db: Queryable, mediaTypes: Map<string, number> = new Map()) {
     this.#db = db;
     this.#mediaTypes = mediaTypes;
@@ -74,8 +81,23 @@ export class MetadataStore {
     return new MetadataStore(db, this.#mediaTypes);
   }
 
+  #cached(mediaType: string): number | undefined {
+    return this.#mediaTypes.get(mediaType) ?? this.#pending.get(mediaType);
+  }
+
+  #remember(mediaType: string, id: number): void {
+    const db = this.#db;
+    if (!isTransaction(db)) {
+      // an autocommitted statement: the row is there for good
+      this.#mediaTypes.set(mediaType, id);
+      return;
+    }
+    this.#pending.set(mediaType, id);
+    db.afterCommit(() => this.#mediaTypes.set(mediaType, id));
+  }
+
   async mediaTypeId(mediaType: string): Promise<number> {
-    const cached = this.#mediaTypes.get(mediaType);
+    const cached = this.#cached(mediaType);
     if (cached !== undefined) return cached;
     const { rows } = await this.#db.query<{ id: unknown }>(
       `WITH found AS (SELECT id FROM media_types WHERE media_type = $1),
@@ -92,19 +114,19 @@ export class MetadataStore {
       ).rows[0]?.id;
     }
     const value = num(id);
-    this.#mediaTypes.set(mediaType, value);
+    this.#remember(mediaType, value);
     return value;
   }
 
   /** Whether the media type is already recorded (never inserts). */
   async knownMediaType(mediaType: string): Promise<boolean> {
-    if (this.#mediaTypes.has(mediaType)) return true;
+    if (this.#cached(mediaType) !== undefined) return true;
     const { rows } = await this.#db.query<{ id: unknown }>(
       'SELECT id FROM media_types WHERE media_type = $1',
       [mediaType],
     );
     if (rows[0] === undefined) return false;
-    this.#mediaTypes.set(mediaType, num(rows[0].id));
+    this.#remember(mediaType, num(rows[0].id));
     return true;
   }
 

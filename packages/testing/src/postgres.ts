@@ -57,16 +57,23 @@ export async function createTestDatabase(prefix = 'stowage_test'): Promise<TestD
   };
 }
 
-/** Terminates every other connection to a database (a fault no real server produces on demand otherwise). */
+/**
+ * Terminates the connections to a database that are running a statement or
+ * sit inside an open transaction (a fault no real server produces on demand
+ * otherwise). Idle connections are left alone, so every kill counted lands in
+ * the middle of some work. Returns how many were terminated.
+ */
 export async function terminateConnections(database: string): Promise<number> {
   const client = new pg.Client({ connectionString: postgresAdminUrl });
   await client.connect();
   try {
-    const { rows } = await client.query(
-      'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+    const { rows } = await client.query<{ killed: boolean }>(
+      `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+       WHERE datname = $1 AND pid <> pg_backend_pid()
+         AND state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')`,
       [database],
     );
-    return rows.length;
+    return rows.filter((row) => row.killed).length;
   } finally {
     await client.end();
   }

@@ -1,0 +1,128 @@
+// Retries of a repository's transaction: the budget starts at the first
+// failure, and warnings are reported once, after the attempt that commits.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createPgliteDatabase, type Database, DatabaseError, migrate } from '@stowage/metadata-db';
+import { DistributionTreeWriter } from '@stowage/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { withFaults } from '../test/faulty-database.js';
+import { readRows } from '../test/fixture.js';
+import { ImportError, importTree } from './importer.js';
+
+const dirs: string[] = [];
+afterAll(async () => {
+  for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+});
+
+async function freshTree(): Promise<DistributionTreeWriter> {
+  const dir = await mkdtemp(join(tmpdir(), 'stowage-retries-'));
+  dirs.push(dir);
+  return new DistributionTreeWriter(dir);
+}
+
+async function freshDb(): Promise<Database> {
+  const db = await createPgliteDatabase();
+  await migrate(db);
+  return db;
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('retrying a repository', () => {
+  it('retries a transaction that took longer than the budget before it failed', async () => {
+    const tree = await freshTree();
+    const image = await tree.image('slow/app');
+    await tree.tag('slow/app', 'v1', image.digest);
+    const inner = await freshDb();
+    // the first attempt runs three times the budget, then loses its connection
+    const db = withFaults(inner, {
+      async beforeCommit(n) {
+        if (n !== 1) return;
+        await sleep(150);
+        throw new DatabaseError('CONNECTION', 'connection lost (injected)');
+      },
+    });
+    const result = await importTree({
+      db,
+      root: tree.root,
+      mode: 'import',
+      lockfiles: false,
+      retryBudgetMs: 50,
+    });
+    expect(result.retries).toBe(1);
+    expect((await readRows(inner)).tags).toEqual([`slow/app v1 ${image.digest}`]);
+    await inner.close();
+  });
+
+  it('gives up once the budget after the first failure is spent', async () => {
+    const tree = await freshTree();
+    const image = await tree.image('down/app');
+    await tree.tag('down/app', 'v1', image.digest);
+    const inner = await freshDb();
+    const db = withFaults(inner, {
+      beforeCommit() {
+        throw new DatabaseError('CONNECTION', 'connection lost (injected)');
+      },
+    });
+    const error = await importTree({
+      db,
+      root: tree.root,
+      mode: 'import',
+      lockfiles: false,
+      retryBudgetMs: 300,
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DatabaseError);
+    expect((error as DatabaseError).code).toBe('CONNECTION');
+    expect(db.events.filter((e) => e.startsWith('rollback')).length).toBeGreaterThan(1);
+    await inner.close();
+  });
+
+  it('reports the warnings of a retried repository once, after it commits, and none of one rolled back', async () => {
+    const tree = await freshTree();
+    const repo = 'warn/app';
+    const orphan = await tree.blob('a layer without a _layers link');
+    const partial = await tree.image(repo, { layers: ['linked', { digest: orphan, size: 31 }] });
+    await tree.tag(repo, 'partial', partial.digest);
+    await tree.tagWithoutLink(repo, 'no-link');
+    // a repository that fails for good after meeting a skip of its own
+    const lost = await tree.image('zz/failing', { layers: ['linked', { digest: orphan, size: 31 }] });
+    await tree.tag('zz/failing', 'a', lost.digest);
+    await tree.tag('zz/failing', 'b', await tree.rawManifest('zz/failing', 'not json'));
+
+    const inner = await freshDb();
+    const db = withFaults(inner, {
+      beforeCommit(n) {
+        if (n === 1) throw new DatabaseError('SERIALIZATION_FAILURE', 'could not serialize (injected)');
+      },
+    });
+    const error = await importTree({
+      db,
+      root: tree.root,
+      mode: 'import',
+      lockfiles: false,
+      onWarning: (w) => db.events.push(`warning ${w.reason} ${w.repository}`),
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ImportError);
+    expect((error as ImportError).code).toBe('MANIFEST_NOT_JSON');
+    expect(db.events).toEqual([
+      'rollback 1',
+      'commit 2',
+      `warning missing-tag-link ${repo}`,
+      `warning unlinked-layer ${repo}`,
+      'rollback 3',
+    ]);
+
+    // a dry run has no commit to wait for: it reports them as each repository is done
+    const dry = await importTree({
+      db: inner,
+      root: tree.root,
+      mode: 'import',
+      dryRun: true,
+      lockfiles: false,
+      repositories: [repo],
+    });
+    expect(dry.warnings.map((w) => w.reason)).toEqual(['missing-tag-link', 'unlinked-layer']);
+    await inner.close();
+  });
+});
