@@ -2,7 +2,7 @@
 // SIGINT in the middle of an import, which leaves no half-imported repository,
 // and flags refused with exit code 2 (or a typed error for an unknown repository).
 import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPostgresDatabase } from '@stowage/metadata-db';
@@ -63,12 +63,21 @@ describe('stowage', () => {
         '--data-dir',
         dataDir,
         `--tag-concurrency=${value}`,
+        '--log-to-stdout',
       ]);
       expect(refused.code, value).toBe(2);
       expect(refused.err, value).toMatch(/--tag-concurrency must be a whole number from 1 to 5/);
     }
     // a valid value gets past the flags: the import itself then fails (the database is not migrated)
-    const accepted = await stowage(['import', '/nowhere', '--data-dir', dataDir, '--tag-concurrency', '5']);
+    const accepted = await stowage([
+      'import',
+      '/nowhere',
+      '--data-dir',
+      dataDir,
+      '--tag-concurrency',
+      '5',
+      '--log-to-stdout',
+    ]);
     expect(accepted.code).toBe(1);
     expect(accepted.err).toMatch(/MIGRATIONS_PENDING/);
     expect((await stowage(['--help'])).out).toMatch(
@@ -96,11 +105,18 @@ describe('stowage', () => {
       expect((await stowage(['db', 'migrate', ...url])).out).toMatch(/current/);
 
       // SIGINT once a few repositories are in
-      const interrupted = await stowage(['import', tree, ...url, '--tag-concurrency', '2'], (err, child) => {
-        if (/import: [3-9]\d* repositories|import: \d{2,} repositories/.test(err) && !child.killed)
-          child.kill('SIGINT');
-      });
+      const logs = await mkdtemp(join(tmpdir(), 'stowage-cli-logs-'));
+      dirs.push(logs);
+      const interrupted = await stowage(
+        ['import', tree, ...url, '--tag-concurrency', '2', '--log-directory', logs],
+        (err, child) => {
+          if (/import: [3-9]\d* repositories|import: \d{2,} repositories/.test(err) && !child.killed)
+            child.kill('SIGINT');
+        },
+      );
       expect(interrupted.code, interrupted.err).toBe(130);
+      // progress says how far along it is
+      expect(interrupted.err).toMatch(/\(\d+ of 60\)/);
       const db = createPostgresDatabase({ connectionString: test.url });
       try {
         const per = await db.query<{ path: string; n: unknown }>(
@@ -125,7 +141,31 @@ describe('stowage', () => {
         .map((l) => JSON.parse(l));
       expect(lines.at(-1)).toMatchObject({ msg: 'import finished' });
       expect(lines.filter((l) => l.msg === 'repository imported')).toHaveLength(60);
-    }, 120_000);
+
+      // without --log-file the log goes to <RFC3339>-registry-import.log in --log-directory
+      const again = await stowage(['import', tree, ...url, '--log-directory', logs]);
+      expect(again.code, again.err).toBe(0);
+      const files = (await readdir(logs)).filter((f) =>
+        /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ-registry-import\.log$/.test(f),
+      );
+      expect(files.length).toBeGreaterThanOrEqual(1);
+      const newest = files.sort().at(-1) as string;
+      expect(await readFile(join(logs, newest), 'utf8')).toMatch(/"msg":"import finished"/);
+      expect(again.err).toContain(`detailed log in ${join(logs, newest)}`);
+
+      // --log-to-stdout: the log lines on stdout, then the summary; no progress and no file
+      const before = (await readdir(logs)).length;
+      const plain = await stowage(['import', tree, ...url, '--log-to-stdout']);
+      expect(plain.code, plain.err).toBe(0);
+      const out = plain.out
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
+      expect(out.filter((l) => l.msg === 'repository imported')).toHaveLength(60);
+      expect(out.at(-1)).toMatchObject({ repositories: 60 });
+      expect(plain.err).not.toMatch(/repositories, \d+ tags/);
+      expect((await readdir(logs)).length).toBe(before);
+    }, 180_000);
 
     it('fails naming a --repository the tree does not hold', async () => {
       const result = await stowage([
@@ -137,6 +177,7 @@ describe('stowage', () => {
         'team0/app0',
         '--repository',
         'team0/no-such-app',
+        '--log-to-stdout',
       ]);
       expect(result.code).toBe(1);
       expect(result.err).toMatch(/REPOSITORY_NOT_FOUND: .*"team0\/no-such-app"/);

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // stowage: thin commands over the packages — flags to options, one package call each.
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { type ImportMode, importTree } from '@stowage/importer';
+import { type ImportMode, type ImportProgress, importTree } from '@stowage/importer';
 import { migrate, migrationStatus, openDatabase } from '@stowage/metadata-db';
 import { isStowageError } from '@stowage/oci';
 
@@ -26,7 +26,10 @@ import:
   --tag-concurrency <n>             tag links read at once, 1 to 5 (default 1, as GitLab)
   --pre-import-skip-recent <hours>  skip repositories pre-imported this recently
   --row-count                       print row counts when done
-  --log-file <file>                 detailed JSON-lines log
+  --log-file <file>                 detailed JSON-lines log (default
+                                    <RFC3339>-registry-import.log in --log-directory)
+  --log-directory <dir>             where the default log file goes (default: the current directory)
+  --log-to-stdout                   no progress bar and no log file: the log goes to stdout
   --no-lockfiles                    leave GitLab's lockfiles alone`;
 
 async function database(values: { 'database-url'?: string; 'data-dir'?: string }) {
@@ -40,6 +43,14 @@ function tagConcurrency(text: string | undefined): number | undefined {
   if (!/^[0-9]+$/.test(text)) return undefined;
   const value = Number(text);
   return value >= 1 && value <= 5 ? value : undefined;
+}
+
+/** A 24-cell bar of the repositories done in this step, empty until the total is known. */
+function bar(p: ImportProgress): string {
+  const width = 24;
+  const total = p.repositoriesTotal;
+  const filled = total ? Math.min(width, Math.round((p.repositoriesDone / total) * width)) : 0;
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -61,6 +72,8 @@ async function main(argv: string[]): Promise<number> {
       'pre-import-skip-recent': { type: 'string' },
       'row-count': { type: 'boolean' },
       'log-file': { type: 'string' },
+      'log-directory': { type: 'string' },
+      'log-to-stdout': { type: 'boolean' },
       'no-lockfiles': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -107,7 +120,18 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write('\nstowage import: interrupted, rolling back the repository in progress\n');
       controller.abort();
     });
-    const tty = process.stderr.isTTY;
+    const toStdout = values['log-to-stdout'] ?? false;
+    const tty = process.stderr.isTTY && !toStdout;
+    // GitLab's default: a detailed log beside the progress bar, named by when the run started
+    const logFile = toStdout
+      ? undefined
+      : resolve(
+          values['log-file'] ??
+            join(
+              values['log-directory'] ?? '.',
+              `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}-registry-import.log`,
+            ),
+        );
     const db = await database(values);
     try {
       const result = await importTree({
@@ -120,7 +144,8 @@ async function main(argv: string[]): Promise<number> {
         ...(values['pre-import-skip-recent']
           ? { preImportSkipRecentMs: Number(values['pre-import-skip-recent']) * 3_600_000 }
           : {}),
-        ...(values['log-file'] ? { logFile: resolve(values['log-file']) } : {}),
+        ...(logFile ? { logFile } : {}),
+        ...(toStdout ? { onLog: (entry) => process.stdout.write(`${JSON.stringify(entry)}\n`) } : {}),
         lockfiles: !values['no-lockfiles'],
         signal: controller.signal,
         onWarning: (w) =>
@@ -128,11 +153,15 @@ async function main(argv: string[]): Promise<number> {
             `${tty ? '\n' : ''}warning: ${w.reason}: ${w.repository}${w.tag ? `:${w.tag}` : ''}${w.digest ? `@${w.digest}` : ''}${w.detail ? ` (${w.detail})` : ''}\n`,
           ),
         onProgress: (p) => {
+          if (toStdout) return;
+          const of =
+            p.repositoriesTotal === undefined ? '' : ` (${p.repositoriesDone} of ${p.repositoriesTotal})`;
           const line = `${p.step}: ${p.repositoriesDone} repositories, ${p.tagsDone} tags, ${p.blobsDone} blobs${p.repository ? ` — ${p.repository}` : ''}`;
-          process.stderr.write(tty ? `\r\u001b[K${line}` : `${line}\n`);
+          process.stderr.write(tty ? `\r\u001b[K${bar(p)} ${line}` : `${line}${of}\n`);
         },
       });
       if (tty) process.stderr.write('\n');
+      if (logFile) process.stderr.write(`stowage import: detailed log in ${logFile}\n`);
       const summary: Record<string, unknown> = {
         mode: result.mode,
         dryRun: result.dryRun,

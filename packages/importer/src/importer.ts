@@ -57,6 +57,8 @@ export interface ImportProgress {
   readonly step: 'pre-import' | 'import' | 'blobs';
   readonly repository?: string;
   readonly repositoriesDone: number;
+  /** How many repositories this step goes through (known once the tree has been listed). */
+  readonly repositoriesTotal?: number;
   readonly tagsDone: number;
   readonly blobsDone: number;
 }
@@ -94,6 +96,8 @@ export interface ImportOptions {
   readonly lockfiles?: boolean;
   /** Detailed JSON lines log. */
   readonly logFile?: string;
+  /** Receives each entry of the detailed log as it is written (with or without `logFile`). */
+  readonly onLog?: (entry: Readonly<Record<string, unknown>>) => void;
   /** Called once a repository's transaction committed (dry run: once its work is done), never for one rolled back. */
   readonly onWarning?: (warning: ImportWarning) => void;
   readonly onProgress?: (progress: ImportProgress) => void;
@@ -252,8 +256,10 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
   await assertMigrated(options.db);
 
   async function log(entry: Record<string, unknown>): Promise<void> {
-    if (!options.logFile) return;
-    await appendFile(options.logFile, `${JSON.stringify({ time: new Date().toISOString(), ...entry })}\n`);
+    if (!options.logFile && !options.onLog) return;
+    const line = { time: new Date().toISOString(), ...entry };
+    options.onLog?.(line);
+    if (options.logFile) await appendFile(options.logFile, `${JSON.stringify(line)}\n`);
   }
 
   async function warn(warning: ImportWarning): Promise<void> {
@@ -265,11 +271,14 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
     await log({ level: 'warn', ...warning });
   }
 
+  let repositoriesTotal: number | undefined;
+
   function progress(step: ImportProgress['step'], repository?: string): void {
     options.onProgress?.({
       step,
       ...(repository ? { repository } : {}),
       repositoriesDone: counters.repositories,
+      ...(repositoriesTotal === undefined ? {} : { repositoriesTotal }),
       tagsDone: counters.tags,
       blobsDone: counters.blobs,
     });
@@ -611,8 +620,13 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
 
   async function eachRepository(step: ImportProgress['step'], work: (repository: string) => Promise<void>) {
     const wanted = options.repositories ? new Set(options.repositories) : undefined;
-    for await (const repository of tree.repositories()) {
-      if (wanted && !wanted.has(repository)) continue;
+    // listed first, so progress can tell how far along the step is
+    const names: string[] = [];
+    for await (const repository of tree.repositories())
+      if (!wanted || wanted.has(repository)) names.push(repository);
+    repositoriesTotal = counters.repositories + names.length;
+    progress(step);
+    for (const repository of names) {
       checkAbort();
       if ((await tree.tags(repository)).length === 0 && !(await hasManifestsDir(repository))) {
         await warn({ reason: 'repository-without-manifests', repository });
