@@ -242,12 +242,12 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
   const locks = new StoreLocks(paths.internal('locks'), options.staleLockMs ?? 10_000);
 
   function writable(): void {
-    if (closed) throw new RegistryError('UNSUPPORTED', 'the image store is closed');
+    if (closed) throw new RegistryError('UNAVAILABLE', 'the image store is closed');
     if (options.readOnly) throw new RegistryError('DENIED', 'the image store is read-only');
   }
 
   function readable(): void {
-    if (closed) throw new RegistryError('UNSUPPORTED', 'the image store is closed');
+    if (closed) throw new RegistryError('UNAVAILABLE', 'the image store is closed');
   }
 
   /** Serializes work on one upload session. */

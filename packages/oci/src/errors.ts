@@ -47,7 +47,7 @@ export function isStowageError<C extends string = string>(
 /**
  * The error codes of the OCI distribution specification, plus the few a store
  * needs that the wire protocol spells differently (`RANGE_INVALID` is sent as
- * BLOB_UPLOAD_INVALID with status 416).
+ * BLOB_UPLOAD_INVALID with status 416) or that it has none for (`UNAVAILABLE`, a 503).
  */
 export type RegistryErrorCode =
   | 'BLOB_UNKNOWN'
@@ -65,7 +65,9 @@ export type RegistryErrorCode =
   | 'DENIED'
   | 'UNSUPPORTED'
   | 'TOOMANYREQUESTS'
-  | 'RANGE_INVALID';
+  | 'RANGE_INVALID'
+  /** The store cannot serve now (closed, shutting down, its upstream down); sent as 503 with Retry-After. */
+  | 'UNAVAILABLE';
 
 /**
  * What every `Registry` implementation throws for a refusal the caller can act

@@ -269,6 +269,6 @@ export interface Registry {
   /** Removes unreferenced content. */
   garbageCollect?(options?: GarbageCollectOptions): Promise<GarbageCollectReport>;
 
-  /** Releases pools, file handles and timers. Idempotent. */
+  /** Releases pools, file handles and timers. Idempotent. Afterwards every call fails with `UNAVAILABLE`. */
   close?(): Promise<void>;
 }

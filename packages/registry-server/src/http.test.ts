@@ -579,6 +579,20 @@ describe('registry-server refusals from the backend and the authorizer', () => {
     }
   });
 
+  it('answers 503 UNAVAILABLE with Retry-After once the backend is closed', async () => {
+    const registry = createMemoryRegistry();
+    const closing = await serve({ registry });
+    try {
+      await registry.close?.();
+      const response = await fetch(`${closing.url}/v2/a/tags/list`);
+      expect(response.status).toBe(503);
+      expect(response.headers.get('retry-after')).toBe('1');
+      expect((await errorsOf(response))[0]?.code).toBe('UNAVAILABLE');
+    } finally {
+      await closing.close();
+    }
+  });
+
   it('sends 401 with the challenge and 403 for what the authorizer refuses', async () => {
     const authorizer: Authorizer = {
       async authorize(request, access) {

@@ -49,7 +49,7 @@ describe('memory registry specifics', () => {
     const registry = createMemoryRegistry();
     await pushImage(registry, 'a', randomImage(), 'v1');
     await registry.close();
-    await expect(registry.listTags('a')).rejects.toMatchObject({ code: 'UNSUPPORTED' });
+    await expect(registry.listTags('a')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
   });
 
   it('stores a blob once for many repositories', async () => {

@@ -145,7 +145,7 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
   let closed = false;
 
   function open(): void {
-    if (closed) throw new RegistryError('UNSUPPORTED', 'the registry is closed');
+    if (closed) throw new RegistryError('UNAVAILABLE', 'the registry is closed');
   }
 
   function repo(name: string, create: boolean): Repository | undefined {
