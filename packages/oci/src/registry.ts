@@ -269,6 +269,6 @@ export interface Registry {
   /** Removes unreferenced content. */
   garbageCollect?(options?: GarbageCollectOptions): Promise<GarbageCollectReport>;
 
-  /** Releases pools, file handles and timers. Idempotent. Afterwards every call fails with `UNAVAILABLE`. */
+  /** Releases pools, file handles and timers. Idempotent. A store that refuses calls afterwards does so with `UNAVAILABLE`. */
   close?(): Promise<void>;
 }
