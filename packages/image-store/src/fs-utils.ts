@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, unlink } from 'node:fs/promises';
+import { mkdir, open, rename, rm, unlink, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
-async function fsyncPath(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
+/** fsyncs a file or directory by path. */
+export async function fsyncPath(path: string): Promise<void> {
+  const handle = await open(path, 'r');
   try {
     await handle.sync();
   } finally {
@@ -44,6 +45,19 @@ export function syncDir(dir: string): Promise<void> {
     });
   own.queued = sync;
   return sync;
+}
+
+/** Sets a file's times to now (on a hard link, its inode's); false when it is not there. */
+export async function touch(path: string): Promise<boolean> {
+  const now = new Date();
+  try {
+    await utimes(path, now, now);
+    return true;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return false;
+    throw error;
+  }
 }
 
 /** A temporary name beside `path`, on the same filesystem. */

@@ -1,18 +1,6 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import {
-  link,
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  truncate,
-  unlink,
-  utimes,
-} from 'node:fs/promises';
+import { link, mkdir, open, readdir, readFile, rename, rm, stat, truncate, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -56,7 +44,15 @@ import {
   type UploadStatus,
   VerifyingStream,
 } from '@stowage/oci';
-import { ifExists, syncDir, tempBeside, unlinkIfExists, writeFileAtomic } from './fs-utils.js';
+import {
+  fsyncPath,
+  ifExists,
+  syncDir,
+  tempBeside,
+  touch,
+  unlinkIfExists,
+  writeFileAtomic,
+} from './fs-utils.js';
 import { processAlive, StoreLocks } from './lock.js';
 import { StorePaths } from './paths.js';
 import { type ImageRecords, parseImageName, RecordStore } from './records.js';
@@ -384,7 +380,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     const target = paths.repoBlob(repository, digest);
     if (await ifExists(stat(target))) {
       // A fresh push refreshes the time garbage collection's grace period counts from.
-      await ifExists(utimes(target, new Date(), new Date()));
+      await touch(target);
       return;
     }
     await ensureLayout(repository);
@@ -394,17 +390,11 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       await link(paths.casBlob(digest), temp);
       // The link shares the content store's inode and its old mtime: make it young, or
       // garbage collection could take the blob before the manifest that needs it arrives.
-      const now = new Date();
-      await utimes(temp, now, now);
+      await touch(temp);
     } catch {
       await rm(temp, { force: true });
       await pipeline(createReadStream(paths.casBlob(digest)), createWriteStream(temp));
-      const copy = await open(temp, 'r+');
-      try {
-        await copy.sync();
-      } finally {
-        await copy.close();
-      }
+      await fsyncPath(temp);
     }
     await rename(temp, target);
     await syncDir(dirname(target));
@@ -1013,7 +1003,7 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         }
       }
       for (const child of references.manifests) {
-        if (!(await readMeta(repository, child.digest))) {
+        if (!(await presentMeta(repository, child.digest))) {
           throw new RegistryError(
             'MANIFEST_BLOB_UNKNOWN',
             `manifest ${child.digest} is not in ${repository}`,
@@ -1024,13 +1014,12 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
         }
       }
       const meta = metaOf(parsed);
-      // Re-tagging a manifest the repository already holds only writes the tag.
-      const known = await readMeta(repository, parsed.digest);
-      if (known) {
-        // Re-tagging refreshes the manifest's age, which untagged-manifest collection counts from.
-        const now = new Date();
-        await ifExists(utimes(paths.manifestMeta(repository, parsed.digest), now, now));
-      }
+      // Re-tagging a manifest the repository already holds only writes the tag, and
+      // refreshes the manifest's age, which untagged-manifest collection counts from
+      // (one syscall that also tells whether the repository holds it).
+      const known =
+        (await touch(paths.manifestMeta(repository, parsed.digest))) &&
+        (await cachedMeta(repository, parsed.digest));
       if (!known || !(await ifExists(stat(paths.repoBlob(repository, parsed.digest))))) {
         const { temp } = await receive(bytes, parsed.digest, bytes.byteLength);
         await commitToStore(temp, parsed.digest);

@@ -48,8 +48,8 @@ async function readOwner(dir: string): Promise<Owner | undefined> {
  * Named locks shared by every process that opens the same root.
  *
  * Across processes a lock is a directory renamed into place (atomic, and never
- * without its owner file), holding its owner's pid, host and a random token; the holder touches it every
- * `staleMs / 4`. A waiting process takes over a lock whose owner is a dead
+ * without its owner file), holding its owner's pid, host and a random token; the
+ * holder touches it every `staleMs / 4`. A waiting process takes over a lock whose owner is a dead
  * process on this host at once, and any lock not touched for `staleMs` (a
  * frozen or remote owner): it renames the directory away (only one taker can)
  * and checks it moved the stale owner's lock, not a fresh one. A lock is never
@@ -123,16 +123,17 @@ export class StoreLocks {
       token: randomBytes(16).toString('hex'),
       staleMs: this.#staleMs,
     };
+    const draft = `${path}.new-${me.token}`;
     // Short waits first: most holders (a record write) keep a lock for a millisecond or two.
     try {
       for (let attempt = 0; ; attempt++) {
         signal?.throwIfAborted();
-        if (await this.#publish(path, me)) break;
+        if (await this.#publish(draft, path, me)) break;
         await this.#breakIfStale(path);
         await sleep(Math.min(40, 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()), signal);
       }
     } catch (error) {
-      await rm(`${path}.new-${me.token}`, { recursive: true, force: true });
+      await rm(draft, { recursive: true, force: true });
       throw error;
     }
     const heartbeat = setInterval(
@@ -165,8 +166,7 @@ export class StoreLocks {
    * fails when the lock exists. A holder killed at any point therefore leaves
    * either no lock or a lock that names it, and a dead owner is taken over at once.
    */
-  async #publish(path: string, me: Owner): Promise<boolean> {
-    const draft = `${path}.new-${me.token}`;
+  async #publish(draft: string, path: string, me: Owner): Promise<boolean> {
     await mkdir(draft, { recursive: true });
     await writeFile(join(draft, 'owner.json'), JSON.stringify(me));
     try {

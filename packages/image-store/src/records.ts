@@ -143,6 +143,16 @@ function fail(code: ImageRecordErrorCode, message: string, details?: Record<stri
   throw new ImageRecordError(code, message, details ? { details } : {});
 }
 
+/** Big-data items are named: an empty name is refused, whatever the operation. */
+function requireItemName(item: string, operation: string): void {
+  if (item === '') {
+    fail(
+      'INVALID_BIG_DATA_NAME',
+      `can't ${operation} an image big data item with an empty name: not a valid name for a big data item`,
+    );
+  }
+}
+
 /** `repository:tag`, both by the OCI grammar; the tag is what follows the last colon. */
 export function parseImageName(name: string): { repository: string; tag: string } {
   const colon = name.lastIndexOf(':');
@@ -918,12 +928,7 @@ export class RecordStore implements ImageRecords {
     options: SetBigDataOptions = {},
   ): Promise<ImageRecord> {
     this.#writable('save data items associated with images');
-    if (item === '') {
-      fail(
-        'INVALID_BIG_DATA_NAME',
-        "can't set empty name for image big data item: not a valid name for a big data item",
-      );
-    }
+    requireItemName(item, 'set');
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
     const digest = item.startsWith('manifest') ? (options.digestManifest ?? sha256)(bytes) : sha256(bytes);
     if (!GO_DIGEST.test(digest)) fail('DIGEST_UNKNOWN', `could not compute digest of item ${item}`);
@@ -942,12 +947,7 @@ export class RecordStore implements ImageRecords {
   }
 
   async getBigData(key: string, item: string): Promise<Uint8Array> {
-    if (item === '') {
-      fail(
-        'INVALID_BIG_DATA_NAME',
-        "can't retrieve image big data value for empty name: not a valid name for a big data item",
-      );
-    }
+    requireItemName(item, 'retrieve the value of');
     await this.#fresh();
     const rec = this.#lookup(key);
     const bytes = await ifExists(readFile(join(this.#dataDir(rec.id), bigDataFileName(item))));
@@ -956,9 +956,7 @@ export class RecordStore implements ImageRecords {
   }
 
   async bigDataSize(key: string, item: string): Promise<number> {
-    if (item === '') {
-      fail('INVALID_BIG_DATA_NAME', "can't retrieve size of image big data with empty name");
-    }
+    requireItemName(item, 'retrieve the size of');
     await this.#fresh();
     const rec = this.#lookup(key);
     if (Object.hasOwn(rec.bigDataSizes, item)) return rec.bigDataSizes[item] as number;
@@ -968,9 +966,7 @@ export class RecordStore implements ImageRecords {
   }
 
   async bigDataDigest(key: string, item: string): Promise<string> {
-    if (item === '') {
-      fail('INVALID_BIG_DATA_NAME', "can't retrieve digest of image big data value with empty name");
-    }
+    requireItemName(item, 'retrieve the digest of');
     await this.#fresh();
     const digests = this.#lookup(key).bigDataDigests;
     if (Object.hasOwn(digests, item)) return digests[item] as string;
