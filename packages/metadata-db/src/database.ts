@@ -92,11 +92,7 @@ function rethrowable(error: unknown): unknown {
   const looksLikeDb =
     typeof e?.code === 'string' &&
     (typeof e.severity === 'string' || NETWORK_CODES.has(e.code) || /^[0-9A-Z]{5}$/.test(e.code));
-  const looksLikeConnection =
-    typeof e?.message === 'string' &&
-    /Connection terminated|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
-      e.message,
-    );
+  const looksLikeConnection = typeof e?.message === 'string' && CONNECTION_MESSAGE.test(e.message);
   return looksLikeDb || looksLikeConnection ? toDatabaseError(error) : error;
 }
 
