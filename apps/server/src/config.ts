@@ -32,6 +32,13 @@ export interface ServerConfig {
     readonly maxManifestSize: number;
     readonly maxBlobSize?: number;
     readonly bodyIdleTimeoutMs: number;
+    /**
+     * A request body slower than `bytesPerSecond` on average over `windowMs` is
+     * cut (`limits.minbodyrate`, `limits.minbodyratewindow`; default 1KiB over 60s; 0 turns it off).
+     */
+    readonly minBodyRate: { readonly bytesPerSecond: number; readonly windowMs: number };
+    /** Connections beyond this many are closed at once (`http.maxconnections`, default 1000). */
+    readonly maxConnections: number;
   };
   readonly auth: {
     readonly htpasswd?: { readonly realm: string; readonly path: string };
@@ -84,6 +91,14 @@ export function parseSize(value: unknown, where: string): number {
   const power = ' kmgt'.indexOf((match[2] ?? '').toLowerCase() || ' ');
   const base = match[3]?.toLowerCase().startsWith('i') ? 1024 : match[2] ? 1000 : 1;
   return Number(match[1]) * base ** power;
+}
+
+function positiveInteger(value: unknown, where: string): number {
+  const number = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof number !== 'number' || !Number.isSafeInteger(number) || number < 1) {
+    throw new ConfigError(`${where}: expected a positive integer`);
+  }
+  return number;
 }
 
 function section(raw: Raw, key: string): Raw {
@@ -225,6 +240,11 @@ export function normalizeConfig(raw: Raw, baseDir: string): ServerConfig {
         ? { maxBlobSize: parseSize(limits.maxblobsize, 'limits.maxblobsize') }
         : {}),
       bodyIdleTimeoutMs: parseDuration(limits.bodyidletimeout ?? '60s', 'limits.bodyidletimeout'),
+      minBodyRate: {
+        bytesPerSecond: parseSize(limits.minbodyrate ?? 1024, 'limits.minbodyrate'),
+        windowMs: parseDuration(limits.minbodyratewindow ?? '60s', 'limits.minbodyratewindow'),
+      },
+      maxConnections: positiveInteger(http.maxconnections ?? 1000, 'http.maxconnections'),
     },
     auth: { ...(htpasswd ? { htpasswd } : {}), ...(token ? { token } : {}) },
     access,

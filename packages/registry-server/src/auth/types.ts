@@ -19,10 +19,15 @@ export type AuthDecision =
   | { readonly ok: true; readonly principal: Principal }
   | {
       readonly ok: false;
-      /** 401 when credentials are missing or wrong, 403 when they are right but not enough. */
-      readonly status: 401 | 403;
-      /** OCI error code: `UNAUTHORIZED` or `DENIED`. */
-      readonly code: 'UNAUTHORIZED' | 'DENIED';
+      /**
+       * 401 when credentials are missing or wrong, 403 when they are right but
+       * not enough, 429 when they cannot be checked now (too many in flight).
+       */
+      readonly status: 401 | 403 | 429;
+      /** OCI error code: `UNAUTHORIZED`, `DENIED` or `TOOMANYREQUESTS`. */
+      readonly code: 'UNAUTHORIZED' | 'DENIED' | 'TOOMANYREQUESTS';
+      /** Extra headers for the refusal (`Retry-After` with a 429, say). */
+      readonly headers?: Readonly<Record<string, string>>;
       readonly message: string;
       /** The `WWW-Authenticate` header value to send with a 401. */
       readonly challenge?: string;
