@@ -101,6 +101,26 @@ describe('image store on disk', () => {
     await store.close();
   });
 
+
+  it('brings back no deleted tag when a writer dies between stamping and replacing index.json', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const image = randomImage();
+    await pushImage(store, 'crash/app', image, 'v1');
+    await store.putManifest('crash/app', 'v2', image.manifest.bytes, { mediaType: image.manifest.mediaType });
+    await store.flush();
+    const file = join(root, 'crash/app/index.json');
+    const before = await readFile(file);
+    await store.deleteTag('crash/app', 'v1');
+    await store.flush();
+    await store.close();
+    // What a writer killed after stamping its index.json and before renaming it into
+    // place leaves behind: the stamp of the new file, beside the old file.
+    await writeFile(file, before);
+    const next = await createImageStore({ root });
+    expect((await next.listTags('crash/app')).items).toEqual(['v2']);
+    await next.close();
+  });
   it('keeps upload sessions across a restart', async () => {
     const root = await freshRoot();
     const blob = randomBlob(5000);

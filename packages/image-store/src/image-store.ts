@@ -276,33 +276,55 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
   /**
    * Another tool (skopeo, umoci, crane) may write a repository directory as an
    * OCI layout. Each `index.json` this store writes has its sha256 stamped in
-   * `.stowage/index.sha256` first; an `index.json` whose stat changed and whose
-   * hash is not the stamp was written by someone else and is adopted: its
-   * manifests are verified and recorded, its blobs verified and linked into the
-   * content store, its `ref.name` annotations become tags. Tags missing from a
-   * foreign `index.json` are not removed (ours may not be flushed yet).
+   * `.stowage/index.sha256` first, beside the hash of the `index.json` it
+   * replaces: a writer killed between the two renames leaves the old file, and
+   * the old file is still known as ours (adopting it would bring back tags
+   * deleted since). An `index.json` whose stat changed and whose hash is in
+   * neither line was written by someone else and is adopted: its manifests are
+   * verified and recorded, its blobs verified and linked into the content
+   * store, its `ref.name` annotations become tags. Tags missing from a foreign
+   * `index.json` are not removed (ours may not be flushed yet).
    */
-  const indexSeen = new Map<string, string>();
+  const indexSeen = new Map<string, { readonly signature: string; readonly hash: string }>();
+
+  function statSignature(info: { ino: number; size: number; mtimeMs: number }): string {
+    return `${info.ino}:${info.size}:${info.mtimeMs}`;
+  }
 
   async function syncLayout(repository: string): Promise<void> {
     const file = join(paths.repoDir(repository), 'index.json');
     const info = await ifExists(stat(file));
     if (!info) return;
-    const seen = `${info.ino}:${info.size}:${info.mtimeMs}`;
-    if (indexSeen.get(repository) === seen) return;
+    const signature = statSignature(info);
+    if (indexSeen.get(repository)?.signature === signature) return;
     const bytes = await ifExists(readFile(file));
     if (!bytes) return;
-    if ((await stampOf(repository)) !== sha256Hex(bytes) && !options.readOnly) {
+    const hash = sha256Hex(bytes);
+    if (!(await stampsOf(repository)).includes(hash) && !options.readOnly) {
       // Our own writers stamp, then write, under this lock: re-read under it before adopting.
       await using _lock = await locks.acquire(`index:${repository}`);
       const again = await ifExists(readFile(file));
-      if (again && (await stampOf(repository)) !== sha256Hex(again)) await adoptIndex(repository, again);
+      if (again && !(await stampsOf(repository)).includes(sha256Hex(again))) {
+        await adoptIndex(repository, again);
+      }
     }
-    indexSeen.set(repository, seen);
+    indexSeen.set(repository, { signature, hash });
   }
 
-  function stampOf(repository: string): Promise<string | undefined> {
-    return ifExists(readFile(paths.repoMeta(repository, 'index.sha256'), 'utf8'));
+  /** The hashes `.stowage/index.sha256` names as ours: the last `index.json` written, and the one it replaced. */
+  async function stampsOf(repository: string): Promise<string[]> {
+    const text = await ifExists(readFile(paths.repoMeta(repository, 'index.sha256'), 'utf8'));
+    return text === undefined ? [] : text.split('\n').filter(Boolean);
+  }
+
+  /** The sha256 of the `index.json` on disk now (from the cache when its stat has not changed). */
+  async function currentIndexHash(repository: string, file: string): Promise<string | undefined> {
+    const info = await ifExists(stat(file));
+    if (!info) return undefined;
+    const known = indexSeen.get(repository);
+    if (known?.signature === statSignature(info)) return known.hash;
+    const bytes = await ifExists(readFile(file));
+    return bytes && sha256Hex(bytes);
   }
 
   async function adoptIndex(repository: string, bytes: Uint8Array): Promise<void> {
@@ -565,12 +587,15 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       mediaType: 'application/vnd.oci.image.index.v1+json',
       manifests,
     });
-    await using _lock = await locks.acquire(`index:${repository}`);
-    await writeFileAtomic(paths.repoMeta(repository, 'index.sha256'), sha256Hex(text));
+    const hash = sha256Hex(text);
     const file = join(paths.repoDir(repository), 'index.json');
+    await using _lock = await locks.acquire(`index:${repository}`);
+    // The file replaced stays ours too, for a crash before the rename below.
+    const replaced = await currentIndexHash(repository, file);
+    const stamps = replaced === undefined || replaced === hash ? hash : `${replaced}\n${hash}`;
+    await writeFileAtomic(paths.repoMeta(repository, 'index.sha256'), stamps);
     await writeFileAtomic(file, text);
-    const info = await stat(file);
-    indexSeen.set(repository, `${info.ino}:${info.size}:${info.mtimeMs}`);
+    indexSeen.set(repository, { signature: statSignature(await stat(file)), hash });
   }
 
   /** Flushes run one after another, so `close()` waits for one a timer started. */
