@@ -101,7 +101,6 @@ describe('image store on disk', () => {
     await store.close();
   });
 
-
   it('brings back no deleted tag when a writer dies between stamping and replacing index.json', async () => {
     const root = await freshRoot();
     const store = await createImageStore({ root });
