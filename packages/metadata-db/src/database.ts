@@ -1,3 +1,5 @@
+import { statSync } from 'node:fs';
+import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { StowageError } from '@stowage/oci';
 import pg from 'pg';
@@ -19,6 +21,10 @@ export type DatabaseErrorCode =
   | 'MIGRATION_UNKNOWN'
   | 'MIGRATION_EDITED'
   | 'MIGRATIONS_PENDING'
+  /** A connection string that is not a PostgreSQL URL; refused before any connection or DNS lookup. */
+  | 'INVALID_URL'
+  /** No embedded database in the data directory (and `create: false`), or a server without that database (3D000). */
+  | 'DATABASE_NOT_FOUND'
   | 'DATABASE';
 
 /**
@@ -70,6 +76,7 @@ const BY_STATE: Readonly<Record<string, DatabaseErrorCode>> = {
   '53300': 'TOO_MANY_CONNECTIONS',
   '25006': 'READ_ONLY',
   '42501': 'PERMISSION',
+  '3D000': 'DATABASE_NOT_FOUND',
 };
 
 const NETWORK_CODES = new Set([
@@ -207,8 +214,48 @@ export interface PostgresOptions {
   readonly max?: number;
 }
 
-/** A pg pool on a PostgreSQL server. */
+/**
+ * Why `text` is not a connection string `pg` can use, or `undefined` when it
+ * is one: a `postgres://` or `postgresql://` URL naming a host (in the
+ * authority or as `?host=`, a socket directory), or a `socket:` URL naming a
+ * socket directory. `pg` itself takes anything else as a database name on a
+ * host called "base".
+ */
+export function databaseUrlProblem(text: string): string | undefined {
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(text)?.[1]?.toLowerCase();
+  if (scheme === undefined) return 'it has no postgres:// scheme';
+  if (scheme !== 'postgres' && scheme !== 'postgresql' && scheme !== 'socket')
+    return `its scheme is ${scheme}:, not postgres:`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return 'it does not parse as a URL (a bad port, or a character that needs %-encoding?)';
+  }
+  if (scheme === 'socket') return url.pathname ? undefined : 'it names no socket directory';
+  if (!text.slice(scheme.length + 1).startsWith('//')) return 'it lacks the // before the host';
+  if (url.hostname === '' && !url.searchParams.get('host')) return 'it names no host';
+  if (url.port === '0') return 'port 0 is not a port';
+  return undefined;
+}
+
+/** `text` with any password replaced by `***`, fit for messages and logs. */
+export function redactDatabaseUrl(text: string): string {
+  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^/?#]*@/i, '$1:***@');
+}
+
+/**
+ * A pg pool on a PostgreSQL server. A connection string that is not a
+ * PostgreSQL URL throws `INVALID_URL` here, before any connection is tried.
+ */
 export function createPostgresDatabase(options: PostgresOptions): Database {
+  const problem = databaseUrlProblem(options.connectionString);
+  if (problem !== undefined) {
+    throw new DatabaseError(
+      'INVALID_URL',
+      `not a PostgreSQL URL (${problem}): expected postgres://user@host:5432/database`,
+    );
+  }
   const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 4 });
   // An idle client whose backend was terminated emits an error: it is dropped from the pool, not fatal.
   pool.on('error', () => undefined);
@@ -280,10 +327,36 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
 export interface PgliteOptions {
   /** Where PGlite keeps its files; in memory when absent. */
   readonly dataDir?: string;
+  /**
+   * Create the database when `dataDir` holds none. Default true; with false,
+   * a missing database throws `DATABASE_NOT_FOUND` and nothing is written
+   * (what read-only commands want).
+   */
+  readonly create?: boolean;
+}
+
+/** Whether `dataDir` holds a PostgreSQL data directory (its `PG_VERSION`); throws when `dataDir` is not a directory. */
+function holdsDatabase(dataDir: string): boolean {
+  const kind = (path: string) => {
+    try {
+      return statSync(path).isDirectory() ? 'directory' : 'file';
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 'missing';
+      throw error;
+    }
+  };
+  const dir = kind(dataDir);
+  if (dir === 'file') {
+    throw new DatabaseError('DATABASE_NOT_FOUND', `${dataDir} is a file, not a database directory`);
+  }
+  return dir === 'directory' && kind(join(dataDir, 'PG_VERSION')) === 'file';
 }
 
 /** Embedded PostgreSQL (PGlite): the zero-setup default. One connection; transactions queue. */
 export async function createPgliteDatabase(options: PgliteOptions = {}): Promise<Database> {
+  if (options.dataDir !== undefined && !holdsDatabase(options.dataDir) && options.create === false) {
+    throw new DatabaseError('DATABASE_NOT_FOUND', `no database in ${options.dataDir}`);
+  }
   const lite = options.dataDir ? new PGlite(options.dataDir) : new PGlite();
   await lite.waitReady;
   const wrap = async <T>(work: () => Promise<T>): Promise<T> => {
@@ -332,9 +405,12 @@ export async function createPgliteDatabase(options: PgliteOptions = {}): Promise
   };
 }
 
-/** PostgreSQL when a URL is given, else PGlite (in `dataDir`, or in memory). */
+/**
+ * PostgreSQL when a URL is given, else PGlite (in `dataDir`, or in memory).
+ * `create: false` refuses (`DATABASE_NOT_FOUND`) a `dataDir` holding no database instead of creating one.
+ */
 export async function openDatabase(
-  options: { url?: string; dataDir?: string; max?: number } = {},
+  options: { url?: string; dataDir?: string; max?: number; create?: boolean } = {},
 ): Promise<Database> {
   if (options.url) {
     return createPostgresDatabase({
@@ -342,5 +418,8 @@ export async function openDatabase(
       ...(options.max ? { max: options.max } : {}),
     });
   }
-  return createPgliteDatabase(options.dataDir ? { dataDir: options.dataDir } : {});
+  return createPgliteDatabase({
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    ...(options.create === undefined ? {} : { create: options.create }),
+  });
 }

@@ -332,11 +332,15 @@ async function verify(db: Queryable, known: readonly Migration[]): Promise<Set<s
   return new Set(rows.map((r) => r.id));
 }
 
+/** Applied and pending migrations. Reads only: a database never migrated has every migration pending, and no table is created. */
 export async function migrationStatus(
   db: Database,
   known: readonly Migration[] = migrations,
 ): Promise<MigrationStatus> {
-  await ensureTable(db);
+  const { rows } = await db.query<{ present: boolean }>(
+    "SELECT to_regclass('schema_migrations') IS NOT NULL AS present",
+  );
+  if (!rows[0]?.present) return { applied: [], pending: known.map((m) => m.id) };
   const applied = await verify(db, known);
   return { applied: [...applied], pending: known.filter((m) => !applied.has(m.id)).map((m) => m.id) };
 }
