@@ -91,7 +91,9 @@ function worker(
     err += chunk.toString();
   });
   const finished = new Promise<{ acknowledged: number; done: boolean; seen: number }>((resolve, reject) => {
-    child.once('exit', (code, signal) => {
+    // 'close', not 'exit': only then has all the output been read (at 'exit' the last
+    // acks may still be in the pipe, and an op done but not counted looks like a bug).
+    child.once('close', (code, signal) => {
       // Only whole lines count: the kill may cut the last one.
       const lines = out.split('\n').slice(0, -1);
       const acks = lines.filter((l) => /^ack \d+$/.test(l)).map((l) => Number(l.slice(4)));
