@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StowageError } from '@stowage/oci';
-import bcrypt from 'bcryptjs';
+import { createBcryptPool } from './bcrypt-pool.js';
 import { permitted } from './decide.js';
 import type { AccessRule } from './rules.js';
 import type { Authorizer } from './types.js';
@@ -48,12 +48,24 @@ export function parseHtpasswd(text: string): Map<string, string> {
 
 /** `Authorization: Basic` credentials, or undefined when absent or malformed. */
 export function basicCredentials(header: string | undefined): { user: string; password: string } | undefined {
-  const match = header === undefined ? null : /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
-  if (!match) return undefined;
-  const decoded = Buffer.from(match[1] as string, 'base64').toString('utf8');
+  const decoded = basicPayload(header);
+  if (decoded === undefined) return undefined;
   const colon = decoded.indexOf(':');
   if (colon <= 0) return undefined;
   return { user: decoded.slice(0, colon), password: decoded.slice(colon + 1) };
+}
+
+function basicPayload(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  return match ? Buffer.from(match[1] as string, 'base64').toString('utf8') : undefined;
+}
+
+/**
+ * `Basic Og==`: an empty user and an empty password, what skopeo and podman
+ * send with `--no-creds`. It asks for nothing, so it is anonymous.
+ */
+function isEmptyBasic(header: string | undefined): boolean {
+  return basicPayload(header) === ':';
 }
 
 export interface HtpasswdAuthorizerOptions {
@@ -61,19 +73,43 @@ export interface HtpasswdAuthorizerOptions {
   /** The users: an htpasswd file's text, or user → bcrypt hash. */
   readonly users: string | ReadonlyMap<string, string>;
   readonly rules?: readonly AccessRule[];
+  /** bcrypt worker threads at most, started when first needed. Default `max(1, availableParallelism() - 1)`. */
+  readonly workers?: number;
+  /**
+   * Verifications that may wait for a free worker. A login beyond
+   * `workers + maxQueued` verifications in flight gets 429 `TOOMANYREQUESTS`
+   * with `Retry-After: 1` at once. Default `4 × workers`.
+   */
+  readonly maxQueued?: number;
+  /** How long a successful verification is remembered, in ms. Default 5 minutes; 0 remembers none. */
+  readonly cacheTtlMs?: number;
+  /** How many successful verifications are remembered at most (the oldest go first). Default 1,000. */
+  readonly cacheSize?: number;
 }
 
-const CACHE_LIMIT = 1000;
+/** An htpasswd authorizer; `close()` ends its bcrypt workers early (idle workers never keep a process alive). */
+export interface HtpasswdAuthorizer extends Authorizer {
+  close(): Promise<void>;
+}
+
+const CACHE_TTL_MS = 5 * 60_000;
+const CACHE_SIZE = 1000;
 
 /**
- * Basic auth against bcrypt htpasswd entries. A verified password is cached
- * (by a hash of user, password and stored hash, the 1,000 most recent) so
- * repeated requests do not pay bcrypt's cost each time; concurrent requests
- * with the same credentials share one bcrypt run. Wrong or missing credentials
- * get 401 with a `Basic` challenge; right credentials that a rule does not
- * allow get 403. Hashes other than bcrypt are refused here, at creation.
+ * Basic auth against bcrypt htpasswd entries. bcrypt runs in a small pool of
+ * worker threads, never on the event loop, and the verifications in flight
+ * are bounded: a login over the bound gets 429 `TOOMANYREQUESTS` at once
+ * instead of waiting in an unbounded queue. A successful verification is
+ * remembered for `cacheTtlMs` (keyed by a hash of user, password and stored
+ * hash), so a user who logged in is served without touching the pool even
+ * while a flood of bad logins fills it; concurrent requests with the same
+ * credentials share one verification. An unknown user pays one decoy
+ * comparison, so timing does not tell which users exist. Wrong or missing
+ * credentials get 401 with a `Basic` challenge; empty ones (`Basic Og==`) are
+ * anonymous, like none; right credentials that a rule does not allow get 403.
+ * Hashes other than bcrypt are refused here, at creation.
  */
-export function createHtpasswdAuthorizer(options: HtpasswdAuthorizerOptions): Authorizer {
+export function createHtpasswdAuthorizer(options: HtpasswdAuthorizerOptions): HtpasswdAuthorizer {
   const users = typeof options.users === 'string' ? parseHtpasswd(options.users) : new Map(options.users);
   for (const [user, hash] of users) {
     if (!BCRYPT.test(hash)) {
@@ -82,51 +118,70 @@ export function createHtpasswdAuthorizer(options: HtpasswdAuthorizerOptions): Au
   }
   const rules = options.rules ?? [];
   const challenge = `Basic realm="${options.realm.replaceAll('"', '')}"`;
+  const ttl = options.cacheTtlMs ?? CACHE_TTL_MS;
+  const cacheSize = options.cacheSize ?? CACHE_SIZE;
+  const pool = createBcryptPool({
+    ...(options.workers === undefined ? {} : { workers: options.workers }),
+    ...(options.maxQueued === undefined ? {} : { maxQueued: options.maxQueued }),
+  });
   // an unknown user still pays one bcrypt comparison, so timing does not tell which users exist
   const decoy = users.values().next().value ?? '$2y$05$CCCCCCCCCCCCCCCCCCCCC.NbvU4hF9Z1sHxxyCgXdIi1Kq1/c4QWa';
-  const verified = new Set<string>();
+  /** credential key → when the verification stops counting; in insertion order, so the first expires first */
+  const verified = new Map<string, number>();
   const pending = new Map<string, Promise<boolean>>();
 
-  async function check(user: string, password: string): Promise<boolean> {
+  /** true or false, or undefined when the pool is full and nothing identical is in flight. */
+  function check(user: string, password: string): Promise<boolean> | boolean | undefined {
     const hash = users.get(user);
-    if (hash === undefined) {
-      await bcrypt.compare(password, decoy).catch(() => false);
-      return false;
+    const key = createHash('sha256')
+      .update(`${user}\0${password}\0${hash ?? decoy}`)
+      .digest('hex');
+    if (hash !== undefined) {
+      const until = verified.get(key);
+      if (until !== undefined) {
+        if (Date.now() < until) return true;
+        verified.delete(key);
+      }
     }
-    const key = createHash('sha256').update(`${user}\0${password}\0${hash}`).digest('hex');
-    if (verified.delete(key)) {
-      verified.add(key); // most recently used goes last; the first is evicted
+    const running = pending.get(key);
+    if (running) return running;
+    const compared = pool.tryCompare(password, hash ?? decoy);
+    if (!compared) return undefined;
+    const result = compared.then((good) => {
+      if (!good || hash === undefined) return false;
+      if (ttl > 0 && cacheSize > 0) {
+        verified.delete(key);
+        while (verified.size >= cacheSize) verified.delete(verified.keys().next().value as string);
+        verified.set(key, Date.now() + ttl);
+      }
       return true;
-    }
-    let running = pending.get(key);
-    if (!running) {
-      running = bcrypt.compare(password, hash).catch(() => false);
-      pending.set(key, running);
-    }
-    let good: boolean;
-    try {
-      good = await running;
-    } finally {
+    });
+    pending.set(key, result);
+    const forget = () => {
       pending.delete(key);
-    }
-    if (!good) return false;
-    if (!verified.has(key)) {
-      if (verified.size >= CACHE_LIMIT) verified.delete(verified.values().next().value as string);
-      verified.add(key);
-    }
-    return true;
+    };
+    result.then(forget, forget);
+    return result;
   }
 
   return {
     async authorize(request, access) {
       const header = request.headers.authorization;
-      const credentials = basicCredentials(header);
       const refuse = (message: string) =>
         ({ ok: false, status: 401, code: 'UNAUTHORIZED', message, challenge }) as const;
+      const credentials = basicCredentials(header);
       if (credentials) {
-        if (!(await check(credentials.user, credentials.password))) {
-          return refuse('invalid username or password');
+        const good = await check(credentials.user, credentials.password);
+        if (good === undefined) {
+          return {
+            ok: false,
+            status: 429,
+            code: 'TOOMANYREQUESTS',
+            message: 'too many logins are being verified; retry later',
+            headers: { 'retry-after': '1' },
+          };
         }
+        if (!good) return refuse('invalid username or password');
         if (!permitted(rules, credentials.user, access)) {
           return {
             ok: false,
@@ -137,9 +192,10 @@ export function createHtpasswdAuthorizer(options: HtpasswdAuthorizerOptions): Au
         }
         return { ok: true, principal: { subject: credentials.user } };
       }
-      if (header !== undefined) return refuse('malformed credentials');
+      if (header !== undefined && !isEmptyBasic(header)) return refuse('malformed credentials');
       if (access.length > 0 && permitted(rules, undefined, access)) return { ok: true, principal: {} };
       return refuse('authentication required');
     },
+    close: () => pool.close(),
   };
 }
