@@ -9,19 +9,9 @@ import {
   type RowCounts,
   type Transaction,
 } from '@stowage/metadata-db';
-import { type Digest, isDigest, MediaType, StowageError } from '@stowage/oci';
-import { DistributionTree, type LinkResult } from './layout.js';
-
-export type ImportErrorCode =
-  | 'MANIFEST_NOT_JSON'
-  | 'MANIFEST_UNKNOWN_MEDIA_TYPE'
-  | 'LOCKFILE'
-  | 'ABORTED'
-  | 'INVALID_OPTIONS'
-  | 'REPOSITORY_NOT_FOUND';
-
-/** A failure that stops the import (skips are warnings, not errors). */
-export class ImportError extends StowageError<ImportErrorCode> {}
+import { type Digest, isDigest, MediaType } from '@stowage/oci';
+import { ImportError } from './errors.js';
+import { type LinkResult, openDistributionTree } from './layout.js';
 
 /**
  * Why something was skipped. A skipped manifest is reported once per
@@ -67,7 +57,12 @@ export type ImportMode = 'full' | 'pre-import' | 'import' | 'blobs';
 
 export interface ImportOptions {
   readonly db: Database;
-  /** The registry's storage root (`rootdirectory`), or its `docker/registry/v2`. */
+  /**
+   * The registry's storage root (`rootdirectory`), or its `docker/registry/v2`.
+   * Anything else (a missing path, a file, an OCI image layout, a directory
+   * without `docker/registry/v2/repositories` or `blobs`) fails with
+   * `NOT_A_DISTRIBUTION_TREE` before anything is read from the database or written.
+   */
   readonly root: string;
   /** Default `full`: pre-import, import, common blobs, in that order. */
   readonly mode?: ImportMode;
@@ -77,7 +72,7 @@ export interface ImportOptions {
    * written. Lockfiles are left alone: part of the registry is not all of it.
    */
   readonly repositories?: readonly string[];
-  /** Everything in one transaction, rolled back at the end. */
+  /** Everything in one transaction, rolled back at the end. Lockfiles are neither read nor written. */
   readonly dryRun?: boolean;
   /** Tag links read at once per repository: a positive integer (1–5 in GitLab). Default 4. */
   readonly tagConcurrency?: number;
@@ -92,7 +87,7 @@ export interface ImportOptions {
   readonly retryBudgetMs?: number;
   /** Stops between repositories and tags; the repository in progress is rolled back. */
   readonly signal?: AbortSignal;
-  /** Write GitLab's lockfiles (`filesystem-in-use`, `database-in-use`). Default true, but never with `repositories`. */
+  /** Write GitLab's lockfiles (`filesystem-in-use`, `database-in-use`). Default true, but never with `repositories` nor in a dry run. */
   readonly lockfiles?: boolean;
   /** Detailed JSON lines log. */
   readonly logFile?: string;
@@ -218,7 +213,6 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
   const started = Date.now();
   const mode = options.mode ?? 'full';
   const dryRun = options.dryRun ?? false;
-  const tree = new DistributionTree(options.root);
   const tagConcurrency = options.tagConcurrency ?? 4;
   if (!Number.isInteger(tagConcurrency) || tagConcurrency < 1) {
     throw new ImportError(
@@ -229,11 +223,16 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
       },
     );
   }
+  // before the database, the log file or a lockfile: a path that is not a registry tree gets nothing written
+  const tree = await openDistributionTree(options.root);
   const configLimit = options.configPayloadLimit ?? 256_000;
   const retryBudget = options.retryBudgetMs ?? 60_000;
-  // importing some repositories does not move the registry to the database: lockfiles stay as they are
+  // importing some repositories does not move the registry to the database, and a dry run moves
+  // nothing (GitLab's dry run rewrites filesystem-in-use, or fails after a completed import): lockfiles
+  // stay as they are
   const useLockfiles =
     (options.lockfiles ?? true) &&
+    !dryRun &&
     (mode === 'full' || mode === 'import') &&
     options.repositories === undefined;
   const warnings: ImportWarning[] = [];
@@ -706,8 +705,8 @@ export async function importTree(options: ImportOptions): Promise<ImportResult> 
     failure = error;
   }
   if (useLockfiles) {
-    if (failure === undefined && !dryRun) await locks.databaseInUse();
-    else await locks.restore(dryRun);
+    if (failure === undefined) await locks.databaseInUse();
+    else await locks.restore(false);
   }
   const result: ImportResult = {
     mode,

@@ -1,6 +1,5 @@
+export { ImportError, type ImportErrorCode } from './errors.js';
 export {
-  ImportError,
-  type ImportErrorCode,
   type ImportMode,
   type ImportOptions,
   type ImportProgress,
@@ -10,4 +9,4 @@ export {
   Lockfiles,
   type SkipReason,
 } from './importer.js';
-export { DistributionTree, type LinkResult, parseLink } from './layout.js';
+export { DistributionTree, type LinkResult, openDistributionTree, parseLink } from './layout.js';

@@ -1,6 +1,8 @@
+import type { Stats } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { type Digest, isValidRepositoryName } from '@stowage/oci';
+import { ImportError } from './errors.js';
 
 /** What reading a link file found. */
 export type LinkResult =
@@ -158,4 +160,65 @@ export class DistributionTree {
       }
     }
   }
+}
+
+const GIVE_ROOT =
+  "give the registry's storage root (storage.filesystem.rootdirectory, the directory holding docker/registry/v2)";
+
+/** What `path` is: its stats, or `undefined` when it does not exist (or a parent is a file). */
+async function statOf(path: string): Promise<Stats | undefined> {
+  return maybe(stat(path));
+}
+
+/**
+ * A `DistributionTree` on `root`, once `root` is known to be one: the
+ * registry's storage root (or its `docker/registry/v2`) holding
+ * `docker/registry/v2/repositories` or `docker/registry/v2/blobs`. Anything
+ * else throws `NOT_A_DISTRIBUTION_TREE`, naming what was found and what to
+ * give instead. It only reads.
+ */
+export async function openDistributionTree(root: string): Promise<DistributionTree> {
+  const tree = new DistributionTree(root);
+  const absolute = resolve(root);
+  const refuse = (reason: string, message: string): never => {
+    throw new ImportError('NOT_A_DISTRIBUTION_TREE', message, { details: { root: absolute, reason } });
+  };
+  const top = await statOf(absolute);
+  if (!top) return refuse('missing', `${absolute} does not exist: ${GIVE_ROOT}`);
+  if (!top.isDirectory())
+    return refuse('not-a-directory', `${absolute} is a file, not a directory: ${GIVE_ROOT}`);
+  const v2 = await statOf(tree.v2);
+  if (!v2?.isDirectory()) {
+    if ((await statOf(join(absolute, 'oci-layout')))?.isFile()) {
+      return refuse(
+        'oci-layout',
+        `${absolute} is an OCI image layout, not a registry's storage tree (copy its images into a registry first, with skopeo copy): ${GIVE_ROOT}`,
+      );
+    }
+    // <root>/docker or <root>/docker/registry: point at the root above it
+    for (const [suffix, v2Below, parent] of [
+      ['docker', join(absolute, 'registry', 'v2'), dirname(absolute)],
+      [join('docker', 'registry'), join(absolute, 'v2'), dirname(dirname(absolute))],
+    ] as const) {
+      if (absolute.endsWith(`${sep}${suffix}`) && (await statOf(v2Below))?.isDirectory()) {
+        return refuse(
+          'inside-the-tree',
+          `${absolute} is inside a registry's storage tree, not its root: give ${parent} (the directory holding docker/registry/v2)`,
+        );
+      }
+    }
+    return refuse(
+      v2 ? 'not-a-directory' : 'no-v2',
+      `${absolute} holds no docker/registry/v2 directory, so it is not a registry's storage tree: ${GIVE_ROOT}`,
+    );
+  }
+  const repositories = await statOf(join(tree.v2, 'repositories'));
+  const blobs = await statOf(join(tree.v2, 'blobs'));
+  if (!repositories?.isDirectory() && !blobs?.isDirectory()) {
+    return refuse(
+      'empty-v2',
+      `${tree.v2} holds neither repositories/ nor blobs/, so it is not a registry's storage tree: ${GIVE_ROOT}`,
+    );
+  }
+  return tree;
 }

@@ -8,7 +8,8 @@ import { createPgliteDatabase, type Database, migrate } from '@stowage/metadata-
 import { DistributionTreeWriter, populateTree } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRows } from '../test/fixture.js';
-import { ImportError, importTree, Lockfiles } from './importer.js';
+import { ImportError } from './errors.js';
+import { importTree, Lockfiles } from './importer.js';
 
 let dir: string;
 let names: string[];

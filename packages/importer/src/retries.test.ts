@@ -8,7 +8,8 @@ import { DistributionTreeWriter } from '@stowage/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { withFaults } from '../test/faulty-database.js';
 import { readRows } from '../test/fixture.js';
-import { ImportError, importTree } from './importer.js';
+import { ImportError } from './errors.js';
+import { importTree } from './importer.js';
 
 const dirs: string[] = [];
 afterAll(async () => {

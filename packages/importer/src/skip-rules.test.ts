@@ -10,7 +10,8 @@ import { DistributionTreeWriter as TreeWriter } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withFaults } from '../test/faulty-database.js';
 import { readRows } from '../test/fixture.js';
-import { ImportError, importTree } from './importer.js';
+import { ImportError } from './errors.js';
+import { importTree } from './importer.js';
 import { parseLink } from './layout.js';
 
 const dirs: string[] = [];
