@@ -134,7 +134,7 @@ export function createHtpasswdAuthorizer(options: HtpasswdAuthorizerOptions): Ht
   function check(user: string, password: string): Promise<boolean> | boolean | undefined {
     const hash = users.get(user);
     const key = createHash('sha256')
-      .update(`${user}\0${password}\0${hash ?? decoy}`)
+      .update(JSON.stringify([user, password, hash ?? decoy]))
       .digest('hex');
     if (hash !== undefined) {
       const until = verified.get(key);
