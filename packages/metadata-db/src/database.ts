@@ -86,6 +86,9 @@ const NETWORK_CODES = new Set([
   'EPIPE',
   'ENOTCONN',
   'EHOSTUNREACH',
+  // a host name that does not resolve: unreachable as well
+  'ENOTFOUND',
+  'EAI_AGAIN',
 ]);
 
 /** What pg says when a connection broke or could not be made, without a code. */

@@ -117,6 +117,13 @@ describe('read-only use', () => {
       expect(databaseUrlProblem(text), text).toBeUndefined();
     }
     expect(redactDatabaseUrl('postgres://user:s3cr@t@db:5432/x')).toBe('postgres://user:***@db:5432/x');
+    // a host that does not resolve is an unreachable database, like a refused connection
+    const unresolvable = createPostgresDatabase({ connectionString: 'postgres://stowage.invalid/registry' });
+    try {
+      expect(await codeOf(() => migrationStatus(unresolvable))).toBe('CONNECTION');
+    } finally {
+      await unresolvable.close();
+    }
     expect(redactDatabaseUrl('postgres://user@db/x')).toBe('postgres://user@db/x');
   });
 
