@@ -4,6 +4,7 @@ export {
   AuthConfigError,
   basicCredentials,
   createHtpasswdAuthorizer,
+  type HtpasswdAuthorizer,
   type HtpasswdAuthorizerOptions,
   parseHtpasswd,
 } from './htpasswd.js';
