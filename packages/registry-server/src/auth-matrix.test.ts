@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createRegistryClient } from '@stowage/registry-client';
 import { createMemoryRegistry, pushImage, randomImage, requirePeers } from '@stowage/testing';
+import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { now, signJwt } from '../test/jwt.js';
 import { type Served, serve } from '../test/serve.js';
@@ -240,5 +241,48 @@ describe('auth matrix', () => {
       const mounted = await send('POST', `/v2/app/blobs/uploads/?mount=${layer}&from=public/app`, pusher);
       expect(mounted.status).toBe(201);
     });
+  });
+
+  it('users named like Object.prototype members get their own decisions, never a 500', async () => {
+    const odd = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf', 'isPrototypeOf'];
+    const users = new Map([...odd, 'alice'].map((user) => [user, bcrypt.hashSync(`${user}-pw`, 4)]));
+    // `__proto__` as an own key, the way JSON and YAML configs hand it over
+    const grants = JSON.parse('{"__proto__": ["pull", "push"], "constructor": ["pull"]}') as Record<
+      string,
+      string[]
+    >;
+    const authorizer = createHtpasswdAuthorizer({
+      realm: 'matrix',
+      users,
+      rules: [
+        { repository: 'team/**', authenticated: ['pull'], users: { alice: ['*'] } },
+        { repository: 'grants/**', users: grants },
+      ],
+    });
+    const registry = createMemoryRegistry();
+    for (const repository of ['team/app', 'grants/app']) await pushImage(registry, repository, image, 'v1');
+    const served = await serve({ registry, auth: authorizer });
+    const login = (user: string) => `Basic ${Buffer.from(`${user}:${user}-pw`).toString('base64')}`;
+    const denied = { status: 403, code: 'DENIED', challenge: null };
+    try {
+      for (const user of odd) {
+        expect(await attempt(served, 'pull', 'team/app', login(user)), `${user} pull team`).toBe('ok');
+        expect(await attempt(served, 'push', 'team/app', login(user)), `${user} push team`).toEqual(denied);
+        expect(await attempt(served, 'delete', 'team/app', login(user)), `${user} delete`).toEqual(denied);
+      }
+      expect(await attempt(served, 'push', 'team/app', login('alice'))).toBe('ok');
+      // the grants keyed by those names are theirs, and nobody else's
+      expect(await attempt(served, 'push', 'grants/app', login('__proto__'))).toBe('ok');
+      expect(await attempt(served, 'pull', 'grants/app', login('constructor'))).toBe('ok');
+      expect(await attempt(served, 'push', 'grants/app', login('constructor'))).toEqual(denied);
+      for (const user of ['toString', 'hasOwnProperty', 'valueOf', 'alice']) {
+        expect(await attempt(served, 'pull', 'grants/app', login(user)), `${user} pull grants`).toEqual(
+          denied,
+        );
+      }
+    } finally {
+      await served.close();
+      await (authorizer as { close?: () => Promise<void> }).close?.();
+    }
   });
 });

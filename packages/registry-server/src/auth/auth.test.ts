@@ -80,6 +80,16 @@ describe('access rules', () => {
     expect(allowedActions([], 'x', 'bob')).toBeUndefined();
   });
 
+  it('look users up as own keys only, whatever their names', () => {
+    const users = JSON.parse('{"__proto__": ["push"], "alice": ["delete"]}') as Record<string, string[]>;
+    const rules = [{ repository: '**', authenticated: ['pull'], users }];
+    for (const subject of ['constructor', 'toString', 'hasOwnProperty', 'valueOf', '__defineGetter__']) {
+      expect([...(allowedActions(rules, 'x', subject) ?? [])], subject).toEqual(['pull']);
+    }
+    expect([...(allowedActions(rules, 'x', '__proto__') ?? [])].sort()).toEqual(['pull', 'push']);
+    expect([...(allowedActions(rules, 'x', 'alice') ?? [])].sort()).toEqual(['delete', 'pull']);
+  });
+
   it('restrict anonymous use when no credentials exist at all', async () => {
     const authorizer = createRulesAuthorizer([{ repository: 'mirror/**', anonymous: ['pull'] }]);
     expect((await authorizer.authorize(none, pull('mirror/a'))).ok).toBe(true);

@@ -43,6 +43,18 @@ export function matchesRepository(pattern: string, repository: string): boolean 
 }
 
 /**
+ * The actions a rule's `users` list gives one user. Own properties only: a user
+ * named `constructor`, `toString` or `__proto__` is a user, not a lookup into
+ * `Object.prototype`.
+ */
+function userActions(rule: AccessRule, subject: string): readonly string[] {
+  const users = rule.users;
+  if (users === undefined || users === null || !Object.hasOwn(users, subject)) return [];
+  const actions: unknown = users[subject];
+  return Array.isArray(actions) ? actions.filter((a): a is string => typeof a === 'string') : [];
+}
+
+/**
  * What the first matching rule allows `subject` (undefined: anonymous) on a
  * repository, or `undefined` when no rule matches.
  */
@@ -56,7 +68,7 @@ export function allowedActions(
   const allowed = new Set<string>(rule.anonymous ?? []);
   if (subject !== undefined) {
     for (const action of rule.authenticated ?? []) allowed.add(action);
-    for (const action of rule.users?.[subject] ?? []) allowed.add(action);
+    for (const action of userActions(rule, subject)) allowed.add(action);
   }
   if (allowed.has('*')) for (const action of ['pull', 'push', 'delete']) allowed.add(action);
   return allowed;
