@@ -9,3 +9,9 @@ export {
   type RequestRecord,
 } from './handler.js';
 export { parseRoute, type Route, routeLabel } from './routes.js';
+export {
+  createRegistryServer,
+  type MinBodyRate,
+  originForm,
+  type RegistryServerOptions,
+} from './server.js';
