@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStowageError } from '@stowage/oci';
 import { afterAll, describe, expect, it } from 'vitest';
-import { applyEnvironment, loadConfig, parseDuration, parseSize } from './config.js';
+import { applyEnvironment, type ConfigWarning, loadConfig, parseDuration, parseSize } from './config.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -140,5 +140,224 @@ limits:
     expect(parseSize('512k', 'x')).toBe(512_000);
     expect(parseSize(42, 'x')).toBe(42);
     expect(() => parseSize('lots', 'x')).toThrow(/size/);
+  });
+
+  it("reads Stowage's own keys without a warning", async () => {
+    const warnings: ConfigWarning[] = [];
+    const file = await configFile(`
+version: 0.1
+http:
+  maxconnections: 50
+limits:
+  minbodyrate: 2KiB
+  minbodyratewindow: 30s
+gc:
+  graceperiod: 10m
+`);
+    const config = await loadConfig({ configFile: file, onWarning: (w) => warnings.push(w) });
+    expect(config.limits.maxConnections).toBe(50);
+    expect(config.limits.minBodyRate).toEqual({ bytesPerSecond: 2048, windowMs: 30_000 });
+    expect(config.gcGracePeriodMs).toBe(600_000);
+    expect(warnings).toEqual([]);
+  });
+});
+
+/** Loads a config file, returning its warnings or the refusal's message. */
+async function outcome(text: string, env: NodeJS.ProcessEnv = {}) {
+  const file = await configFile(text);
+  const warnings: ConfigWarning[] = [];
+  try {
+    await loadConfig({ configFile: file, env, onWarning: (w) => warnings.push(w) });
+    return { file, warnings, refused: undefined };
+  } catch (error) {
+    if (!isStowageError(error, 'CONFIG_INVALID')) throw error;
+    return { file, warnings, refused: error.message };
+  }
+}
+
+describe('configuration keys stowage-server does not read', () => {
+  // distribution keys that change nothing here: accepted, one warning each
+  const ignored: [string, string][] = [
+    ['log:\n  fields:\n    service: registry\n', 'log.fields'],
+    ['log:\n  formatter: text\n', 'log.formatter'],
+    ['log:\n  accesslog:\n    disabled: true\n', 'log.accesslog'],
+    ['log:\n  reportcaller: true\n', 'log.reportcaller'],
+    ['storage:\n  cache:\n    blobdescriptor: inmemory\n', 'storage.cache'],
+    ['storage:\n  redirect:\n    disable: true\n', 'storage.redirect'],
+    ['storage:\n  filesystem:\n    maxthreads: 100\n', 'storage.filesystem.maxthreads'],
+    ['http:\n  headers:\n    X-Content-Type-Options: [nosniff]\n', 'http.headers'],
+    ['http:\n  secret: asecretforlocaldevelopment\n', 'http.secret'],
+    ['http:\n  host: https://registry.example.com\n', 'http.host'],
+    ['http:\n  relativeurls: true\n', 'http.relativeurls'],
+    ['http:\n  http2:\n    disabled: true\n', 'http.http2'],
+    ['health:\n  storagedriver:\n    enabled: true\n', 'health'],
+    ['redis:\n  addr: localhost:6379\n', 'redis'],
+  ];
+  it.each(ignored)('accepts %j with one warning for %s', async (text, key) => {
+    const { file, warnings, refused } = await outcome(text);
+    expect(refused).toBeUndefined();
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ key, origin: file });
+    expect(warnings[0]?.message).toMatch(new RegExp(`^${file}: ${key.replace('.', '\\.')} is ignored: .+`));
+  });
+
+  // distribution keys that would change behaviour: refused, saying they are not supported
+  const unsupported: [string, string][] = [
+    ['notifications:\n  endpoints: []\n', 'notifications'],
+    ['proxy:\n  remoteurl: https://registry-1.docker.io\n', 'proxy'],
+    ['middleware:\n  registry: []\n', 'middleware'],
+    ['validation:\n  disabled: true\n', 'validation'],
+    ['compatibility:\n  schema1:\n    enabled: true\n', 'compatibility'],
+    ['reporting:\n  bugsnag:\n    apikey: x\n', 'reporting'],
+    ['catalog:\n  maxentries: 10\n', 'catalog'],
+    ['loglevel: debug\n', 'loglevel'],
+    ['log:\n  hooks: []\n', 'log.hooks'],
+    ['storage:\n  s3:\n    bucket: images\n', 'storage.s3'],
+    ['storage:\n  azure: {}\n', 'storage.azure'],
+    ['storage:\n  gcs: {}\n', 'storage.gcs'],
+    ['storage:\n  swift: {}\n', 'storage.swift'],
+    ['storage:\n  oss: {}\n', 'storage.oss'],
+    ['storage:\n  inmemory:\n', 'storage.inmemory'],
+    ['storage:\n  filesystem:\n    rootdirectory: /srv\n  s3:\n    bucket: b\n', 'storage.s3'],
+    ['http:\n  debug:\n    addr: :5001\n', 'http.debug'],
+    ['http:\n  prefix: /registry/\n', 'http.prefix'],
+    ['http:\n  tls:\n    clientcas: [/ca.pem]\n', 'http.tls.clientcas'],
+    ['http:\n  tls:\n    letsencrypt:\n      email: a@b\n', 'http.tls.letsencrypt'],
+    ['http:\n  tls:\n    minimumtls: tls1.3\n', 'http.tls.minimumtls'],
+    ['auth:\n  silly:\n    realm: r\n', 'auth.silly'],
+    ['auth:\n  token:\n    jwks: /jwks.json\n', 'auth.token.jwks'],
+    [
+      'storage:\n  maintenance:\n    uploadpurging:\n      dryrun: true\n',
+      'storage.maintenance.uploadpurging.dryrun',
+    ],
+    ['http:\n  net: unix\n', 'http.net'],
+  ];
+  it.each(unsupported)('refuses %j: %s is not supported', async (text, key) => {
+    const { file, refused } = await outcome(text);
+    expect(refused).toMatch(
+      new RegExp(`^${file}: ${key.replaceAll('.', '\\.')}: .*(not supported|not read)`),
+    );
+  });
+
+  // anything else: refused with its path, never started on defaults
+  const unknown: [string, string][] = [
+    ['http:\n  adr: 127.0.0.1:5001\n', 'http.adr: unknown configuration key; did you mean http.addr?'],
+    [
+      'storage:\n  filesytem:\n    rootdirectory: /srv\n',
+      'storage.filesytem: unknown configuration key; did you mean storage.filesystem?',
+    ],
+    [
+      'htpasswd:\n  path: /x\n',
+      'htpasswd: unknown configuration key; the keys are listed in the stowage-server README',
+    ],
+    ['log:\n  levle: debug\n', 'log.levle: unknown configuration key; did you mean log.level?'],
+    [
+      'limits:\n  maxblobsize: 1GiB\n  maxmanifest: 1MiB\n',
+      'limits.maxmanifest: unknown configuration key; the keys are listed in the stowage-server README',
+    ],
+    [
+      'access:\n  - repository: a\n    anonymus: [pull]\n',
+      'access[0].anonymus: unknown key; a rule has repository, anonymous, authenticated and users',
+    ],
+    ['http: :5000\n', 'http: expected a mapping'],
+  ];
+  it.each(unknown)('refuses %j with its path', async (text, message) => {
+    const { file, refused } = await outcome(text);
+    expect(refused).toBe(`${file}: ${message}`);
+  });
+
+  it('warns once per key and source', async () => {
+    const { warnings } = await outcome('log:\n  fields: {a: 1}\n', {
+      REGISTRY_LOG_FIELDS: 'a',
+      STOWAGE_LOG_FIELDS: 'b',
+    });
+    expect(warnings.map((w) => w.message)).toEqual([
+      expect.stringMatching(/: log\.fields is ignored: /),
+      'REGISTRY_LOG_FIELDS (log.fields) is ignored: extra fields are not added to the log lines',
+      'STOWAGE_LOG_FIELDS (log.fields) is ignored: extra fields are not added to the log lines',
+    ]);
+  });
+});
+
+describe('environment variables', () => {
+  const read: [NodeJS.ProcessEnv, unknown][] = [
+    [{ REGISTRY_HTTP_ADDR: ':6000' }, { http: { addr: ':6000' } }],
+    [
+      { STOWAGE_STORAGE_FILESYSTEM_ROOTDIRECTORY: '/srv/@store' },
+      { storage: { filesystem: { rootdirectory: '/srv/@store' } } },
+    ],
+    [{ REGISTRY_HTTP_MAXCONNECTIONS: '50' }, { http: { maxconnections: 50 } }],
+    [
+      { STOWAGE_LIMITS_MINBODYRATE: '2KiB', STOWAGE_LIMITS_MINBODYRATEWINDOW: '30s' },
+      { limits: { minbodyrate: '2KiB', minbodyratewindow: '30s' } },
+    ],
+    [
+      { REGISTRY_AUTH_HTPASSWD_REALM: '@realm', REGISTRY_AUTH_HTPASSWD_PATH: '/etc/htpasswd' },
+      { auth: { htpasswd: { realm: '@realm', path: '/etc/htpasswd' } } },
+    ],
+    [
+      { STOWAGE_ACCESS: '[{repository: "public/**", anonymous: [pull]}]' },
+      { access: [{ repository: 'public/**', anonymous: ['pull'] }] },
+    ],
+    [{ REGISTRY_HTTP_ADDR: ':6000', STOWAGE_HTTP_ADDR: ':7000' }, { http: { addr: ':7000' } }],
+    // not configuration keys: never read
+    [
+      {
+        REGISTRY_PASSWORD: '@abc123',
+        STOWAGE_HOME: '{ oops',
+        STOWAGE_DATABASE_URL: 'postgres://x',
+        HOME: '/root',
+      },
+      {},
+    ],
+  ];
+  it.each(read)('reads %j as %j', (env, raw) => {
+    expect(applyEnvironment({}, env)).toEqual(raw);
+  });
+
+  const refused: [NodeJS.ProcessEnv, string][] = [
+    [
+      { STOWAGE_LIMITS_MAXBLOBSIZE: '@abc' },
+      'STOWAGE_LIMITS_MAXBLOBSIZE (limits.maxblobsize): "@abc" is not a YAML value (Plain value cannot start with reserved character @ at line 1, column 1)',
+    ],
+    [
+      { STOWAGE_STORAGE_DELETE_ENABLED: 'yes' },
+      'STOWAGE_STORAGE_DELETE_ENABLED (storage.delete.enabled): expected true or false',
+    ],
+    [
+      { REGISTRY_HTTP_ADDR: 'nonsense' },
+      'REGISTRY_HTTP_ADDR (http.addr): "nonsense" is not [host]:port (like :5000 or 127.0.0.1:5000)',
+    ],
+    [
+      { REGISTRY_STORAGE_S3_BUCKET: 'images' },
+      'REGISTRY_STORAGE_S3_BUCKET (storage.s3): the s3 storage driver is not supported yet (stowage-server stores in storage.filesystem only); unset it',
+    ],
+    [
+      { REGISTRY_NOTIFICATIONS_ENDPOINTS: '[]' },
+      'REGISTRY_NOTIFICATIONS_ENDPOINTS (notifications): notifications (webhooks on pushes and pulls) are not supported yet; unset it',
+    ],
+    [
+      { REGISTRY_STORAGE: 's3: {bucket: b}' },
+      'REGISTRY_STORAGE: storage.s3: the s3 storage driver is not supported yet (stowage-server stores in storage.filesystem only); remove it',
+    ],
+    [
+      { STOWAGE_LOG_LEVEL: 'verbose' },
+      'STOWAGE_LOG_LEVEL (log.level): "verbose" is not a log level; use one of trace, debug, info, warn, error, fatal, silent',
+    ],
+  ];
+  it.each(refused)('refuses %j naming the variable', async (env, message) => {
+    expect(await refusal(loadConfig({ env }))).toBe(message);
+  });
+
+  it('warns about a variable under a known section that names no key', async () => {
+    const warnings: ConfigWarning[] = [];
+    await loadConfig({ env: { REGISTRY_HTTP_ADR: ':6000' }, onWarning: (w) => warnings.push(w) });
+    expect(warnings).toEqual([
+      {
+        key: 'http.adr',
+        origin: 'REGISTRY_HTTP_ADR',
+        message: 'REGISTRY_HTTP_ADR (http.adr) is not a configuration key; ignored',
+      },
+    ]);
   });
 });
