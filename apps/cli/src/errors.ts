@@ -1,0 +1,113 @@
+// The one place where failures become what the user reads and the exit code
+// scripts branch on. Branches on error codes, never on message text.
+import { statSync } from 'node:fs';
+import { inspect } from 'node:util';
+import { ImportError } from '@stowage/importer';
+import { DatabaseError, redactDatabaseUrl } from '@stowage/metadata-db';
+import { isStowageError } from '@stowage/oci';
+import { UsageError } from './args.js';
+import type { DatabaseChoice } from './database.js';
+
+/** Documented in the README and in `stowage --help`. */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  /** The registry root is not a distribution tree, lacks a repository asked for, or holds a manifest that stops the import. */
+  input: 3,
+  /** An invalid URL, an unreachable, missing or unmigrated database, or a database failure. */
+  database: 4,
+  interrupted: 130,
+} as const;
+
+export interface Explained {
+  readonly exitCode: number;
+  /** One line, without the `stowage: ` prefix. */
+  readonly line: string;
+}
+
+export interface ErrorContext {
+  /** The database the command was opening or using, to name it in messages. */
+  readonly database?: DatabaseChoice | undefined;
+}
+
+function databaseName(choice: DatabaseChoice | undefined): string {
+  if (choice?.url !== undefined) return redactDatabaseUrl(choice.url);
+  return choice?.dataDir ?? 'the database';
+}
+
+function explainDatabase(error: DatabaseError, context: ErrorContext): string {
+  const choice = context.database;
+  const source = choice?.source ?? '--database-url';
+  switch (error.code) {
+    case 'INVALID_URL':
+      return `${source} is ${error.message}`;
+    case 'CONNECTION':
+      return `cannot reach the database at ${databaseName(choice)} (${error.message}): check ${source} and that PostgreSQL is running`;
+    case 'DATABASE_NOT_FOUND': {
+      if (choice?.url !== undefined)
+        return `${error.message} on ${databaseName(choice)}: create it, or fix ${source}`;
+      const dir = choice?.dataDir ?? '';
+      const isFile = (() => {
+        try {
+          return !statSync(dir).isDirectory();
+        } catch {
+          return false;
+        }
+      })();
+      return isFile
+        ? `${error.message}: give --data-dir the directory of an embedded database, or give --database-url`
+        : `no embedded database in ${dir}: create it with stowage db migrate --data-dir ${dir}, or give --database-url`;
+    }
+    case 'MIGRATIONS_PENDING':
+    case 'MIGRATION_UNKNOWN':
+    case 'MIGRATION_EDITED':
+      return error.message;
+    default:
+      return `the database failed (${error.code}): ${error.message}`;
+  }
+}
+
+/** What a failure means for the user: one line and an exit code. */
+export function explain(error: unknown, context: ErrorContext = {}): Explained {
+  if (error instanceof UsageError) return { exitCode: ExitCode.usage, line: error.message };
+  if (error instanceof ImportError) {
+    switch (error.code) {
+      case 'NOT_A_DISTRIBUTION_TREE':
+        return { exitCode: ExitCode.input, line: error.message };
+      case 'REPOSITORY_NOT_FOUND':
+        return { exitCode: ExitCode.input, line: `${error.message}: check the --repository names` };
+      case 'MANIFEST_NOT_JSON':
+      case 'MANIFEST_UNKNOWN_MEDIA_TYPE':
+        return {
+          exitCode: ExitCode.input,
+          line: `${error.message}: the import stopped there (repositories before it are imported); fix or remove that manifest and run it again`,
+        };
+      case 'ABORTED':
+        return { exitCode: ExitCode.interrupted, line: 'stopped; run the same command again to continue' };
+      case 'INVALID_OPTIONS':
+        return { exitCode: ExitCode.usage, line: error.message };
+      default:
+        return { exitCode: ExitCode.failure, line: error.message };
+    }
+  }
+  if (error instanceof DatabaseError) {
+    return { exitCode: ExitCode.database, line: explainDatabase(error, context) };
+  }
+  if (isStowageError(error)) return { exitCode: ExitCode.failure, line: `${error.code}: ${error.message}` };
+  const errno = error as NodeJS.ErrnoException;
+  if (typeof errno?.code === 'string' && typeof errno.syscall === 'string') {
+    // a file the command could not read or write: Node's message names the call, the path and why
+    return { exitCode: ExitCode.failure, line: errno.message };
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    exitCode: ExitCode.failure,
+    line: `${message} (an unexpected failure: run it again with --debug for the stack trace)`,
+  };
+}
+
+/** The stack trace (and causes) that `--debug` adds after the line. */
+export function debugText(error: unknown): string {
+  return inspect(error, { depth: 6 });
+}

@@ -1,0 +1,153 @@
+// stowage import: flags to importTree's options, progress on stderr, the summary on stdout.
+import { join, resolve } from 'node:path';
+import {
+  ImportError,
+  type ImportMode,
+  type ImportProgress,
+  importTree,
+  openDistributionTree,
+} from '@stowage/importer';
+import { isStowageError } from '@stowage/oci';
+import { helpOf, UsageError, type Values } from './args.js';
+import { chooseDatabase, type DatabaseChoice, openChosen } from './database.js';
+
+/** What the command needs from its caller: where to note the database for error messages. */
+export interface CommandRun {
+  database?: DatabaseChoice;
+}
+
+function usage(message: string): UsageError {
+  return new UsageError(`${message} (see ${helpOf('import')})`, 'import');
+}
+
+/** GitLab's range for `--tag-concurrency` (1–5) and its default (1); `undefined` for anything else. */
+function tagConcurrency(text: string | undefined): number | undefined {
+  if (text === undefined) return 1;
+  if (!/^[0-9]+$/.test(text)) return undefined;
+  const value = Number(text);
+  return value >= 1 && value <= 5 ? value : undefined;
+}
+
+/** `--pre-import-skip-recent <hours>` in milliseconds: a non-negative number of hours. */
+function skipRecent(text: string | undefined): number | undefined {
+  if (text === undefined) return 0;
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text)) return undefined;
+  return Number(text) * 3_600_000;
+}
+
+/** A 24-cell bar of the repositories done in this step, empty until the total is known. */
+function bar(p: ImportProgress): string {
+  const width = 24;
+  const total = p.repositoriesTotal;
+  const filled = total ? Math.min(width, Math.round((p.repositoriesDone / total) * width)) : 0;
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
+}
+
+export async function importCommand(
+  operands: readonly string[],
+  values: Values,
+  run: CommandRun,
+): Promise<number> {
+  if (operands.length === 0) {
+    throw usage("import needs the registry's storage root");
+  }
+  if (operands.length > 1) {
+    throw usage(
+      `import takes one registry root, not ${operands.length}: ${operands.map((o) => JSON.stringify(o)).join(' ')}`,
+    );
+  }
+  const stepOne = values['step-one'] || values['pre-import'];
+  const stepTwo = values['step-two'] || values['all-repositories'];
+  const stepThree = values['step-three'] || values['common-blobs'];
+  if ([stepOne, stepTwo, stepThree].filter(Boolean).length > 1) {
+    throw usage('choose at most one of the three steps (--step-one, --step-two, --step-three)');
+  }
+  const mode: ImportMode = stepOne ? 'pre-import' : stepTwo ? 'import' : stepThree ? 'blobs' : 'full';
+  const concurrency = tagConcurrency(values['tag-concurrency']);
+  if (concurrency === undefined) {
+    throw usage(
+      `--tag-concurrency must be a whole number from 1 to 5, not ${JSON.stringify(values['tag-concurrency'])}`,
+    );
+  }
+  const skipMs = skipRecent(values['pre-import-skip-recent']);
+  if (skipMs === undefined) {
+    throw usage(
+      `--pre-import-skip-recent must be a number of hours, not ${JSON.stringify(values['pre-import-skip-recent'])}`,
+    );
+  }
+  const choice = chooseDatabase(values, 'import');
+  const root = resolve(operands[0] as string);
+  // the tree first: a path that is not one gets no database, no log file and no lockfile
+  await openDistributionTree(root);
+
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    process.stderr.write('\nstowage: interrupted, rolling back the repository in progress\n');
+    controller.abort();
+  });
+  const toStdout = values['log-to-stdout'] ?? false;
+  const tty = process.stderr.isTTY && !toStdout;
+  // GitLab's default: a detailed log beside the progress bar, named by when the run started
+  const logFile = toStdout
+    ? undefined
+    : resolve(
+        values['log-file'] ??
+          join(
+            values['log-directory'] ?? '.',
+            `${new Date().toISOString().replace(/\.\d+Z$/, 'Z')}-registry-import.log`,
+          ),
+      );
+  run.database = choice;
+  // an import needs a migrated database: a missing embedded one is refused, not created empty
+  const db = await openChosen(choice, { create: false });
+  try {
+    const result = await importTree({
+      db,
+      root,
+      mode,
+      dryRun: values['dry-run'] ?? false,
+      tagConcurrency: concurrency,
+      ...(values.repository ? { repositories: values.repository } : {}),
+      ...(skipMs > 0 ? { preImportSkipRecentMs: skipMs } : {}),
+      ...(logFile ? { logFile } : {}),
+      ...(toStdout ? { onLog: (entry) => process.stdout.write(`${JSON.stringify(entry)}\n`) } : {}),
+      lockfiles: !values['no-lockfiles'],
+      signal: controller.signal,
+      onWarning: (w) =>
+        process.stderr.write(
+          `${tty ? '\n' : ''}warning: ${w.reason}: ${w.repository}${w.tag ? `:${w.tag}` : ''}${w.digest ? `@${w.digest}` : ''}${w.detail ? ` (${w.detail})` : ''}\n`,
+        ),
+      onProgress: (p) => {
+        if (toStdout) return;
+        const of =
+          p.repositoriesTotal === undefined ? '' : ` (${p.repositoriesDone} of ${p.repositoriesTotal})`;
+        const line = `${p.step}: ${p.repositoriesDone} repositories, ${p.tagsDone} tags, ${p.blobsDone} blobs${p.repository ? ` — ${p.repository}` : ''}`;
+        process.stderr.write(tty ? `\r\u001b[K${bar(p)} ${line}` : `${line}${of}\n`);
+      },
+    });
+    if (tty) process.stderr.write('\n');
+    if (logFile) process.stderr.write(`stowage: detailed log in ${logFile}\n`);
+    const summary: Record<string, unknown> = {
+      mode: result.mode,
+      dryRun: result.dryRun,
+      repositories: result.repositories,
+      tags: result.tags,
+      manifests: result.manifests,
+      blobs: result.blobs,
+      warnings: result.warnings.length,
+      retries: result.retries,
+      durationMs: result.durationMs,
+    };
+    if (values['row-count']) summary.rows = result.rows;
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return 0;
+  } catch (error) {
+    // whatever the interrupted work threw, SIGINT is what stopped it
+    if (controller.signal.aborted && !isStowageError(error, 'ABORTED')) {
+      throw new ImportError('ABORTED', 'the import was interrupted', { cause: error });
+    }
+    throw error;
+  } finally {
+    await db.close();
+  }
+}
