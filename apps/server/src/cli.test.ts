@@ -5,7 +5,7 @@
 // and scripts/start.sh, whose PID is the server's.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -602,6 +602,37 @@ describe('stowage-server gc', () => {
     const removed = JSON.parse(real.stdout) as { dryRun: boolean; blobs: string[] };
     expect(removed.dryRun).toBe(false);
     expect(removed.blobs.sort()).toEqual(report.blobs.sort());
+  });
+});
+
+describe('stowage-server gc on a read-only mount', () => {
+  if (
+    !requirePeers({
+      name: 'root (for a read-only bind mount)',
+      available: process.getuid?.() === 0,
+      reason: 'mounting needs root',
+    })
+  )
+    return;
+
+  it('a dry run works on a store mounted read-only (it needs no write at all)', async () => {
+    const work = await tempDir();
+    const source = join(work, 'source');
+    const mounted = join(work, 'mounted');
+    const store = await createImageStore({ root: source });
+    await pushImage(store, 'app', randomImage({ seed: 21 }), 'v1');
+    await store.close();
+    await rm(join(source, '.stowage', 'tmp'), { recursive: true, force: true });
+    await mkdir(mounted);
+    execFileSync('mount', ['--bind', source, mounted]);
+    try {
+      execFileSync('mount', ['-o', 'remount,bind,ro', mounted]);
+      const dry = run(['gc', '--dry-run', '--root', mounted]);
+      expect({ code: dry.code, stderr: dry.stderr }).toEqual({ code: 0, stderr: '' });
+      expect(JSON.parse(dry.stdout)).toMatchObject({ dryRun: true, blobsRemoved: 0 });
+    } finally {
+      execFileSync('umount', [mounted]);
+    }
   });
 });
 

@@ -989,17 +989,28 @@ export class RecordStore implements ImageRecords {
   }
 
   async garbageCollect(options: { dryRun?: boolean } = {}): Promise<string[]> {
-    if (!options.dryRun) this.#writable('remove unused image data');
+    if (options.dryRun) {
+      // Nothing is removed, so the records as they are now will do: no lock, no
+      // write, and it works on a read-only store and filesystem.
+      await this.#fresh();
+      return this.#unusedData(false);
+    }
+    this.#writable('remove unused image data');
     await using _lock = await this.#locks.acquire('stowage:images');
     await this.#catchUp();
-    const removed: string[] = [];
+    return this.#unusedData(true);
+  }
+
+  /** Data directories no record owns, removed when `remove` is set. */
+  async #unusedData(remove: boolean): Promise<string[]> {
+    const unused: string[] = [];
     for (const entry of (await ifExists(readdir(this.#dir, { withFileTypes: true }))) ?? []) {
       if (!entry.isDirectory() || this.#byId.has(entry.name)) continue;
       if (await ifExists(stat(this.#recordPath(entry.name)))) continue;
-      removed.push(entry.name);
-      if (!options.dryRun) await rm(this.#dataDir(entry.name), { recursive: true, force: true });
+      unused.push(entry.name);
+      if (remove) await rm(this.#dataDir(entry.name), { recursive: true, force: true });
     }
-    return removed;
+    return unused;
   }
 
   async exportImagesJson(): Promise<string> {
