@@ -8,6 +8,7 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { HttpError } from './errors.js';
 import type { Logger } from './handler.js';
 
 /** A request body slower than `bytesPerSecond` on average over `windowMs` is cut. */
@@ -263,28 +264,27 @@ export function createRegistryServer(options: RegistryServerOptions): Server {
   function cut(entry: Watched): void {
     watched.delete(entry);
     warnCut();
-    const { response } = entry;
-    const socket = entry.request.socket;
+    const { request, response } = entry;
+    const message = `the request body arrived slower than ${bytesPerSecond} bytes per second over ${windowMs / 1000} s`;
+    // Ends the body for whoever reads it (the handler's read fails with this 408), and the
+    // connection with it. Node would not do it by itself once the response is finished:
+    // a request already answered is never aborted, and its reader would wait on.
+    const end = () => request.destroy(new HttpError(408, 'BLOB_UPLOAD_INVALID', message));
     if (response.headersSent || response.destroyed) {
-      socket.destroy();
+      end();
       return;
     }
     try {
-      answerResponse(
-        response,
-        408,
-        'BLOB_UPLOAD_INVALID',
-        `the request body arrived slower than ${bytesPerSecond} bytes per second over ${windowMs / 1000} s`,
-      );
+      answerResponse(response, 408, 'BLOB_UPLOAD_INVALID', message);
     } catch {
-      socket.destroy();
+      end();
       return;
     }
     // The rest of the body is not coming in time: close once the answer is out.
-    const timer = setTimeout(() => socket.destroy(), LINGER_MS);
+    const timer = setTimeout(end, LINGER_MS);
     timer.unref();
-    response.once('finish', () => socket.destroy());
-    socket.once('close', () => clearTimeout(timer));
+    response.once('finish', end);
+    request.socket.once('close', () => clearTimeout(timer));
   }
 
   // -- events ----------------------------------------------------------------------------------
