@@ -1,7 +1,8 @@
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { get as httpsGet } from 'node:https';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -10,7 +11,7 @@ import { randomBlob, requirePeers } from '@stowage/testing';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
-import { startServer } from './server.js';
+import { connectionsWithin, openFileLimit, startServer } from './server.js';
 
 const run = promisify(execFile);
 const dirs: string[] = [];
@@ -194,6 +195,185 @@ describe('stowage-server', () => {
   });
 });
 
+/** Raw HTTP on a fresh connection: what the server sent until it closed the connection. */
+function rawExchange(
+  url: string,
+  data: string,
+  trickleMs?: number,
+): Promise<{ status: number; headers: Record<string, string>; body: string; text: string }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port), allowHalfOpen: true });
+    let text = '';
+    const trickle = trickleMs
+      ? setInterval(() => {
+          if (socket.writable) socket.write('x');
+        }, trickleMs)
+      : undefined;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the connection was not closed; got ${JSON.stringify(text.slice(0, 200))}`));
+    }, 30_000);
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+    });
+    socket.on('error', () => {});
+    socket.on('end', () => socket.end());
+    socket.on('close', () => {
+      clearTimeout(timer);
+      clearInterval(trickle);
+      const end = text.indexOf('\r\n\r\n');
+      const headers: Record<string, string> = {};
+      for (const line of text.slice(0, Math.max(0, end)).split('\r\n').slice(1)) {
+        const colon = line.indexOf(':');
+        headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+      }
+      const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(text)?.[1] ?? 0);
+      resolve({ status, headers, body: end < 0 ? '' : text.slice(end + 4), text });
+    });
+    socket.write(data);
+  });
+}
+
+function ociCode(body: string): string | undefined {
+  return (JSON.parse(body) as { errors: { code: string }[] }).errors[0]?.code;
+}
+
+describe('stowage-server at the connection level', () => {
+  it("answers what Node's parser refuses with OCI errors, accepts absolute-form targets, and keeps serving", async () => {
+    const { running } = await start();
+    try {
+      const nul = await rawExchange(running.url, 'GET /v2/x\u0000/tags/list HTTP/1.1\r\nHost: h\r\n\r\n');
+      expect(nul.status).toBe(400);
+      expect(nul.headers['content-type']).toBe('application/json');
+      expect(nul.headers['docker-distribution-api-version']).toBe('registry/2.0');
+      expect(ociCode(nul.body)).toBe('UNSUPPORTED');
+      const proxy = await rawExchange(
+        running.url,
+        'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n',
+      );
+      expect(proxy.status).toBe(405);
+      expect(ociCode(proxy.body)).toBe('UNSUPPORTED');
+      const absolute = await rawExchange(
+        running.url,
+        'GET http://registry.example/healthz HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n',
+      );
+      expect(absolute.status).toBe(200);
+      expect(absolute.body).toBe('ok\n');
+      expect((await fetch(`${running.url}/v2/`)).status).toBe(200);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('cuts a body slower than limits.minbodyrate, and serves an honest upload meanwhile', async () => {
+    const { running, logs } = await start({ 'limits.minbodyrate': '1KiB', 'limits.minbodyratewindow': '1s' });
+    try {
+      const session = await fetch(`${running.url}/v2/app/blobs/uploads/`, { method: 'POST' });
+      const location = session.headers.get('location') as string;
+      const slow = rawExchange(
+        running.url,
+        `PATCH ${location} HTTP/1.1\r\nHost: h\r\nContent-Length: 100000\r\n\r\n`,
+        200,
+      );
+      const blob = randomBlob(4096);
+      const pushed = await fetch(`${running.url}/v2/app/blobs/uploads/?digest=${blob.descriptor.digest}`, {
+        method: 'POST',
+        body: blob.bytes,
+      });
+      expect(pushed.status).toBe(201);
+      const cut = await slow;
+      expect(cut.status).toBe(408);
+      expect(cut.headers.connection).toBe('close');
+      expect(ociCode(cut.body)).toBe('BLOB_UPLOAD_INVALID');
+      expect((await fetch(`${running.url}/healthz`)).status).toBe(200);
+      // the handler's read of that body ended too: the request is logged (as the 408 it got), not left hanging
+      let patch: Record<string, unknown> | undefined;
+      for (let i = 0; i < 200 && !patch; i++) {
+        patch = logs.lines.find((line) => line.msg === 'request' && line.method === 'PATCH');
+        if (!patch) await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      expect(patch?.status).toBe(408);
+      expect(logs.lines.filter((line) => Number(line.level) >= 50)).toEqual([]);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('closes connections beyond http.maxconnections at once, with a warning, while the others keep working', async () => {
+    const { running, logs } = await start({ 'http.maxconnections': 3 });
+    try {
+      expect(running.server.maxConnections).toBe(3);
+      const { hostname, port } = new URL(running.url);
+      const held = await Promise.all(
+        Array.from(
+          { length: 3 },
+          () =>
+            new Promise<ReturnType<typeof connect>>((resolve) => {
+              const socket = connect({ host: hostname, port: Number(port) }, () => resolve(socket));
+            }),
+        ),
+      );
+      // wait until the server counts all three (it accepts them asynchronously)
+      for (let i = 0; i < 100; i++) {
+        const count = await new Promise<number>((resolve) =>
+          running.server.getConnections((_error, n) => resolve(n)),
+        );
+        if (count === 3) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      const refused = await rawExchange(running.url, 'GET /v2/ HTTP/1.1\r\nHost: h\r\n\r\n');
+      expect(refused.text).toBe('');
+      const first = held[0] as ReturnType<typeof connect>;
+      const answer = await new Promise<string>((resolve) => {
+        first.once('data', (chunk: Buffer) => resolve(chunk.toString('latin1').split('\r\n')[0] ?? ''));
+        first.write('GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n');
+      });
+      expect(answer).toBe('HTTP/1.1 200 OK');
+      expect(
+        logs.lines.some((line) => line.level === 40 && String(line.msg).includes('connection cap')),
+      ).toBe(true);
+      for (const socket of held) socket.destroy();
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('lowers the connection cap to what the open-file limit allows, and says so', async () => {
+    const limit = await openFileLimit();
+    expect(limit).toBeDefined();
+    const soft = limit?.soft ?? 0;
+    const { running, logs } = await start({ 'http.maxconnections': soft });
+    try {
+      const expected = connectionsWithin(soft, soft);
+      expect(expected).toBeLessThan(soft);
+      expect(running.server.maxConnections).toBe(expected);
+      const warning = logs.lines.find((line) => line.effectiveMaxConnections !== undefined);
+      expect(warning).toMatchObject({ level: 40, maxConnections: soft, openFileLimit: soft });
+      expect(warning?.effectiveMaxConnections).toBe(expected);
+      expect(String(warning?.msg)).toMatch(/open-file limit .* too low/);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('reads the open-file limit from /proc/self/limits', async () => {
+    const dir = await tempDir();
+    const file = join(dir, 'limits');
+    await writeFile(
+      file,
+      'Limit                     Soft Limit           Hard Limit           Units     \n' +
+        'Max processes             63413                63413                processes \n' +
+        'Max open files            1024                 524288               files     \n',
+    );
+    expect(await openFileLimit(file)).toEqual({ soft: 1024, hard: 524288 });
+    expect(await openFileLimit(join(dir, 'missing'))).toBeUndefined();
+    expect(connectionsWithin(1000, 1024)).toBe(480);
+    expect(connectionsWithin(1000, 524288)).toBe(1000);
+  });
+});
+
 describe('stowage-server over TLS', () => {
   it('serves HTTPS with the configured certificate and key', async () => {
     if (!requirePeers('openssl')) return;
@@ -272,6 +452,69 @@ describe('the stowage-server command', () => {
     expect(await exited).toBe(0);
   }, 30_000);
 
+  /** Starts the CLI under `ulimit <flags>` and returns its log lines up to `listening`. */
+  async function linesUnderUlimit(ulimit: string): Promise<Record<string, unknown>[]> {
+    const root = await tempDir();
+    const child = spawn(
+      'bash',
+      [
+        '-c',
+        `ulimit ${ulimit} && exec "$@"`,
+        'bash',
+        process.execPath,
+        '--conditions=@stowage/source',
+        '--import',
+        'tsx',
+        cli,
+        '--root',
+        root,
+        '--addr',
+        '127.0.0.1:0',
+      ],
+      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      err += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    try {
+      return await new Promise<Record<string, unknown>[]>((resolve, reject) => {
+        child.stdout.on('data', (chunk: Buffer) => {
+          out += chunk.toString();
+          const lines = out.split('\n').filter((line) => line.startsWith('{'));
+          const parsed = lines.map((line) => JSON.parse(line) as Record<string, unknown>);
+          if (parsed.some((line) => line.msg === 'listening')) resolve(parsed);
+        });
+        void exited.then((code) => reject(new Error(`exited with ${code}: ${out}${err}`)));
+      });
+    } finally {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  }
+
+  it('warns and lowers the connection cap when the hard open-file limit is too low for it', async () => {
+    const lines = await linesUnderUlimit('-n 1024');
+    const warning = lines.find((line) => line.effectiveMaxConnections !== undefined);
+    expect(warning).toMatchObject({
+      level: 40,
+      maxConnections: 1000,
+      openFileLimit: 1024,
+      openFileHardLimit: 1024,
+      effectiveMaxConnections: 480,
+    });
+  }, 30_000);
+
+  it('needs no warning when only the soft limit is low: Node raises it to the hard limit', async () => {
+    // (on a machine whose hard limit is itself too low, the other test covers it)
+    const hard = (await openFileLimit())?.hard ?? 0;
+    if (connectionsWithin(1000, hard) < 1000) return;
+    const lines = await linesUnderUlimit('-Sn 256');
+    expect(lines.find((line) => line.effectiveMaxConnections !== undefined)).toBeUndefined();
+  }, 30_000);
+
   it('runs gc, dry or not, and refuses a bad config with a clear message', async () => {
     const root = await tempDir();
     const dry = runCli(['gc', '--root', root, '--dry-run']);
@@ -286,7 +529,8 @@ describe('the stowage-server command', () => {
     bad.stderr.on('data', (chunk: Buffer) => {
       err += chunk.toString();
     });
-    expect(await new Promise((resolve) => bad.once('exit', resolve))).toBe(1);
-    expect(err).toMatch(/CONFIG_INVALID: http\.addr/);
+    // a usage error: exit code 2 and one line naming the flag (see cli.test.ts for the rest)
+    expect(await new Promise((resolve) => bad.once('exit', resolve))).toBe(2);
+    expect(err).toMatch(/--addr: "nowhere" is not \[host\]:port/);
   }, 30_000);
 });

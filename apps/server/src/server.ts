@@ -1,14 +1,13 @@
 import { readFile } from 'node:fs/promises';
-import {
-  createServer as createHttpServer,
-  type IncomingMessage,
-  type Server,
-  type ServerResponse,
-} from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
-import { type Authorizer, createRegistryHandler, type Logger } from '@stowage/registry-server';
+import {
+  type Authorizer,
+  createRegistryHandler,
+  createRegistryServer,
+  type Logger,
+} from '@stowage/registry-server';
 import type { ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
 
@@ -26,6 +25,45 @@ export interface StartOptions {
   readonly logger: Logger & { child?: (bindings: object) => Logger };
   /** Who may do what; default: anyone, anything. */
   readonly auth?: Authorizer;
+}
+
+/** File descriptors each connection may need: its socket, and a file it reads or writes (a blob, an upload). */
+const FILES_PER_CONNECTION = 2;
+/** File descriptors kept for everything else: the listening socket, logs, store locks and indexes. */
+const FILES_RESERVED = 64;
+
+/**
+ * The soft and hard open-file limits of this process (`RLIMIT_NOFILE`), read from
+ * `/proc/self/limits`; `undefined` where that file does not exist (not Linux).
+ * Node raises the soft limit to the hard one at start-up, so soft is normally hard here.
+ */
+export async function openFileLimit(
+  path = '/proc/self/limits',
+): Promise<{ soft: number; hard: number } | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const match = /^Max open files\s+(\S+)\s+(\S+)/m.exec(text);
+  if (!match) return undefined;
+  const value = (field: string | undefined) =>
+    field === 'unlimited' ? Number.POSITIVE_INFINITY : Number(field);
+  const soft = value(match[1]);
+  const hard = value(match[2]);
+  return Number.isNaN(soft) || Number.isNaN(hard) ? undefined : { soft, hard };
+}
+
+/**
+ * How many connections fit in `openFiles` descriptors, at most `requested`: each
+ * connection may hold its socket and a file, and a reserve is kept for the rest,
+ * so connections beyond it are closed at once instead of every request failing
+ * with EMFILE.
+ */
+export function connectionsWithin(requested: number, openFiles: number): number {
+  const fit = Math.floor((openFiles - FILES_RESERVED) / FILES_PER_CONNECTION);
+  return Math.max(1, Math.min(requested, fit));
 }
 
 /** Starts stowage-server: the registry API over the image store at `config.root`, plus health and metrics. */
@@ -56,19 +94,19 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     response.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) }).end(body);
   }
 
-  function onRequest(request: IncomingMessage, response: ServerResponse): void {
+  function onRequest(request: IncomingMessage, response: ServerResponse): Promise<void> | undefined {
     const path = (request.url ?? '/').split('?')[0];
     if (path === '/healthz') {
       plain(response, 200, 'text/plain', 'ok\n');
-      return;
+      return undefined;
     }
     if (path === '/readyz') {
       plain(response, draining ? 503 : 200, 'text/plain', draining ? 'draining\n' : 'ready\n');
-      return;
+      return undefined;
     }
     if (path === '/metrics') {
       plain(response, 200, 'text/plain; version=0.0.4', metrics.render());
-      return;
+      return undefined;
     }
     inFlight++;
     response.once('close', () => {
@@ -76,19 +114,38 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       if (draining && inFlight === 0) drained?.();
     });
     if (draining) response.setHeader('connection', 'close');
-    void handler(request, response);
+    // returned to createRegistryServer, which turns anything that escapes into a 500
+    return handler(request, response);
   }
 
-  const server = config.tls
-    ? createHttpsServer(
-        { cert: await readFile(config.tls.certificate), key: await readFile(config.tls.key) },
-        onRequest,
-      )
-    : createHttpServer(onRequest);
-  // Large uploads may take long; the handler's own idle timeout covers stalled bodies.
-  server.requestTimeout = 0;
-  server.headersTimeout = 60_000;
-  server.keepAliveTimeout = 65_000;
+  let maxConnections = config.limits.maxConnections;
+  const files = await openFileLimit();
+  if (files && connectionsWithin(maxConnections, files.soft) < maxConnections) {
+    maxConnections = connectionsWithin(maxConnections, files.soft);
+    logger.warn(
+      {
+        maxConnections: config.limits.maxConnections,
+        openFileLimit: files.soft,
+        openFileHardLimit: files.hard,
+        effectiveMaxConnections: maxConnections,
+      },
+      `the open-file limit (${files.soft}) is too low for http.maxconnections ${config.limits.maxConnections}: ` +
+        `serving at most ${maxConnections} connections; raise the limit (ulimit -n, systemd LimitNOFILE=) to allow more`,
+    );
+  }
+  // Uploads may take as long as they need (no request timeout): a body slower than the
+  // minimum rate is cut, and so are headers slower than 60 s.
+  const server = createRegistryServer({
+    handler: onRequest,
+    logger,
+    minBodyRate: config.limits.minBodyRate,
+    maxConnections,
+    headersTimeoutMs: 60_000,
+    keepAliveTimeoutMs: 65_000,
+    ...(config.tls
+      ? { tls: { cert: await readFile(config.tls.certificate), key: await readFile(config.tls.key) } }
+      : {}),
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => {
