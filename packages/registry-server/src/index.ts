@@ -1,3 +1,4 @@
+export { pullableRepositories } from './auth/decide.js';
 export * from './auth/index.js';
 export { HttpError, type OciError, toWireError, type WireError } from './errors.js';
 export {

@@ -30,5 +30,11 @@ export function createRulesAuthorizer(rules: readonly AccessRule[]): Authorizer 
       }
       return { ok: true, principal: {} };
     },
+    async pullable(_request, repositories) {
+      return repositories.filter((name) => {
+        const allowed = allowedActions(rules, name, undefined);
+        return allowed === undefined || covers(allowed, ['pull']);
+      });
+    },
   };
 }

@@ -245,7 +245,8 @@ export function createTokenAuthorizer(options: TokenAuthorizerOptions): Authoriz
   const trusted = trust(options.keys);
   const leeway = (options.leewaySeconds ?? 60) * 1000;
   const rules = options.rules ?? [];
-  const quote = (value: string) => value.replaceAll('"', '');
+  // a quoted-string parameter: no quote or backslash, nothing a header value cannot hold
+  const quote = (value: string) => value.replace(/[^\x20-\x7e]|["\\]/g, '');
 
   function refuse(access: readonly Access[], message: string, insufficient = false): AuthDecision {
     const scope = scopeOf(access);
@@ -273,7 +274,27 @@ export function createTokenAuthorizer(options: TokenAuthorizerOptions): Authoriz
     return claims;
   }
 
+  /** What a request's token grants: `undefined` without a token, `null` for a token that does not verify. */
+  function grantsOf(header: string | undefined): Access[] | undefined | null {
+    if (header === undefined) return undefined;
+    const bearer = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!bearer) return null;
+    try {
+      return granted(check(bearer[1] as string));
+    } catch {
+      return null;
+    }
+  }
+
   return {
+    async pullable(request, repositories) {
+      const grants = grantsOf(request.headers.authorization);
+      if (grants === null) return [];
+      return repositories.filter((name) => {
+        const need: Access = { type: 'repository', name, actions: ['pull'] };
+        return (grants !== undefined && grantCovers(grants, need)) || permitted(rules, undefined, [need]);
+      });
+    },
     async authorize(request, access) {
       const header = request.headers.authorization;
       const bearer = header === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(header);

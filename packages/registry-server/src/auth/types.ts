@@ -39,4 +39,14 @@ export interface Authorizer {
     request: { readonly headers: IncomingHttpHeaders },
     access: readonly Access[],
   ): Promise<AuthDecision>;
+  /**
+   * Which of `repositories` this request may pull, in their order: what
+   * `/v2/_catalog` lists once `authorize` let the request see the catalog.
+   * Optional: without it the handler asks `authorize` for `pull` on each
+   * repository of the page it builds (once per repository and request).
+   */
+  pullable?(
+    request: { readonly headers: IncomingHttpHeaders },
+    repositories: readonly string[],
+  ): Promise<readonly string[]>;
 }
