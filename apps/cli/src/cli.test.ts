@@ -328,8 +328,16 @@ describe('stowage, as a user meets it', () => {
     expect([migrated.code, migrated.out], migrated.err).toEqual([0, 'applied: 0001_initial\n']);
     const after = await stowage(['db', 'status', '--data-dir', named], { cwd });
     expect([after.code, after.out]).toEqual([0, '{"applied":["0001_initial"],"pending":[]}\n']);
-    // a --data-dir that is a file is no database either
+    // a log file that cannot be written is named, with what to do, before any lockfile is written
     await writeFile(join(cwd, 'a-file'), 'x');
+    const log = join(cwd, 'a-file', 'import.log');
+    const unwritable = await stowage(['import', tree, '--data-dir', named, '--log-file', log], { cwd });
+    expect(unwritable.lines).toEqual([
+      `stowage: cannot write the log file ${log} (EEXIST: file already exists, mkdir '${join(cwd, 'a-file')}'): give --log-file or --log-directory a writable place, or use --log-to-stdout`,
+    ]);
+    expect(unwritable.code).toBe(1);
+    expect(await snapshot(tree)).toEqual(treeBefore);
+    // a --data-dir that is a file is no database either
     const onFile = await stowage(['db', 'status', '--data-dir', 'a-file'], { cwd });
     expect(onFile.lines).toEqual([
       `stowage: ${join(cwd, 'a-file')} is a file, not a database directory: give --data-dir the directory of an embedded database, or give --database-url`,
@@ -364,6 +372,15 @@ describe('stowage, as a user meets it', () => {
       expect(run.lines, args.join(' ')).toEqual([line]);
       expect(run.code, args.join(' ')).toBe(4);
     }
+    // a --data-dir given wins over a URL in the environment
+    const dir = join(cwd, 'lite');
+    const chosen = await stowage(['db', 'status', '--data-dir', dir], {
+      cwd,
+      env: { STOWAGE_DATABASE_URL: 'notaurl' },
+    });
+    expect(chosen.lines).toEqual([
+      `stowage: no embedded database in ${dir}: create it with stowage db migrate --data-dir ${dir}, or give --database-url`,
+    ]);
     expect(await readdir(cwd)).toEqual([]);
   });
 

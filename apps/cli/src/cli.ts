@@ -45,7 +45,7 @@ main(argv, run).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    const { exitCode, line } = explain(error, { database: run.database });
+    const { exitCode, line } = explain(error, { database: run.database, logFile: run.logFile });
     let text = `stowage: ${line}\n`;
     if (error instanceof UsageError) text += `\n${usageText(error.command)}\n`;
     if (wantsDebug(argv) && !(error instanceof UsageError)) text += `\n${debugText(error)}\n`;

@@ -29,6 +29,8 @@ export interface Explained {
 export interface ErrorContext {
   /** The database the command was opening or using, to name it in messages. */
   readonly database?: DatabaseChoice | undefined;
+  /** The import's log file, to say when it is what could not be written. */
+  readonly logFile?: string | undefined;
 }
 
 function databaseName(choice: DatabaseChoice | undefined): string {
@@ -97,6 +99,13 @@ export function explain(error: unknown, context: ErrorContext = {}): Explained {
   if (isStowageError(error)) return { exitCode: ExitCode.failure, line: `${error.code}: ${error.message}` };
   const errno = error as NodeJS.ErrnoException;
   if (typeof errno?.code === 'string' && typeof errno.syscall === 'string') {
+    const log = context.logFile;
+    if (log !== undefined && typeof errno.path === 'string' && `${log}/`.startsWith(`${errno.path}/`)) {
+      return {
+        exitCode: ExitCode.failure,
+        line: `cannot write the log file ${log} (${errno.message}): give --log-file or --log-directory a writable place, or use --log-to-stdout`,
+      };
+    }
     // a file the command could not read or write: Node's message names the call, the path and why
     return { exitCode: ExitCode.failure, line: errno.message };
   }

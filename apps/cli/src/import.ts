@@ -14,6 +14,7 @@ import { chooseDatabase, type DatabaseChoice, openChosen } from './database.js';
 /** What the command needs from its caller: where to note the database for error messages. */
 export interface CommandRun {
   database?: DatabaseChoice;
+  logFile?: string;
 }
 
 function usage(message: string): UsageError {
@@ -98,6 +99,7 @@ export async function importCommand(
           ),
       );
   run.database = choice;
+  if (logFile) run.logFile = logFile;
   // an import needs a migrated database: a missing embedded one is refused, not created empty
   const db = await openChosen(choice, { create: false });
   try {
