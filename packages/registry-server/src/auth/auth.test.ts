@@ -191,6 +191,27 @@ describe('token auth', () => {
   });
   const appPull = [{ type: 'repository', name: 'app', actions: ['pull'] }];
 
+  it('puts only valid names into the scope of a challenge, and nothing a header cannot carry', async () => {
+    for (const name of ['x\u0000', 'x\r\nX-Injected: yes', 'x\u007f', 'x\u0100', 'UPPER', '../x', 'a"b']) {
+      const decision = await authorizer.authorize(none, pull(name));
+      expect(decision, JSON.stringify(name)).toMatchObject({ ok: false, status: 401 });
+      const challenge = (decision as { challenge: string }).challenge;
+      expect(challenge).toBe('Bearer realm="https://auth.example/token",service="registry.example"');
+    }
+    const both = await authorizer.authorize(none, [...pull('x\u0000'), ...pull('good/name')]);
+    expect((both as { challenge: string }).challenge).toContain('scope="repository:good/name:pull"');
+    const odd = createTokenAuthorizer({
+      realm: 'https://auth.example/t\u00f6ken\r\n"x"',
+      service: 'reg\u0000istry',
+      issuer: 'auth.example',
+      keys: [pem(ec.publicKey)],
+    });
+    const refused = (await odd.authorize(none, pull('app'))) as { challenge: string };
+    expect(refused.challenge).toBe(
+      'Bearer realm="https://auth.example/tkenx",service="registry",scope="repository:app:pull"',
+    );
+  });
+
   it('accepts tokens signed by a configured key whose access covers the request', async () => {
     for (const [key, alg] of [
       [ec.privateKey, 'ES256'],
