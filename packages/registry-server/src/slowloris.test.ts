@@ -131,7 +131,8 @@ describe('slowloris', () => {
       await sleep(100);
     }
     const results = await cut;
-    expect(statuses.length).toBeGreaterThanOrEqual(4);
+    // at least one round (a ping and a push) ran while the attack went on
+    expect(statuses.length).toBeGreaterThanOrEqual(2);
     expect(statuses.filter((status) => status !== 200 && status !== 201)).toEqual([]);
 
     for (const result of results) {
