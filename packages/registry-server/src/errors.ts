@@ -13,7 +13,38 @@ export interface WireError {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** HTTP status of each OCI error code (distribution-spec, with distribution's choices where the spec is silent). */
+/** The error codes of the OCI distribution-spec (v1.1). */
+export const SPEC_ERROR_CODES = [
+  'BLOB_UNKNOWN',
+  'BLOB_UPLOAD_INVALID',
+  'BLOB_UPLOAD_UNKNOWN',
+  'DIGEST_INVALID',
+  'MANIFEST_BLOB_UNKNOWN',
+  'MANIFEST_INVALID',
+  'MANIFEST_UNKNOWN',
+  'NAME_INVALID',
+  'NAME_UNKNOWN',
+  'SIZE_INVALID',
+  'UNAUTHORIZED',
+  'DENIED',
+  'UNSUPPORTED',
+  'TOOMANYREQUESTS',
+] as const;
+
+/** Codes distribution sends that the spec does not list, used here where distribution uses them. */
+export const DISTRIBUTION_ERROR_CODES = ['TAG_INVALID', 'PAGINATION_NUMBER_INVALID'] as const;
+
+/** Stowage's own codes (listed in the README): 503 while draining or closed, 500 for anything unexpected. */
+export const STOWAGE_ERROR_CODES = ['UNAVAILABLE', 'UNKNOWN'] as const;
+
+/** Every code that may appear in an error body this server sends; any other becomes a 500 `UNKNOWN`. */
+export const WIRE_ERROR_CODES: ReadonlySet<string> = new Set<string>([
+  ...SPEC_ERROR_CODES,
+  ...DISTRIBUTION_ERROR_CODES,
+  ...STOWAGE_ERROR_CODES,
+]);
+
+/** HTTP status of each wire code a store error may carry (distribution's choices where the spec is silent). */
 const STATUS: Readonly<Record<string, number>> = {
   BLOB_UNKNOWN: 404,
   BLOB_UPLOAD_INVALID: 400,
@@ -30,14 +61,21 @@ const STATUS: Readonly<Record<string, number>> = {
   DENIED: 403,
   UNSUPPORTED: 405,
   TOOMANYREQUESTS: 429,
-  RANGE_INVALID: 416,
   UNAVAILABLE: 503,
 };
 
-/** Codes a store may use that the wire spells differently. */
-const WIRE_CODE: Readonly<Record<string, string>> = {
-  RANGE_INVALID: 'BLOB_UPLOAD_INVALID',
-  PLATFORM_INVALID: 'MANIFEST_INVALID',
+/** Store codes the wire spells differently, and the status each is sent with. */
+const WIRE_CODE: Readonly<Record<string, { readonly code: string; readonly status: number }>> = {
+  RANGE_INVALID: { code: 'BLOB_UPLOAD_INVALID', status: 416 },
+  PLATFORM_INVALID: { code: 'MANIFEST_INVALID', status: 400 },
+};
+
+const own = <T>(table: Readonly<Record<string, T>>, key: string): T | undefined =>
+  Object.hasOwn(table, key) ? table[key] : undefined;
+
+const INTERNAL: WireError = {
+  status: 500,
+  body: { errors: [{ code: 'UNKNOWN', message: 'internal error' }] },
 };
 
 /** An error the handler raises itself, with an explicit status. */
@@ -60,9 +98,14 @@ export class HttpError extends Error {
   }
 }
 
-/** Maps anything thrown while serving a request to its status and OCI error body. */
+/**
+ * Maps anything thrown while serving a request to its status and OCI error
+ * body. Only codes of `WIRE_ERROR_CODES` go out: an error with any other code
+ * (a store's own, or a slip in the handler) is a 500 `UNKNOWN`.
+ */
 export function toWireError(error: unknown): WireError {
   if (error instanceof HttpError) {
+    if (!WIRE_ERROR_CODES.has(error.code)) return INTERNAL;
     return {
       status: error.status,
       body: {
@@ -78,15 +121,19 @@ export function toWireError(error: unknown): WireError {
     };
   }
   if (isStowageError(error)) {
-    const code = WIRE_CODE[error.code] ?? error.code;
-    const status = STATUS[error.code] ?? STATUS[code] ?? 500;
+    const renamed = own(WIRE_CODE, error.code);
+    const code = renamed?.code ?? error.code;
+    const status = renamed?.status ?? own(STATUS, code);
+    if (status === undefined || !WIRE_ERROR_CODES.has(code)) {
+      return { status: 500, body: { errors: [{ code: 'UNKNOWN', message: error.message }] } };
+    }
     const detail = Object.keys(error.details).length > 0 ? error.details : undefined;
     return {
       status,
       body: {
         errors: [
           {
-            code: status === 500 ? 'UNKNOWN' : code,
+            code,
             message: error.message,
             ...(detail === undefined ? {} : { detail }),
           },
@@ -95,5 +142,5 @@ export function toWireError(error: unknown): WireError {
       ...(status === 429 || status === 503 ? { headers: { 'retry-after': '1' } } : {}),
     };
   }
-  return { status: 500, body: { errors: [{ code: 'UNKNOWN', message: 'internal error' }] } };
+  return INTERNAL;
 }

@@ -16,7 +16,7 @@ import {
 } from '@stowage/oci';
 import { anonymousAuthorizer } from './auth/anonymous.js';
 import type { Access, Authorizer, Principal } from './auth/types.js';
-import { HttpError, toWireError } from './errors.js';
+import { HttpError, toWireError, type WireError } from './errors.js';
 import { parseRoute, type Route, routeLabel } from './routes.js';
 
 /** The subset of a pino logger the handler uses. */
@@ -40,7 +40,14 @@ export interface RequestRecord {
   readonly id: string;
   readonly method: string;
   readonly route: string;
+  /** The status sent; 499 (nginx's "client closed request") when the request was `aborted`. */
   readonly status: number;
+  /**
+   * The client went away before the answer was complete (it closed the
+   * connection mid-body or mid-download): its own outcome, neither a success
+   * nor a server failure, and logged at info level, never as an error.
+   */
+  readonly aborted: boolean;
   readonly durationMs: number;
   readonly bytesIn: number;
   readonly bytesOut: number;
@@ -102,7 +109,16 @@ interface Exchange {
   principal?: Principal;
   /** Set when the request body went idle for too long: the answer is then a 408, whatever the store made of it. */
   bodyTimeout?: HttpError;
+  /** Set when the client closed the connection before the answer was complete. */
+  clientGone: boolean;
+  /** Set when the handler itself cut the connection (a failure after the headers went out). */
+  cutHere: boolean;
 }
+
+/** The status an aborted request is recorded with (nginx's "client closed request"). */
+const ABORTED_STATUS = 499;
+/** Repositories asked about per store page while building a filtered catalog page. */
+const CATALOG_BATCH = 1000;
 
 function repositoryName(input: string): string {
   const name = input.slice(0, 300);
@@ -430,12 +446,24 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
     const { request, signal } = exchange;
     const name = repositoryName(route.name);
     const reference = route.reference;
-    const byDigest = reference.includes(':');
-    if (byDigest) digestParam(reference, 'the reference');
-    else if (!isValidTag(reference)) {
-      throw new HttpError(400, 'TAG_INVALID', `invalid tag ${JSON.stringify(route.reference.slice(0, 300))}`);
-    }
     const method = request.method;
+    if (method !== 'GET' && method !== 'HEAD' && method !== 'PUT' && method !== 'DELETE') {
+      throw methodNotAllowed('GET, HEAD, PUT, DELETE');
+    }
+    const byDigest = reference.includes(':');
+    if (byDigest ? !isDigest(reference) : !isValidTag(reference)) {
+      const shown = JSON.stringify(reference.slice(0, 300));
+      // A push names what it stores: a bad name is the client's mistake, said as such. A read
+      // or delete of a reference that cannot exist finds nothing, as in distribution (whose
+      // router matches only valid references) and as the distribution-spec conformance suite expects.
+      if (method === 'PUT') {
+        if (byDigest) digestParam(reference, 'the reference');
+        throw new HttpError(400, 'TAG_INVALID', `invalid tag ${shown}`);
+      }
+      throw new HttpError(404, 'MANIFEST_UNKNOWN', `manifest ${shown} is not in ${name}`, {
+        detail: { name, reference: reference.slice(0, 300) },
+      });
+    }
     if (method === 'GET' || method === 'HEAD') {
       const accept = (request.headers.accept ?? '')
         .split(',')
@@ -483,13 +511,10 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
       });
       return;
     }
-    if (method === 'DELETE') {
-      if (byDigest) await registry.deleteManifest(name, parseDigest(reference), { signal });
-      else await registry.deleteTag(name, reference, { signal });
-      send(exchange, 202, {});
-      return;
-    }
-    throw methodNotAllowed('GET, HEAD, PUT, DELETE');
+    // DELETE
+    if (byDigest) await registry.deleteManifest(name, parseDigest(reference), { signal });
+    else await registry.deleteTag(name, reference, { signal });
+    send(exchange, 202, {});
   }
 
   async function blobs(exchange: Exchange, route: Extract<Route, { kind: 'blob' }>): Promise<void> {
@@ -680,13 +705,62 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
     if (exchange.request.method !== 'GET' && exchange.request.method !== 'HEAD')
       throw methodNotAllowed('GET');
     const options = paging(exchange.url);
-    const page = await registry.listRepositories({ ...options, signal: exchange.signal });
+    const page = openAccess
+      ? await registry.listRepositories({ ...options, signal: exchange.signal })
+      : await pullableRepositories(exchange, options);
     json(
       exchange,
       200,
       { repositories: page.items },
       { link: linkHeader('/v2/_catalog', options.n, page.next) },
     );
+  }
+
+  /** Which of `names` the request may pull, in their order: the authorizer's `pullable`, else `authorize` per name. */
+  async function pullableOf(request: IncomingMessage, names: readonly string[]): Promise<Set<string>> {
+    if (names.length === 0) return new Set();
+    if (authorizer.pullable) return new Set(await authorizer.pullable(request, names));
+    const decisions = await Promise.all(
+      names.map((name) => authorizer.authorize(request, [{ type: 'repository', name, actions: ['pull'] }])),
+    );
+    // An authorizer that cannot decide now (429) fails the page: leaving those repositories
+    // out would be a wrong answer, not a slow one.
+    const busy = decisions.find((decision) => !decision.ok && decision.status === 429);
+    if (busy && !busy.ok) {
+      throw new HttpError(busy.status, busy.code, busy.message, { headers: { ...busy.headers } });
+    }
+    return new Set(names.filter((_, i) => decisions[i]?.ok === true));
+  }
+
+  /**
+   * A catalog page of only the repositories the caller may pull: `n` and `last`
+   * apply to that filtered list, and `next` is set only when another entry the
+   * caller may pull follows the page.
+   */
+  async function pullableRepositories(
+    exchange: Exchange,
+    options: { n?: number; last?: string },
+  ): Promise<{ items: string[]; next?: string }> {
+    const { n } = options;
+    if (n === 0) return { items: [] };
+    const batch = n === undefined ? CATALOG_BATCH : Math.min(Math.max(n + 1, 100), CATALOG_BATCH);
+    const items: string[] = [];
+    let cursor = options.last;
+    for (;;) {
+      const page = await registry.listRepositories({
+        n: batch,
+        ...(cursor !== undefined ? { last: cursor } : {}),
+        signal: exchange.signal,
+      });
+      const allowed = await pullableOf(exchange.request, page.items);
+      for (const name of page.items) {
+        if (!allowed.has(name)) continue;
+        if (n !== undefined && items.length === n) return { items, next: items[items.length - 1] as string };
+        items.push(name);
+      }
+      if (page.next === undefined || page.items.length === 0) return { items };
+      cursor = page.next;
+    }
   }
 
   async function referrers(exchange: Exchange, route: Extract<Route, { kind: 'referrers' }>): Promise<void> {
@@ -723,11 +797,17 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
       }
       throw new HttpError(404, 'UNSUPPORTED', 'not a distribution API path');
     }
+    // Only a valid name goes on to the authorizer (and into a challenge's scope): an
+    // invalid one is refused here, whoever asks.
+    if ('name' in route) repositoryName(route.name);
     const access = accessFor(route, method);
     const decision = await authorizer.authorize(request, access);
     if (!decision.ok) {
       throw new HttpError(decision.status, decision.code, decision.message, {
-        ...(decision.challenge ? { headers: { 'www-authenticate': decision.challenge } } : {}),
+        headers: {
+          ...decision.headers,
+          ...(decision.challenge ? { 'www-authenticate': decision.challenge } : {}),
+        },
         detail: access,
       });
     }
@@ -760,78 +840,205 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
     }
   }
 
-  const handler = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+  /** Logs without ever throwing: a logger that fails must not turn into a failed request. */
+  function log(level: 'info' | 'error', object: object, message: string): void {
+    try {
+      options.logger?.[level](object, message);
+    } catch {
+      // nothing left to tell it with
+    }
+  }
+
+  /** Resolves once the response has gone out in full, or its connection closed. */
+  function settled(response: ServerResponse): Promise<void> {
+    if (response.writableFinished || response.destroyed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        response.off('finish', done);
+        response.off('close', done);
+        resolve();
+      };
+      response.on('finish', done);
+      response.on('close', done);
+    });
+  }
+
+  /** Whether the client went away before the answer was complete. */
+  function clientWentAway(exchange: Exchange): boolean {
+    const { request, response } = exchange;
+    if (exchange.clientGone) return true;
+    if (exchange.cutHere || response.writableFinished) return false;
+    return response.destroyed || request.socket?.destroyed === true;
+  }
+
+  /**
+   * Answers a failure with its OCI error. Never throws: when that answer cannot
+   * be sent (a header value Node refuses, from wherever it came), a bare 500
+   * `UNKNOWN` without the offending headers goes out instead, or the connection
+   * is cut once the headers are already gone.
+   */
+  function answerFailure(exchange: Exchange, failure: unknown, id: string): void {
+    const { request, response } = exchange;
+    let wire: WireError;
+    try {
+      wire = toWireError(failure);
+    } catch {
+      wire = { status: 500, body: { errors: [{ code: 'UNKNOWN', message: 'internal error' }] } };
+    }
+    if (wire.status >= 500) log('error', { requestId: id, err: failure }, 'request failed');
+    try {
+      if (response.headersSent) {
+        exchange.cutHere = true;
+        response.destroy();
+        return;
+      }
+      for (const name of response.getHeaderNames()) {
+        if (!KEPT_ON_ERROR.has(name)) response.removeHeader(name);
+      }
+      if (exchange.bodyTimeout) {
+        // The rest of the body is never coming: answer, then drop the connection.
+        response.once('finish', () => request.socket?.destroy());
+      } else {
+        discard(exchange);
+      }
+      if (wire.status === 413 || wire.status === 408) response.setHeader('connection', 'close');
+      json(exchange, wire.status, wire.body, { ...wire.headers });
+    } catch (sendError) {
+      log(
+        'error',
+        { requestId: id, err: sendError },
+        'the error answer could not be sent; a bare 500 instead',
+      );
+      bareFailure(exchange, id);
+    }
+  }
+
+  /** A 500 with nothing in it that could be refused; the connection is cut if even that fails. */
+  function bareFailure(exchange: Exchange, id: string): void {
+    const { request, response } = exchange;
+    try {
+      if (response.headersSent) throw new Error('headers already sent');
+      for (const name of response.getHeaderNames()) response.removeHeader(name);
+      const body = Buffer.from(JSON.stringify({ errors: [{ code: 'UNKNOWN', message: 'internal error' }] }));
+      response.writeHead(500, {
+        'content-type': 'application/json',
+        'content-length': body.byteLength,
+        'docker-distribution-api-version': API_VERSION,
+        'x-request-id': id,
+      });
+      if (request.method === 'HEAD') {
+        response.end();
+      } else {
+        exchange.bytesOut += body.byteLength;
+        response.end(body);
+      }
+    } catch {
+      exchange.cutHere = true;
+      response.destroy();
+    }
+  }
+
+  async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const started = performance.now();
     const incomingId = request.headers['x-request-id'];
     const id =
       typeof incomingId === 'string' && /^[\w.-]{1,128}$/.test(incomingId) ? incomingId : randomUUID();
     const controller = new AbortController();
-    response.on('close', () => {
-      if (!response.writableFinished) controller.abort(new HttpError(499, 'UNKNOWN', 'client went away'));
-    });
-    response.setHeader('docker-distribution-api-version', API_VERSION);
-    response.setHeader('x-request-id', id);
     let url: URL;
     try {
       url = new URL(request.url ?? '/', 'http://registry.invalid');
     } catch {
       url = new URL('http://registry.invalid/');
     }
-    const exchange: Exchange = { request, response, url, signal: controller.signal, bytesIn: 0, bytesOut: 0 };
+    const exchange: Exchange = {
+      request,
+      response,
+      url,
+      signal: controller.signal,
+      bytesIn: 0,
+      bytesOut: 0,
+      clientGone: false,
+      cutHere: false,
+    };
+    const socket = request.socket;
+    response.on('close', () => {
+      if (response.writableFinished) return;
+      if (!exchange.cutHere) exchange.clientGone = true;
+      controller.abort(new HttpError(ABORTED_STATUS, 'UNKNOWN', 'client went away'));
+    });
+    // Node finishes a response whose connection broke mid-write too (the write fails, the
+    // response still ends): a connection already gone by then means the client did not get it all.
+    response.on('finish', () => {
+      if (!exchange.cutHere && (socket?.destroyed || socket?.errored)) exchange.clientGone = true;
+    });
+    response.setHeader('docker-distribution-api-version', API_VERSION);
+    response.setHeader('x-request-id', id);
     let route: Route | undefined;
+    let aborted = false;
     try {
       // The raw path, not the URL parser's: it would resolve `..` and `%2e%2e` segments away.
       route = parseRoute((request.url ?? '/').split('?')[0] ?? '/');
       await serve(exchange, route);
     } catch (error) {
-      // A stalled body is a 408 even when the store reported it in its own words.
-      const failure = exchange.bodyTimeout ?? error;
-      const wire = toWireError(failure);
-      if (wire.status >= 500) {
-        options.logger?.error({ requestId: id, err: failure }, 'request failed');
-      }
-      if (!response.headersSent) {
-        for (const name of response.getHeaderNames()) {
-          if (!KEPT_ON_ERROR.has(name)) response.removeHeader(name);
-        }
-        if (exchange.bodyTimeout) {
-          // The rest of the body is never coming: answer, then drop the connection.
-          response.once('finish', () => request.socket?.destroy());
-        } else {
-          discard(exchange);
-        }
-        if (wire.status === 413 || wire.status === 408) response.setHeader('connection', 'close');
-        json(exchange, wire.status, wire.body, { ...wire.headers });
+      aborted = clientWentAway(exchange);
+      if (aborted) {
+        // Nobody to answer, and nothing went wrong here: the request is recorded as aborted.
+        discard(exchange);
       } else {
-        response.destroy();
+        // A stalled body is a 408 even when the store reported it in its own words.
+        answerFailure(exchange, exchange.bodyTimeout ?? error, id);
       }
     } finally {
+      // The answer may still be on its way (a large blob): the outcome is known once it is out, or cut.
+      await settled(response);
+      aborted ||= exchange.clientGone;
       const record: RequestRecord = {
         id,
         method: request.method ?? '',
         route: routeLabel(route),
-        status: response.statusCode,
+        status: aborted ? ABORTED_STATUS : response.statusCode,
+        aborted,
         durationMs: performance.now() - started,
         bytesIn: exchange.bytesIn,
         bytesOut: exchange.bytesOut,
         ...(route && 'name' in route ? { repository: route.name } : {}),
         ...(exchange.principal?.subject ? { subject: exchange.principal.subject } : {}),
       };
-      options.onRequest?.(record);
-      options.logger?.info(
+      try {
+        options.onRequest?.(record);
+      } catch (error) {
+        log('error', { requestId: id, err: error }, 'onRequest failed');
+      }
+      log(
+        'info',
         {
           requestId: record.id,
           method: record.method,
           path: url.pathname,
           route: record.route,
           status: record.status,
+          ...(aborted ? { aborted: true } : {}),
           durationMs: Math.round(record.durationMs * 10) / 10,
           bytesIn: record.bytesIn,
           bytesOut: record.bytesOut,
           ...(record.subject ? { user: record.subject } : {}),
         },
-        'request',
+        aborted ? 'request aborted by the client' : 'request',
       );
+    }
+  }
+
+  /** The handler's promise never rejects, and nothing it does can end the process. */
+  const handler = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
+    try {
+      await handle(request, response);
+    } catch (error) {
+      log('error', { err: error }, 'request handler failed');
+      try {
+        if (!response.writableEnded) response.destroy();
+      } catch {
+        // already gone
+      }
     }
   };
   return Object.assign(handler, { sweepUploads });

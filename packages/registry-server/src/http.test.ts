@@ -379,7 +379,25 @@ describe('registry-server over HTTP', () => {
       400,
       'TAG_INVALID',
     );
-    await expectError(call('GET', '/v2/bad/manifests/sha256:123'), 400, 'DIGEST_INVALID');
+    // a reference that is neither a tag nor a digest names nothing: 404 for reads and deletes,
+    // as distribution and the distribution-spec conformance suite have it; a push says what is wrong
+    for (const reference of ['.INVALID_MANIFEST_NAME', 'sha256:123', '-bad-tag', `md5:${'0'.repeat(32)}`]) {
+      for (const method of ['GET', 'HEAD', 'DELETE']) {
+        const refused = await call(method, `/v2/bad/manifests/${reference}`);
+        expect(refused.status, `${method} ${reference}`).toBe(404);
+        if (method !== 'HEAD') expect(refused.json().errors[0].code).toBe('MANIFEST_UNKNOWN');
+      }
+    }
+    await expectError(
+      call('PUT', '/v2/bad/manifests/.INVALID_MANIFEST_NAME', { headers: type, body: image.manifest.bytes }),
+      400,
+      'TAG_INVALID',
+    );
+    await expectError(
+      call('PUT', '/v2/bad/manifests/sha256:123', { headers: type, body: image.manifest.bytes }),
+      400,
+      'DIGEST_INVALID',
+    );
     const huge = new Uint8Array(65 * 1024).fill(32);
     await expectError(
       call('PUT', '/v2/bad/manifests/v1', { headers: type, body: huge }),
@@ -625,6 +643,54 @@ describe('registry-server refusals from the backend and the authorizer', () => {
       });
       expect(denied.status).toBe(403);
       expect((await errorsOf(denied))[0]?.code).toBe('DENIED');
+    } finally {
+      await guarded.close();
+    }
+  });
+
+  it("sends an authorizer's 429 with its Retry-After and other headers", async () => {
+    const busy: Authorizer = {
+      async authorize(request) {
+        if (request.headers.authorization === 'Bearer ok') return { ok: true, principal: {} };
+        return {
+          ok: false,
+          status: 429,
+          code: 'TOOMANYREQUESTS',
+          message: 'too many logins in flight',
+          headers: { 'retry-after': '7', 'x-ratelimit-reason': 'logins' },
+        };
+      },
+    };
+    const guarded = await serve({ registry: createMemoryRegistry(), auth: busy });
+    try {
+      for (const path of ['/v2/', '/v2/a/manifests/v1', '/v2/_catalog']) {
+        const { status, headers, body } = await new Promise<{
+          status: number;
+          headers: Record<string, unknown>;
+          body: string;
+        }>((resolve, reject) => {
+          const req = httpRequest(
+            { host: '127.0.0.1', port: Number(guarded.host.split(':')[1]), path },
+            (res) => {
+              let text = '';
+              res.on('data', (chunk) => {
+                text += chunk;
+              });
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+            },
+          );
+          req.on('error', reject);
+          req.end();
+        });
+        expect(status, path).toBe(429);
+        expect(headers['retry-after'], path).toBe('7');
+        expect(headers['x-ratelimit-reason'], path).toBe('logins');
+        expect(headers['content-type'], path).toBe('application/json');
+        expect(JSON.parse(body).errors[0].code, path).toBe('TOOMANYREQUESTS');
+      }
+      const ok = await fetch(`${guarded.url}/v2/`, { headers: { authorization: 'Bearer ok' } });
+      expect(ok.status).toBe(200);
+      expect(ok.headers.get('retry-after')).toBeNull();
     } finally {
       await guarded.close();
     }
