@@ -18,15 +18,23 @@ interface Histogram {
 /** Prometheus metrics of the server, written in the text exposition format. */
 export class ServerMetrics {
   readonly #requests = new Map<string, number>();
+  readonly #aborted = new Map<string, number>();
   readonly #durations = new Map<string, Histogram>();
   readonly #bytesIn = new Map<string, number>();
   readonly #bytesOut = new Map<string, number>();
   #uploads = 0;
 
+  /**
+   * Counts one request. An aborted one (the client went away before the
+   * answer was complete) counts under status 499 and in the aborted counter,
+   * never as the 500 its cut-short handling might have looked like.
+   */
   record(request: RequestRecord): void {
-    const key = labels({ route: request.route, method: request.method, status: String(request.status) });
+    const status = request.aborted ? '499' : String(request.status);
+    const key = labels({ route: request.route, method: request.method, status });
     this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
     const durationKey = labels({ route: request.route, method: request.method });
+    if (request.aborted) this.#aborted.set(durationKey, (this.#aborted.get(durationKey) ?? 0) + 1);
     let histogram = this.#durations.get(durationKey);
     if (!histogram) {
       histogram = { counts: BUCKETS.map(() => 0), sum: 0, count: 0 };
@@ -56,7 +64,16 @@ export class ServerMetrics {
       lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`);
       for (const [key, value] of values) lines.push(`${name}${key} ${value}`);
     };
-    counter('stowage_http_requests_total', 'Requests by route, method and status.', this.#requests);
+    counter(
+      'stowage_http_requests_total',
+      'Requests by route, method and status (499: the client went away before the answer was complete).',
+      this.#requests,
+    );
+    counter(
+      'stowage_http_requests_aborted_total',
+      'Requests the client abandoned mid-body or mid-answer, by route and method (also counted with status 499 above).',
+      this.#aborted,
+    );
     lines.push(
       '# HELP stowage_http_request_duration_seconds Request latency by route and method.',
       '# TYPE stowage_http_request_duration_seconds histogram',
