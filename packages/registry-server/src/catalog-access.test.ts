@@ -2,7 +2,7 @@
 // (`n`, `last`, `Link`) runs over that filtered list.
 import { generateKeyPairSync } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Registry } from '@stowage/oci';
+import { type Registry, RegistryError } from '@stowage/oci';
 import { createMemoryRegistry, pushImage, randomImage } from '@stowage/testing';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -192,5 +192,17 @@ describe('the catalog with auth on', () => {
     expect(((await response.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe(
       'TOOMANYREQUESTS',
     );
+    // the same from a `pullable` that throws
+    const throwing = await catalogOf({
+      async authorize() {
+        return { ok: true, principal: {} };
+      },
+      async pullable() {
+        throw new RegistryError('TOOMANYREQUESTS', 'busy');
+      },
+    });
+    const refused = await fetch(`${throwing.url}/v2/_catalog`);
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('retry-after')).toBe('1');
   });
 });

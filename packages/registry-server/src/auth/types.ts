@@ -43,7 +43,9 @@ export interface Authorizer {
    * Which of `repositories` this request may pull, in their order: what
    * `/v2/_catalog` lists once `authorize` let the request see the catalog.
    * Optional: without it the handler asks `authorize` for `pull` on each
-   * repository of the page it builds (once per repository and request).
+   * repository of the page it builds (once per repository and request). When
+   * it cannot decide now it throws (a `RegistryError` `TOOMANYREQUESTS`, say),
+   * and the catalog request fails with that error rather than leaving names out.
    */
   pullable?(
     request: { readonly headers: IncomingHttpHeaders },
