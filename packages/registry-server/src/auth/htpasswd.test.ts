@@ -234,3 +234,32 @@ describe('the bcrypt pool', () => {
     expect(stdout.trim()).toBe('decision {"ok":true,"principal":{"subject":"alice"}}');
   });
 });
+
+describe('htpasswd catalog filtering', () => {
+  it('answers pullable by the rules, for users and anonymous alike, and refuses while it cannot verify', async () => {
+    const slow = bcrypt.hashSync('hunter2', 8);
+    const auth = authorizer({
+      users: new Map([
+        ['alice', alice],
+        ['bob', slow],
+      ]),
+      workers: 1,
+      maxQueued: 0,
+      rules: [
+        { repository: 'public/**', anonymous: ['pull'] },
+        { repository: 'alice/**', users: { alice: ['pull'] } },
+        { repository: '**', users: { bob: ['pull'] } },
+      ],
+    });
+    const names = ['alice/app', 'bob/app', 'public/app'];
+    expect(await auth.pullable?.(basic('alice', 'secret'), names)).toEqual(['alice/app', 'public/app']);
+    expect(await auth.pullable?.(none, names)).toEqual(['public/app']);
+    expect(await auth.pullable?.(raw('Basic Og=='), names)).toEqual(['public/app']);
+    expect(await auth.pullable?.(basic('alice', 'wrong'), names)).toEqual([]);
+    // bob's first login holds the only worker: nothing else can be verified now
+    const bobs = auth.pullable?.(basic('bob', 'hunter2'), names);
+    const refused = await auth.pullable?.(basic('alice', 'other'), names).catch((error: unknown) => error);
+    expect(isStowageError(refused, 'TOOMANYREQUESTS')).toBe(true);
+    expect(await bobs).toEqual(['bob/app', 'public/app']);
+  });
+});

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { StowageError } from '@stowage/oci';
+import { RegistryError, StowageError } from '@stowage/oci';
 import { createBcryptPool } from './bcrypt-pool.js';
-import { permitted } from './decide.js';
+import { permitted, pullableRepositories } from './decide.js';
 import type { AccessRule } from './rules.js';
 import type { Authorizer } from './types.js';
 
@@ -195,6 +195,19 @@ export function createHtpasswdAuthorizer(options: HtpasswdAuthorizerOptions): Ht
       if (header !== undefined && !isEmptyBasic(header)) return refuse('malformed credentials');
       if (access.length > 0 && permitted(rules, undefined, access)) return { ok: true, principal: {} };
       return refuse('authentication required');
+    },
+    async pullable(request, repositories) {
+      const header = request.headers.authorization;
+      const credentials = basicCredentials(header);
+      if (!credentials) {
+        const anonymous = header === undefined || isEmptyBasic(header);
+        return anonymous ? pullableRepositories(rules, undefined, repositories) : [];
+      }
+      const good = await check(credentials.user, credentials.password);
+      if (good === undefined) {
+        throw new RegistryError('TOOMANYREQUESTS', 'too many logins are being verified; retry later');
+      }
+      return good ? pullableRepositories(rules, credentials.user, repositories) : [];
     },
     close: () => pool.close(),
   };
