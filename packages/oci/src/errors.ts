@@ -69,6 +69,27 @@ export type RegistryErrorCode =
   /** The store cannot serve now (closed, shutting down, its upstream down); sent as 503 with Retry-After. */
   | 'UNAVAILABLE';
 
+/** The error codes of the OCI distribution-spec (v1.1), as error bodies spell them. */
+export const OCI_ERROR_CODES = [
+  'BLOB_UNKNOWN',
+  'BLOB_UPLOAD_INVALID',
+  'BLOB_UPLOAD_UNKNOWN',
+  'DIGEST_INVALID',
+  'MANIFEST_BLOB_UNKNOWN',
+  'MANIFEST_INVALID',
+  'MANIFEST_UNKNOWN',
+  'NAME_INVALID',
+  'NAME_UNKNOWN',
+  'SIZE_INVALID',
+  'UNAUTHORIZED',
+  'DENIED',
+  'UNSUPPORTED',
+  'TOOMANYREQUESTS',
+] as const satisfies readonly RegistryErrorCode[];
+
+/** Codes distribution (docker-registry) sends that the spec does not list. */
+export const DISTRIBUTION_ERROR_CODES = ['TAG_INVALID', 'PAGINATION_NUMBER_INVALID'] as const;
+
 /**
  * What every `Registry` implementation throws for a refusal the caller can act
  * on. The server maps `code` to the OCI error body and HTTP status.

@@ -16,10 +16,12 @@ export {
   type VerifyOptions,
 } from './digest.js';
 export {
+  DISTRIBUTION_ERROR_CODES,
   DigestMismatchError,
   DigestParseError,
   isStowageError,
   ManifestParseError,
+  OCI_ERROR_CODES,
   PlatformParseError,
   ReferenceParseError,
   RegistryError,

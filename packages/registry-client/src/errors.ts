@@ -1,4 +1,4 @@
-import { RegistryError, type RegistryErrorCode, StowageError } from '@stowage/oci';
+import { OCI_ERROR_CODES, RegistryError, type RegistryErrorCode, StowageError } from '@stowage/oci';
 import { redactUrl } from './internal/redact.js';
 
 /** One entry of the OCI error body `{"errors":[{code,message,detail}]}`. */
@@ -37,22 +37,10 @@ export interface ResponseErrorInit {
   readonly cause?: unknown;
 }
 
+/** Codes of error bodies that map onto a store code as they are (distribution's PAGINATION_NUMBER_INVALID has none). */
 const knownCodes: ReadonlySet<string> = new Set<RegistryErrorCode>([
-  'BLOB_UNKNOWN',
-  'BLOB_UPLOAD_INVALID',
-  'BLOB_UPLOAD_UNKNOWN',
-  'DIGEST_INVALID',
-  'MANIFEST_BLOB_UNKNOWN',
-  'MANIFEST_INVALID',
-  'MANIFEST_UNKNOWN',
-  'NAME_INVALID',
-  'NAME_UNKNOWN',
-  'SIZE_INVALID',
+  ...OCI_ERROR_CODES,
   'TAG_INVALID',
-  'UNAUTHORIZED',
-  'DENIED',
-  'UNSUPPORTED',
-  'TOOMANYREQUESTS',
   'RANGE_INVALID',
 ]);
 

@@ -4,13 +4,17 @@
 // same set; this one walks every place a code comes from.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { RegistryError, type RegistryErrorCode, StowageError } from '@stowage/oci';
+import {
+  DISTRIBUTION_ERROR_CODES,
+  OCI_ERROR_CODES,
+  RegistryError,
+  type RegistryErrorCode,
+  StowageError,
+} from '@stowage/oci';
 import { describe, expect, it } from 'vitest';
 import type { AuthDecision } from './auth/types.js';
 import {
-  DISTRIBUTION_ERROR_CODES,
   HttpError,
-  SPEC_ERROR_CODES,
   STOWAGE_ERROR_CODES,
   toWireError,
   WIRE_ERROR_CODES,
@@ -48,7 +52,7 @@ const codeOf = (error: unknown) => toWireError(error).body.errors[0]?.code;
 
 describe('error codes on the wire', () => {
   it('are the spec list, TAG_INVALID and PAGINATION_NUMBER_INVALID, UNAVAILABLE and UNKNOWN', () => {
-    expect(SPEC_ERROR_CODES).toHaveLength(14);
+    expect(OCI_ERROR_CODES).toHaveLength(14);
     expect([...DISTRIBUTION_ERROR_CODES]).toEqual(['TAG_INVALID', 'PAGINATION_NUMBER_INVALID']);
     expect([...STOWAGE_ERROR_CODES]).toEqual(['UNAVAILABLE', 'UNKNOWN']);
     expect(WIRE_ERROR_CODES.size).toBe(18);

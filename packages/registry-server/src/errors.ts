@@ -1,4 +1,4 @@
-import { isStowageError } from '@stowage/oci';
+import { DISTRIBUTION_ERROR_CODES, isStowageError, OCI_ERROR_CODES } from '@stowage/oci';
 
 /** One entry of an OCI error body. */
 export interface OciError {
@@ -13,33 +13,16 @@ export interface WireError {
   readonly headers?: Readonly<Record<string, string>>;
 }
 
-/** The error codes of the OCI distribution-spec (v1.1). */
-export const SPEC_ERROR_CODES = [
-  'BLOB_UNKNOWN',
-  'BLOB_UPLOAD_INVALID',
-  'BLOB_UPLOAD_UNKNOWN',
-  'DIGEST_INVALID',
-  'MANIFEST_BLOB_UNKNOWN',
-  'MANIFEST_INVALID',
-  'MANIFEST_UNKNOWN',
-  'NAME_INVALID',
-  'NAME_UNKNOWN',
-  'SIZE_INVALID',
-  'UNAUTHORIZED',
-  'DENIED',
-  'UNSUPPORTED',
-  'TOOMANYREQUESTS',
-] as const;
-
-/** Codes distribution sends that the spec does not list, used here where distribution uses them. */
-export const DISTRIBUTION_ERROR_CODES = ['TAG_INVALID', 'PAGINATION_NUMBER_INVALID'] as const;
-
 /** Stowage's own codes (listed in the README): 503 while draining or closed, 500 for anything unexpected. */
 export const STOWAGE_ERROR_CODES = ['UNAVAILABLE', 'UNKNOWN'] as const;
 
-/** Every code that may appear in an error body this server sends; any other becomes a 500 `UNKNOWN`. */
+/**
+ * Every code that may appear in an error body this server sends: the spec's,
+ * distribution's two (used where distribution uses them) and Stowage's own;
+ * any other becomes a 500 `UNKNOWN`.
+ */
 export const WIRE_ERROR_CODES: ReadonlySet<string> = new Set<string>([
-  ...SPEC_ERROR_CODES,
+  ...OCI_ERROR_CODES,
   ...DISTRIBUTION_ERROR_CODES,
   ...STOWAGE_ERROR_CODES,
 ]);
