@@ -16,6 +16,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -233,6 +234,21 @@ try {
   const [ours, peer] = targets as [Target, Target];
   console.log(
     `health probe: ${ours.name} GET ${ours.probe.path}; ${peer.name} GET ${peer.probe.path} anonymous (it has no health endpoint on its main port)`,
+  );
+  // The machine's limit, measured in this run: how many bad passwords one core can check.
+  const bcrypt = createRequire(join(repoRoot, 'packages/registry-server/package.json'))('bcryptjs') as {
+    hashSync(password: string, rounds: number): string;
+    compareSync(password: string, hash: string): boolean;
+  };
+  const hash = bcrypt.hashSync(PASSWORD, 5);
+  const started = performance.now();
+  let compares = 0;
+  while (performance.now() - started < 2000) {
+    bcrypt.compareSync(`wrong${compares}`, hash);
+    compares++;
+  }
+  console.log(
+    `machine limit: one core checks ${((compares * 1000) / (performance.now() - started)).toFixed(0)} bcrypt (cost 5) passwords/s with bcryptjs; a server cannot check bad logins faster than that per core it gives them`,
   );
   for (const kind of floods) {
     const results = [];
