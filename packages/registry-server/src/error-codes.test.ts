@@ -13,12 +13,7 @@ import {
 } from '@stowage/oci';
 import { describe, expect, it } from 'vitest';
 import type { AuthDecision } from './auth/types.js';
-import {
-  HttpError,
-  STOWAGE_ERROR_CODES,
-  toWireError,
-  WIRE_ERROR_CODES,
-} from './errors.js';
+import { HttpError, STOWAGE_ERROR_CODES, toWireError, WIRE_ERROR_CODES } from './errors.js';
 
 // Written out as records so that a code added to either union fails the typecheck here until it is listed.
 const STORE_CODES: Record<RegistryErrorCode, true> = {

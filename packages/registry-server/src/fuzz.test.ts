@@ -490,7 +490,9 @@ describe('registry-server under fuzzing', () => {
         [...counts.keys()].some((s) => s < 300),
         `${mode} ${seen}`,
       ).toBe(true);
-      expect([...counts.keys()].filter((s) => s >= 400).length, `${mode} ${seen}`).toBeGreaterThanOrEqual(4);
+      // refusals of malformed input and of what does not exist, each hundreds of times a run
+      // (which other 4xx turn up is up to chance: asking for a fourth kind failed a run)
+      for (const status of [400, 404]) expect(counts.get(status) ?? 0, `${mode} ${seen}`).toBeGreaterThan(0);
       expect(counts.get(201) ?? 0, `${mode} ${seen}`).toBeGreaterThanOrEqual(budget(mode) / 50);
     }
     expect(statuses.get('token')?.get(401) ?? 0).toBeGreaterThan(0);
