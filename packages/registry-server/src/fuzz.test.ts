@@ -8,7 +8,7 @@
 import { generateKeyPairSync, randomInt } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { Agent, request, type Server } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
@@ -17,6 +17,7 @@ import { pushImage, randomImage } from '@stowage/testing';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { now, signJwt } from '../test/jwt.js';
+import { request as rawRequest } from '../test/raw.js';
 import { createHtpasswdAuthorizer, type HtpasswdAuthorizer } from './auth/htpasswd.js';
 import { createTokenAuthorizer } from './auth/token.js';
 import type { Authorizer } from './auth/types.js';
@@ -500,29 +501,6 @@ describe('registry-server under fuzzing', () => {
     agent.destroy();
   }, 180_000);
 
-  /**
-   * One request written byte for byte; the answer once the server closes the connection.
-   * Our side is closed only once a whole answer is in: a client that half-closes early
-   * may lose the answer to a request still being served (Node ends such connections).
-   */
-  function raw(port: number, bytes: Buffer): Promise<string> {
-    return new Promise((resolve) => {
-      const socket = connect(port, '127.0.0.1');
-      let data = '';
-      socket.setEncoding('latin1');
-      socket.on('data', (chunk: string) => {
-        data += chunk;
-        const split = data.indexOf('\r\n\r\n');
-        const length = /\r\ncontent-length: (\d+)/i.exec(data.slice(0, split))?.[1];
-        if (split >= 0 && length !== undefined && data.length >= split + 4 + Number(length)) socket.end();
-      });
-      socket.on('close', () => resolve(data));
-      // a reset after the answer is no failure of the server's; no answer at all is judged by the caller
-      socket.on('error', () => {});
-      socket.write(bytes);
-    });
-  }
-
   // Requests Node's parser refuses (or answers itself) before any handler runs, and a few it
   // lets through to the handler with raw bytes in them.
   const RAW: readonly (readonly [string, string])[] = [
@@ -582,7 +560,7 @@ describe('registry-server under fuzzing', () => {
     const failures: string[] = [];
     for (const [mode, target] of targets) {
       for (const [what, text] of RAW) {
-        const answer = await raw(target.port, Buffer.from(text, 'latin1'));
+        const answer = await rawRequest(target.port, Buffer.from(text, 'latin1'));
         const split = answer.indexOf('\r\n\r\n');
         const head = answer.slice(0, split);
         const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(head)?.[1] ?? 0);
@@ -600,7 +578,7 @@ describe('registry-server under fuzzing', () => {
         if (problem) failures.push(`${label}: ${problem}: ${answer.slice(0, 300)}`);
       }
       // and the server still serves
-      const ping = await raw(
+      const ping = await rawRequest(
         target.port,
         Buffer.from('GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
       );

@@ -5,11 +5,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createMemoryRegistry } from '@stowage/testing';
 import bcrypt from 'bcryptjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { request } from '../test/raw.js';
 import type { Authorizer } from './auth/types.js';
 import { createRegistryHandler } from './handler.js';
 
@@ -65,28 +66,6 @@ async function startChild(
     child.once('exit', (code) => reject(new Error(`child exited ${code}: ${output}`)));
   });
   return { port, child, output: () => output };
-}
-
-/**
- * One request written byte for byte; resolves with the raw answer once the server
- * closes the connection. Our side stays open until a whole answer is in: Node ends a
- * half-closed connection before a slow answer could go out.
- */
-function raw(port: number, head: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1');
-    let data = '';
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => {
-      data += chunk;
-      const split = data.indexOf('\r\n\r\n');
-      const length = /\r\ncontent-length: (\d+)/i.exec(data.slice(0, split))?.[1];
-      if (split >= 0 && length !== undefined && data.length >= split + 4 + Number(length)) socket.end();
-    });
-    socket.on('close', () => resolve(data));
-    socket.on('error', reject);
-    socket.write(Buffer.from(head, 'latin1'));
-  });
 }
 
 function parse(answer: string): { status: number; headers: string; body: string } {
@@ -149,7 +128,7 @@ describe('names and references with control and non-ASCII characters', () => {
       children.push(child);
       const failures: string[] = [];
       for (const { method, path } of paths()) {
-        const answer = await raw(
+        const answer = await request(
           port,
           `${method} ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
         );
@@ -175,7 +154,7 @@ describe('names and references with control and non-ASCII characters', () => {
       expect(failures, output()).toEqual([]);
       // an invalid name is refused for what it is, before any challenge for it is made
       const refused = parse(
-        await raw(port, 'GET /v2/x%00/tags/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
+        await request(port, 'GET /v2/x%00/tags/list HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'),
       );
       expect(refused.status).toBe(400);
       expect((JSON.parse(refused.body) as { errors: { code: string }[] }).errors[0]?.code).toBe(
@@ -183,7 +162,7 @@ describe('names and references with control and non-ASCII characters', () => {
       );
       // still alive, and still serving
       expect(child.exitCode).toBeNull();
-      const ping = parse(await raw(port, 'GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+      const ping = parse(await request(port, 'GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
       expect(ping.status).toBe(mode === 'anonymous' ? 200 : 401);
       expect(output()).not.toMatch(/ERR_INVALID_CHAR|Unhandled|TypeError/);
     }, 60_000);
@@ -228,7 +207,7 @@ describe('an error answer that cannot be sent as it is', () => {
       for (const which of ['challenge', 'retry']) {
         for (const method of ['GET', 'HEAD']) {
           const answer = parse(
-            await raw(
+            await request(
               port,
               `${method} /v2/app/tags/list HTTP/1.1\r\nHost: x\r\nX-Which: ${which}\r\nConnection: close\r\n\r\n`,
             ),

@@ -88,3 +88,30 @@ export async function exchange(port: number, data: string | Uint8Array): Promise
   socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
   return answer;
 }
+
+/**
+ * Writes one request byte for byte on a fresh connection and resolves with the raw
+ * text of what came back once the connection closes. Our side is ended as soon as
+ * one whole answer (headers and `content-length` body) is in, and not before: Node
+ * ends a half-closed connection before a slow answer could go out. A reset counts
+ * as a close (a reset with nothing sent resolves `''`, for the caller to judge);
+ * any other socket error rejects.
+ */
+export function request(port: number, data: string | Uint8Array): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      const split = text.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: (\d+)/i.exec(text.slice(0, split))?.[1];
+      if (split >= 0 && length !== undefined && text.length >= split + 4 + Number(length)) socket.end();
+    });
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'ECONNRESET' && error.code !== 'EPIPE') reject(error);
+    });
+    socket.on('close', () => resolve(text));
+    socket.write(typeof data === 'string' ? Buffer.from(data, 'latin1') : data);
+  });
+}
