@@ -17,6 +17,7 @@ import {
   populateTree,
   postgresPeer,
   requirePeers,
+  snapshotTree,
   type TestDatabase,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -111,20 +112,6 @@ function stowage(
   return new Promise((resolve) =>
     child.once('close', (code) => resolve({ code, out, err, lines: err.replace(/\n$/, '').split('\n') })),
   );
-}
-
-/** Every path under `dir` with its size and mtime: anything a run wrote shows as a difference. */
-async function snapshot(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (path: string, rel: string) => {
-    const info = await stat(path).catch(() => undefined);
-    if (!info) return;
-    out.push(`${rel} ${info.isDirectory() ? 'dir' : info.size} ${info.mtimeMs}`);
-    if (info.isDirectory())
-      for (const name of (await readdir(path)).sort()) await walk(join(path, name), `${rel}/${name}`);
-  };
-  await walk(dir, '.');
-  return out;
 }
 
 const GIVE_ROOT =
@@ -272,7 +259,7 @@ describe('stowage, as a user meets it', () => {
     await writeFile(join(layout, 'index.json'), '{"schemaVersion":2,"manifests":[]}');
     const bare = join(cases, 'bare');
     await mkdir(join(bare, 'docker/registry/v2'), { recursive: true });
-    const before = await snapshot(cases);
+    const before = await snapshotTree(cases);
     const expected: [string, string][] = [
       [file, `${file} is a file, not a directory: ${GIVE_ROOT}`],
       [missing, `${missing} does not exist: ${GIVE_ROOT}`],
@@ -297,7 +284,7 @@ describe('stowage, as a user meets it', () => {
       }
     }
     // no lockfiles, no log file, no embedded database, no /nonexistent/docker/registry/lockfiles
-    expect(await snapshot(cases)).toEqual(before);
+    expect(await snapshotTree(cases)).toEqual(before);
     expect(await readdir(cwd)).toEqual([]);
   }, 60_000);
 
@@ -305,7 +292,7 @@ describe('stowage, as a user meets it', () => {
     const cwd = await scratch('read-only');
     const tree = await scratch('tree');
     await populateTree(new DistributionTreeWriter(tree), { repositories: 2, tagsPerRepository: 1 });
-    const treeBefore = await snapshot(tree);
+    const treeBefore = await snapshotTree(tree);
     const dir = join(cwd, '.stowage-metadata');
     const none = (d: string) =>
       `stowage: no embedded database in ${d}: create it with stowage db migrate --data-dir ${d}, or give --database-url`;
@@ -322,7 +309,7 @@ describe('stowage, as a user meets it', () => {
     const status = await stowage(['db', 'status', '--data-dir', named], { cwd });
     expect([status.code, status.lines]).toEqual([4, [none(named)]]);
     expect(await readdir(cwd)).toEqual([]);
-    expect(await snapshot(tree)).toEqual(treeBefore);
+    expect(await snapshotTree(tree)).toEqual(treeBefore);
     // db migrate is the one that creates it; then status reads it
     const migrated = await stowage(['db', 'migrate', '--data-dir', named], { cwd });
     expect([migrated.code, migrated.out], migrated.err).toEqual([0, 'applied: 0001_initial\n']);
@@ -336,7 +323,7 @@ describe('stowage, as a user meets it', () => {
       `stowage: cannot write the log file ${log} (EEXIST: file already exists, mkdir '${join(cwd, 'a-file')}'): give --log-file or --log-directory a writable place, or use --log-to-stdout`,
     ]);
     expect(unwritable.code).toBe(1);
-    expect(await snapshot(tree)).toEqual(treeBefore);
+    expect(await snapshotTree(tree)).toEqual(treeBefore);
     // a --data-dir that is a file is no database either
     const onFile = await stowage(['db', 'status', '--data-dir', 'a-file'], { cwd });
     expect(onFile.lines).toEqual([
@@ -421,14 +408,14 @@ describe('stowage, as a user meets it', () => {
           '{"applied":[],"pending":["0001_initial"]}\n',
         ]);
         // an import on it is refused before any write: no lockfile, no log file
-        const before = await snapshot(tree);
+        const before = await snapshotTree(tree);
         const cwdBefore = await readdir(cwd);
         const refused = await stowage(['import', tree, '--database-url', fresh.url], { cwd });
         expect(refused.lines).toEqual([
           'stowage: pending migrations: 0001_initial (run: stowage db migrate)',
         ]);
         expect(refused.code).toBe(4);
-        expect(await snapshot(tree)).toEqual(before);
+        expect(await snapshotTree(tree)).toEqual(before);
         expect(await readdir(cwd)).toEqual(cwdBefore);
         const db = createPostgresDatabase({ connectionString: fresh.url });
         try {
@@ -523,25 +510,25 @@ describe('stowage, as a user meets it', () => {
         const small = await scratch('small-tree');
         await populateTree(new DistributionTreeWriter(small), { repositories: 3, tagsPerRepository: 2 });
         // a tree never imported keeps having no lockfiles
-        const before = await snapshot(small);
+        const before = await snapshotTree(small);
         for (const step of [[], ['--step-two']]) {
           const run = await stowage(['import', small, ...url, '--dry-run', ...step], { cwd });
           expect(run.code, run.err).toBe(0);
         }
-        expect(await snapshot(small)).toEqual(before);
+        expect(await snapshotTree(small)).toEqual(before);
         // a completed import hands the registry to the database; a dry run after it runs and changes nothing
         const full = await stowage(['import', small, ...url], { cwd });
         expect(full.code, full.err).toBe(0);
         const lockfiles = join(small, 'docker/registry/lockfiles');
         expect(await readFile(join(lockfiles, 'database-in-use'), 'utf8')).toBe('{"version":1}');
-        const imported = await snapshot(small);
+        const imported = await snapshotTree(small);
         const dry = await stowage(['import', small, ...url, '--dry-run'], { cwd });
         expect(dry.code, dry.err).toBe(0);
         expect(JSON.parse(dry.out.trim().split('\n').at(-1) as string)).toMatchObject({
           dryRun: true,
           repositories: 3,
         });
-        expect(await snapshot(small)).toEqual(imported);
+        expect(await snapshotTree(small)).toEqual(imported);
       } finally {
         await own.drop();
       }

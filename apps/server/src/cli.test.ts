@@ -5,12 +5,12 @@
 // and scripts/start.sh, whose PID is the server's.
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore } from '@stowage/image-store';
-import { pushImage, randomBlob, randomImage, requirePeers } from '@stowage/testing';
+import { pushImage, randomBlob, randomImage, requirePeers, snapshotTree } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const appDir = join(import.meta.dirname, '..');
@@ -161,27 +161,6 @@ function answers(port: number): Promise<boolean> {
     socket.once('error', () => resolve(false));
     socket.connect(port, '127.0.0.1');
   });
-}
-
-/**
- * Every path under `dir`, with the size and mtime of each file: equal snapshots
- * mean nothing was created, removed or changed. (Directory mtimes are left out:
- * a reader takes the store's records lock, a directory made and removed in
- * `.stowage/locks`, and leaves nothing behind.)
- */
-async function snapshot(dir: string): Promise<string[]> {
-  const entries: string[] = [];
-  async function walk(path: string): Promise<void> {
-    const info = await stat(path);
-    if (info.isDirectory()) {
-      entries.push(`${path.slice(dir.length)}/ ${info.mode}`);
-      for (const name of (await readdir(path)).sort()) await walk(join(path, name));
-    } else {
-      entries.push(`${path.slice(dir.length)} ${info.mode} ${info.size} ${info.mtimeMs}`);
-    }
-  }
-  await walk(dir);
-  return entries;
 }
 
 describe('stowage-server: the command line', () => {
@@ -589,14 +568,14 @@ describe('stowage-server gc', () => {
     // a store copied without its empty working directories: opening it for writing would make them
     for (const name of ['tmp', 'uploads'])
       await rm(join(root, '.stowage', name), { recursive: true, force: true });
-    const before = await snapshot(root);
+    const before = await snapshotTree(root, { directoryTimes: false });
     const dry = run(['gc', '--dry-run', '--delete-untagged', '--grace-period', '0s', '--root', root]);
     expect({ code: dry.code, stderr: dry.stderr }).toEqual({ code: 0, stderr: '' });
     const report = JSON.parse(dry.stdout) as { dryRun: boolean; blobs: string[]; manifestsRemoved: number };
     expect(report.dryRun).toBe(true);
     expect(report.blobs).toContain(orphan.descriptor.digest);
     expect(report.manifestsRemoved).toBe(1);
-    expect(await snapshot(root)).toEqual(before);
+    expect(await snapshotTree(root, { directoryTimes: false })).toEqual(before);
     const real = run(['gc', '--delete-untagged', '--grace-period', '0s', '--root', root]);
     expect(real.code).toBe(0);
     const removed = JSON.parse(real.stdout) as { dryRun: boolean; blobs: string[] };

@@ -2,12 +2,12 @@
 // NOT_A_DISTRIBUTION_TREE before anything is written (no lockfile, no log
 // file, no row, no statistics), and a dry run touches no lockfile: it runs
 // after a completed import and leaves a tree without lockfiles without them.
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore } from '@stowage/image-store';
 import { createPgliteDatabase, type Database, migrate } from '@stowage/metadata-db';
-import { DistributionTreeWriter, populateTree, pushImage, randomImage } from '@stowage/testing';
+import { DistributionTreeWriter, populateTree, pushImage, randomImage, snapshotTree } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ImportError } from './errors.js';
 import { importTree } from './importer.js';
@@ -24,20 +24,6 @@ afterAll(async () => {
   await db?.close();
   await rm(work, { recursive: true, force: true });
 });
-
-/** Every path under `dir` with its size and mtime: what a run wrote shows as a difference. */
-async function snapshot(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (path: string, rel: string) => {
-    const info = await stat(path).catch(() => undefined);
-    if (!info) return;
-    out.push(`${rel} ${info.isDirectory() ? 'dir' : info.size} ${info.mtimeMs}`);
-    if (info.isDirectory())
-      for (const name of (await readdir(path)).sort()) await walk(join(path, name), `${rel}/${name}`);
-  };
-  await walk(dir, '.');
-  return out;
-}
 
 async function rowsWritten(): Promise<number> {
   const { rows } = await db.query<{ n: unknown }>(
@@ -80,7 +66,7 @@ describe('a path that is not a distribution tree', () => {
       ],
       [join(tree.root, 'docker/registry'), 'inside-the-tree', /give .*\/tree \(the directory holding/],
     ];
-    const before = await snapshot(cases);
+    const before = await snapshotTree(cases);
     for (const [root, reason, message] of expected) {
       // lockfiles on and a log file asked for: an import that got anywhere would write both
       const error = await importTree({ db, root, logFile: join(root, 'import.log') }).catch(
@@ -97,7 +83,7 @@ describe('a path that is not a distribution tree', () => {
       const error = await importTree({ db, root: empty, ...options }).catch((e: unknown) => e);
       expect((error as ImportError).code, JSON.stringify(options)).toBe('NOT_A_DISTRIBUTION_TREE');
     }
-    expect(await snapshot(cases)).toEqual(before);
+    expect(await snapshotTree(cases)).toEqual(before);
     expect(await rowsWritten()).toBe(0);
   }, 60_000);
 
@@ -119,22 +105,22 @@ describe('a dry run', () => {
     await populateTree(new DistributionTreeWriter(root), { repositories: 3, tagsPerRepository: 2 });
     const lockfiles = join(root, 'docker/registry/lockfiles');
     // a tree without lockfiles keeps having none, whatever the mode
-    const before = await snapshot(root);
+    const before = await snapshotTree(root);
     for (const mode of ['full', 'import', 'pre-import', 'blobs'] as const) {
       const result = await importTree({ db, root, mode, dryRun: true });
       expect(result.dryRun).toBe(true);
     }
     await expect(stat(lockfiles)).rejects.toThrow(/ENOENT/);
-    expect(await snapshot(root)).toEqual(before);
+    expect(await snapshotTree(root)).toEqual(before);
 
     // a completed import hands the registry to the database
     await importTree({ db, root });
     expect(await readFile(join(lockfiles, 'database-in-use'), 'utf8')).toBe('{"version":1}');
-    const imported = await snapshot(root);
+    const imported = await snapshotTree(root);
     // a dry run afterwards runs and changes no lockfile (GitLab's fails: "database-in-use lockfile exists")
     const dry = await importTree({ db, root, dryRun: true });
     expect(dry.rows.tags).toBe(6);
-    expect(await snapshot(root)).toEqual(imported);
+    expect(await snapshotTree(root)).toEqual(imported);
     await expect(stat(join(lockfiles, 'filesystem-in-use'))).rejects.toThrow(/ENOENT/);
   });
 });

@@ -6,14 +6,14 @@
 // outside the store's root is ever touched. Then raw requests Node's own parser
 // refuses before any handler runs: those answers are OCI error bodies too.
 import { generateKeyPairSync, randomInt } from 'node:crypto';
-import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { Agent, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
 import { digestOf } from '@stowage/oci';
-import { pushImage, randomImage } from '@stowage/testing';
+import { pushImage, randomImage, snapshotTree } from '@stowage/testing';
 import bcrypt from 'bcryptjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { now, signJwt } from '../test/jwt.js';
@@ -143,18 +143,6 @@ async function startTarget(mode: Mode): Promise<Target> {
         server.close(() => resolve());
       }),
   };
-}
-
-/** Every file under `dir` with size and mtime: what must not change outside the root. */
-async function snapshot(dir: string, skip: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { recursive: true, withFileTypes: true })) {
-    const path = join(entry.parentPath, entry.name);
-    if (path === skip || path.startsWith(`${skip}/`)) continue;
-    const info = await stat(path);
-    out.push(`${path} ${info.size} ${info.mtimeMs}`);
-  }
-  return out.sort();
 }
 
 beforeAll(async () => {
@@ -416,7 +404,7 @@ function ociProblem(body: string): string | undefined {
 
 describe('registry-server under fuzzing', () => {
   it(`answers ${TOTAL} random and mutated requests in three auth modes without a 5xx, each refusal an OCI error`, async () => {
-    const before = await snapshot(work, join(work, 'root'));
+    const before = await snapshotTree(work, { skip: join(work, 'root') });
     const uploads: string[] = [];
     const failures: string[] = [];
     const statuses = new Map<Mode, Map<number, number>>();
@@ -483,7 +471,7 @@ describe('registry-server under fuzzing', () => {
     );
     expect(report.leftovers).toEqual([]);
     // nothing outside the root was created, changed or removed
-    expect(await snapshot(work, join(work, 'root'))).toEqual(before);
+    expect(await snapshotTree(work, { skip: join(work, 'root') })).toEqual(before);
     // each mode exercised success and refusal alike
     for (const [mode, counts] of statuses) {
       const seen = JSON.stringify([...counts]);

@@ -38,3 +38,4 @@ export {
   randomImage,
   randomIndex,
 } from './random.js';
+export { type SnapshotOptions, snapshotTree } from './snapshot.js';
