@@ -10,7 +10,14 @@ import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore } from '@stowage/image-store';
-import { pushImage, randomBlob, randomImage, requirePeers, snapshotTree } from '@stowage/testing';
+import {
+  pushImage,
+  randomBlob,
+  randomImage,
+  requirePeers,
+  selfSignedCertificate,
+  snapshotTree,
+} from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const appDir = join(import.meta.dirname, '..');
@@ -341,27 +348,7 @@ describe('stowage-server: runtime mistakes are one line and an exit code', () =>
     const [cert, key, otherKey, garbage] = ['cert.pem', 'key.pem', 'other.pem', 'garbage.pem'].map((name) =>
       join(dir, name),
     );
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:P-256',
-        '-nodes',
-        '-keyout',
-        key as string,
-        '-out',
-        cert as string,
-        '-days',
-        '2',
-        '-subj',
-        '/CN=localhost',
-      ],
-      { stdio: 'ignore' },
-    );
+    await selfSignedCertificate({ dir, commonName: 'localhost' });
     execFileSync(
       'openssl',
       ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', otherKey as string],

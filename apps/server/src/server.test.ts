@@ -7,13 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
-import { randomBlob, requirePeers } from '@stowage/testing';
+import { randomBlob, requirePeers, selfSignedCertificate } from '@stowage/testing';
 import { pino } from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from './config.js';
 import { connectionsWithin, openFileLimit, startServer } from './server.js';
 
-const run = promisify(execFile);
+const _run = promisify(execFile);
 const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -378,29 +378,7 @@ describe('stowage-server over TLS', () => {
   it('serves HTTPS with the configured certificate and key', async () => {
     if (!requirePeers('openssl')) return;
     const dir = await tempDir();
-    await run(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'ec',
-        '-pkeyopt',
-        'ec_paramgen_curve:prime256v1',
-        '-nodes',
-        '-keyout',
-        'key.pem',
-        '-out',
-        'cert.pem',
-        '-days',
-        '2',
-        '-subj',
-        '/CN=127.0.0.1',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ],
-      { cwd: dir },
-    );
+    await selfSignedCertificate({ dir, ip: '127.0.0.1' });
     const { running } = await start({
       'http.tls.certificate': join(dir, 'cert.pem'),
       'http.tls.key': join(dir, 'key.pem'),

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { createPrivateKey, randomUUID, sign, X509Certificate } from 'node:crypto';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
@@ -7,7 +6,13 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { type Digest, digestOf, isStowageError, MediaType } from '@stowage/oci';
-import { type DockerRegistry, peerStatus, requirePeers, startDockerRegistry } from '@stowage/testing';
+import {
+  type DockerRegistry,
+  peerStatus,
+  requirePeers,
+  selfSignedCertificate,
+  startDockerRegistry,
+} from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createRegistryClient, type RegistryClient } from './client.js';
 import type { RegistryClientOptions } from './options.js';
@@ -286,29 +291,10 @@ const users: Readonly<Record<string, { password: string; actions: readonly strin
 async function startTokenServer(work: string): Promise<TokenServer> {
   const dir = join(work, 'token');
   await mkdir(dir, { recursive: true });
-  const keyPath = join(dir, 'key.pem');
-  const certPath = join(dir, 'cert.pem');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      keyPath,
-      '-out',
-      certPath,
-      '-days',
-      '2',
-      '-subj',
-      '/CN=stowage-test-token',
-    ],
-    { stdio: 'ignore' },
-  );
+  const { cert: certPath, key: keyPath } = await selfSignedCertificate({
+    dir,
+    commonName: 'stowage-test-token',
+  });
   const key = createPrivateKey(await readFile(keyPath));
   const x5c = new X509Certificate(await readFile(certPath)).raw.toString('base64');
   const service = 'stowage-test-registry';

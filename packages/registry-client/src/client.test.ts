@@ -1,7 +1,3 @@
-// Behaviour that a well-behaved registry never shows: tampered bytes, broken
-// connections, mirrors, redirects, rate limits. A small scripted HTTP server
-// plays the registry.
-import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -12,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
 import { type Digest, DigestMismatchError, digestOf, isStowageError, MediaType } from '@stowage/oci';
-import { findExecutable } from '@stowage/testing';
+import { findExecutable, selfSignedCertificate } from '@stowage/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRegistryClient, type RegistryClient } from './client.js';
 import { RegistryResponseError } from './errors.js';
@@ -366,29 +362,7 @@ describe('TLS', () => {
     async () => {
       const dir = await mkdtemp(join(tmpdir(), 'stowage-tls-'));
       try {
-        execFileSync(
-          'openssl',
-          [
-            'req',
-            '-x509',
-            '-newkey',
-            'ec',
-            '-pkeyopt',
-            'ec_paramgen_curve:prime256v1',
-            '-nodes',
-            '-days',
-            '1',
-            '-keyout',
-            join(dir, 'key.pem'),
-            '-out',
-            join(dir, 'cert.pem'),
-            '-subj',
-            '/CN=127.0.0.1',
-            '-addext',
-            'subjectAltName=IP:127.0.0.1',
-          ],
-          { stdio: 'ignore' },
-        );
+        await selfSignedCertificate({ dir, ip: '127.0.0.1', days: 1 });
         const cert = await readFile(join(dir, 'cert.pem'));
         const server = createHttpsServer(
           { key: await readFile(join(dir, 'key.pem')), cert },

@@ -1,3 +1,4 @@
+export { type SelfSignedOptions, selfSignedCertificate } from './certificates.js';
 export {
   type ConformanceSubject,
   fullCapabilities,
