@@ -46,7 +46,7 @@ if (mode === 'push') {
       },
     );
   });
-  await client.putManifest(repository, tag, bytes, { mediaType: parsed.mediaType });
+  await client.putManifest(repository, tag, { bytes, mediaType: parsed.mediaType });
   await client.close();
 } else if (mode === 'pull') {
   const [host, repository, tag, dir] = args as [string, string, string, string];

@@ -70,7 +70,8 @@ try {
   const perWrite: number[] = [];
   for (let i = 0; i < tagCount; i++) {
     const started = performance.now();
-    await store.putManifest('bench/tags', `t${i}`, image.manifest.bytes, {
+    await store.putManifest('bench/tags', `t${i}`, {
+      bytes: image.manifest.bytes,
       mediaType: image.manifest.mediaType,
     });
     perWrite.push(performance.now() - started);
@@ -88,7 +89,8 @@ try {
   try {
     await pushImage(client, 'bench/tags', image);
     await inParallel(tagCount, 16, (i) =>
-      client.putManifest('bench/tags', `t${i}`, image.manifest.bytes, {
+      client.putManifest('bench/tags', `t${i}`, {
+        bytes: image.manifest.bytes,
         mediaType: image.manifest.mediaType,
       }),
     );

@@ -106,7 +106,10 @@ describe('image store on disk', () => {
     const store = await createImageStore({ root });
     const image = randomImage();
     await pushImage(store, 'crash/app', image, 'v1');
-    await store.putManifest('crash/app', 'v2', image.manifest.bytes, { mediaType: image.manifest.mediaType });
+    await store.putManifest('crash/app', 'v2', {
+      bytes: image.manifest.bytes,
+      mediaType: image.manifest.mediaType,
+    });
     await store.flush();
     const file = join(root, 'crash/app/index.json');
     const before = await readFile(file);
@@ -125,7 +128,7 @@ describe('image store on disk', () => {
     const blob = randomBlob(5000);
     const first = await createImageStore({ root });
     const started = await first.startUpload('up');
-    await first.appendUpload('up', started.id, blob.bytes.subarray(0, 2000), { offset: 0 });
+    await first.appendUpload('up', started.id, { body: blob.bytes.subarray(0, 2000), offset: 0 });
     await first.close();
     const second = await createImageStore({ root });
     expect((await second.getUpload('up', started.id)).offset).toBe(2000);
@@ -196,7 +199,7 @@ describe('image store on disk', () => {
       expect(await code(store.listTags(name))).toBe('NAME_INVALID');
     }
     for (const tag of ['../x', '.hidden', 'a/b', 't'.repeat(129)]) {
-      expect(await code(store.putManifest('ok', tag, new Uint8Array(), { mediaType: 'x' }))).toBe(
+      expect(await code(store.putManifest('ok', tag, { bytes: new Uint8Array(), mediaType: 'x' }))).toBe(
         'TAG_INVALID',
       );
     }
@@ -283,7 +286,10 @@ describe('image store on disk', () => {
     await store.garbageCollect({ gracePeriodMs: 60 * 60 * 1000 });
     for (const blob of image.blobs)
       expect(await store.headBlob('gc/new', blob.descriptor.digest)).toBeDefined();
-    await store.putManifest('gc/new', 'v1', image.manifest.bytes, { mediaType: image.manifest.mediaType });
+    await store.putManifest('gc/new', 'v1', {
+      bytes: image.manifest.bytes,
+      mediaType: image.manifest.mediaType,
+    });
     expect((await store.fsck()).problems).toEqual([]);
     await store.close();
   });

@@ -15,6 +15,7 @@ import {
   digestAlgorithm,
   digestStream,
   type FinishUploadOptions,
+  fullCapabilities,
   type GarbageCollectOptions,
   type GarbageCollectReport,
   type GetBlobOptions,
@@ -38,8 +39,10 @@ import {
   type Referrers,
   type ReferrersOptions,
   type Registry,
+  type RegistryCapabilities,
   RegistryError,
   type RegistryLock,
+  type RegistryWithUploads,
   SizeMismatchError,
   type UploadStatus,
   VerifyingStream,
@@ -103,7 +106,7 @@ export interface ImageStoreGcReport extends GarbageCollectReport {
   readonly recordDataRemoved: readonly string[];
 }
 
-export interface ImageStore extends Registry {
+export interface ImageStore extends RegistryWithUploads {
   readonly root: string;
   /** A named lock shared by every process that opens this root. */
   lock(name: string, options?: LockOptions): Promise<RegistryLock>;
@@ -930,8 +933,14 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     return count;
   }
 
+  const capabilities: RegistryCapabilities = { ...fullCapabilities, sparseIndex: false };
   const store: ImageStore = {
     root: paths.root,
+    origin: `file://${paths.root}`,
+
+    async capabilities() {
+      return capabilities;
+    },
 
     async purgeUploads() {
       writable();
@@ -1005,9 +1014,9 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     async putManifest(
       repository: string,
       reference: string,
-      bytes: Uint8Array,
       opts: PutManifestOptions,
     ): Promise<PutManifestResult> {
+      const { bytes } = opts;
       writable();
       opts.signal?.throwIfAborted();
       paths.repository(repository);
@@ -1193,7 +1202,8 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       return { id, repository, offset: 0, startedAt: state.startedAt };
     },
 
-    async appendUpload(repository: string, id: string, body: BlobBody, opts: AppendUploadOptions = {}) {
+    async appendUpload(repository: string, id: string, opts: AppendUploadOptions) {
+      const { body } = opts;
       writable();
       return serial(id, async () => {
         const { dir, state } = await uploadState(repository, id);

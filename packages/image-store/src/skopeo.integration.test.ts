@@ -144,7 +144,8 @@ describe('skopeo reads and writes repositories of the store as OCI layouts', () 
     expect(gc.blobsRemoved).toEqual([]);
 
     // the store writes a new tag into the adopted repository; skopeo copies everything back out
-    await store.putManifest('imported/multi', 'v2', (await store.getManifest('imported/multi', 'v1')).bytes, {
+    await store.putManifest('imported/multi', 'v2', {
+      bytes: (await store.getManifest('imported/multi', 'v1')).bytes,
       mediaType: index.index.mediaType,
     });
     await store.flush();

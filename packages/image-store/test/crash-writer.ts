@@ -23,7 +23,8 @@ for (let i = 0; ; i++) {
       layers: [{ mediaType: MediaType.OciLayer, digest, size: layer.byteLength }],
     }),
   );
-  const pushed = await store.putManifest('crash/app', `${run}-${i}`, manifest, {
+  const pushed = await store.putManifest('crash/app', `${run}-${i}`, {
+    bytes: manifest,
     mediaType: MediaType.OciManifest,
   });
   process.stdout.write(`tag ${run}-${i} ${pushed.digest}\n`);

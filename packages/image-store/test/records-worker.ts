@@ -30,7 +30,10 @@ for (const [n, op] of ops.entries()) {
       await store.images.delete(op.id);
       break;
     case 'tag':
-      await store.putManifest(SHARED_REPOSITORY, op.tag, manifestBytes, { mediaType: manifest.mediaType });
+      await store.putManifest(SHARED_REPOSITORY, op.tag, {
+        bytes: manifestBytes,
+        mediaType: manifest.mediaType,
+      });
       break;
     case 'untag':
       await store.deleteTag(SHARED_REPOSITORY, op.tag);

@@ -39,3 +39,24 @@ describe('StowageError', () => {
     expect(error.details).toEqual({ expected: 'sha256:a', actual: 'sha256:b' });
   });
 });
+
+describe('the error-code table', () => {
+  it('maps store codes to wire codes and back', async () => {
+    const { registryErrorCodeFromWire, wireErrorCode, REGISTRY_ERROR_STATUS, RegistryError } = await import(
+      './errors.js'
+    );
+    expect(wireErrorCode('RANGE_INVALID')).toEqual({ code: 'BLOB_UPLOAD_INVALID', status: 416 });
+    expect(wireErrorCode('MANIFEST_UNKNOWN')).toEqual({ code: 'MANIFEST_UNKNOWN', status: 404 });
+    expect(wireErrorCode('UNAVAILABLE')).toEqual({ code: 'UNAVAILABLE', status: 503 });
+    expect(wireErrorCode('SOMETHING_ELSE')).toBeUndefined();
+    expect(wireErrorCode('toString')).toBeUndefined();
+    expect(registryErrorCodeFromWire('BLOB_UPLOAD_INVALID', 416)).toBe('RANGE_INVALID');
+    expect(registryErrorCodeFromWire('BLOB_UPLOAD_INVALID', 400)).toBe('BLOB_UPLOAD_INVALID');
+    expect(registryErrorCodeFromWire('PLATFORM_INVALID')).toBeUndefined();
+    for (const [code, wire] of Object.entries(REGISTRY_ERROR_STATUS)) {
+      expect(wire.status, code).toBeGreaterThanOrEqual(400);
+    }
+    expect(new RegistryError('UNAVAILABLE', 'x', { retryAfterMs: 1500 }).retryAfterMs).toBe(1500);
+    expect('retryAfterMs' in new RegistryError('UNAVAILABLE', 'x')).toBe(false);
+  });
+});

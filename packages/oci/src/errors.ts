@@ -12,6 +12,8 @@ export interface StowageErrorOptions {
   readonly details?: Readonly<Record<string, unknown>>;
   /** Whether repeating the same operation may succeed. Defaults to false. */
   readonly retryable?: boolean;
+  /** How long a caller should wait before retrying, when the failure says so (a `Retry-After`). */
+  readonly retryAfterMs?: number;
   readonly cause?: unknown;
 }
 
@@ -19,6 +21,8 @@ export class StowageError<Code extends string = string> extends Error {
   readonly code: Code;
   readonly retryable: boolean;
   readonly details: Readonly<Record<string, unknown>>;
+  /** How long to wait before retrying, when known (a server's `Retry-After`, a lock's backoff). */
+  declare readonly retryAfterMs?: number;
   declare readonly [BRAND]: true;
 
   constructor(code: Code, message: string, options: StowageErrorOptions = {}) {
@@ -26,6 +30,8 @@ export class StowageError<Code extends string = string> extends Error {
     this.code = code;
     this.retryable = options.retryable ?? false;
     this.details = options.details ?? {};
+    if (options.retryAfterMs !== undefined)
+      Object.defineProperty(this, 'retryAfterMs', { value: options.retryAfterMs, enumerable: true });
     Object.defineProperty(this, BRAND, { value: true });
   }
 
@@ -89,6 +95,61 @@ export const OCI_ERROR_CODES = [
 
 /** Codes distribution (docker-registry) sends that the spec does not list. */
 export const DISTRIBUTION_ERROR_CODES = ['TAG_INVALID', 'PAGINATION_NUMBER_INVALID'] as const;
+
+/** Stowage's own wire codes: 503 while a store is closed or draining, 500 for anything unexpected. */
+export const STOWAGE_ERROR_CODES = ['UNAVAILABLE', 'UNKNOWN'] as const;
+
+/** How one store code travels on the wire: the code an error body spells and the HTTP status. */
+export interface WireErrorCode {
+  readonly code: string;
+  readonly status: number;
+}
+
+/**
+ * The one table of error codes and statuses: what a server sends for each
+ * store code (distribution's choices where the spec is silent), and what a
+ * client maps a received code back to. `RANGE_INVALID` has no wire code of its
+ * own (it travels as `BLOB_UPLOAD_INVALID` with 416); `PLATFORM_INVALID` is a
+ * manifest refusal.
+ */
+export const REGISTRY_ERROR_STATUS: Readonly<Record<RegistryErrorCode | 'PLATFORM_INVALID', WireErrorCode>> =
+  {
+    BLOB_UNKNOWN: { code: 'BLOB_UNKNOWN', status: 404 },
+    BLOB_UPLOAD_INVALID: { code: 'BLOB_UPLOAD_INVALID', status: 400 },
+    BLOB_UPLOAD_UNKNOWN: { code: 'BLOB_UPLOAD_UNKNOWN', status: 404 },
+    DIGEST_INVALID: { code: 'DIGEST_INVALID', status: 400 },
+    MANIFEST_BLOB_UNKNOWN: { code: 'MANIFEST_BLOB_UNKNOWN', status: 404 },
+    MANIFEST_INVALID: { code: 'MANIFEST_INVALID', status: 400 },
+    MANIFEST_UNKNOWN: { code: 'MANIFEST_UNKNOWN', status: 404 },
+    NAME_INVALID: { code: 'NAME_INVALID', status: 400 },
+    NAME_UNKNOWN: { code: 'NAME_UNKNOWN', status: 404 },
+    SIZE_INVALID: { code: 'SIZE_INVALID', status: 400 },
+    TAG_INVALID: { code: 'TAG_INVALID', status: 400 },
+    UNAUTHORIZED: { code: 'UNAUTHORIZED', status: 401 },
+    DENIED: { code: 'DENIED', status: 403 },
+    UNSUPPORTED: { code: 'UNSUPPORTED', status: 405 },
+    TOOMANYREQUESTS: { code: 'TOOMANYREQUESTS', status: 429 },
+    RANGE_INVALID: { code: 'BLOB_UPLOAD_INVALID', status: 416 },
+    UNAVAILABLE: { code: 'UNAVAILABLE', status: 503 },
+    PLATFORM_INVALID: { code: 'MANIFEST_INVALID', status: 400 },
+  };
+
+/** The wire code and status of a store code; `undefined` for a code that has no place on the wire (a 500). */
+export function wireErrorCode(code: string): WireErrorCode | undefined {
+  return Object.hasOwn(REGISTRY_ERROR_STATUS, code)
+    ? REGISTRY_ERROR_STATUS[code as keyof typeof REGISTRY_ERROR_STATUS]
+    : undefined;
+}
+
+const REGISTRY_CODES: ReadonlySet<string> = new Set(
+  Object.keys(REGISTRY_ERROR_STATUS).filter((code) => code !== 'PLATFORM_INVALID'),
+);
+
+/** The store code a received wire code stands for (a 416 `BLOB_UPLOAD_INVALID` is `RANGE_INVALID`); `undefined` when it is none. */
+export function registryErrorCodeFromWire(code: string, status?: number): RegistryErrorCode | undefined {
+  if (code === 'BLOB_UPLOAD_INVALID' && status === 416) return 'RANGE_INVALID';
+  return REGISTRY_CODES.has(code) ? (code as RegistryErrorCode) : undefined;
+}
 
 /**
  * What every `Registry` implementation throws for a refusal the caller can act

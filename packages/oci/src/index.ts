@@ -23,13 +23,20 @@ export {
   ManifestParseError,
   OCI_ERROR_CODES,
   PlatformParseError,
+  REGISTRY_ERROR_STATUS,
   ReferenceParseError,
   RegistryError,
   type RegistryErrorCode,
+  registryErrorCodeFromWire,
   SizeMismatchError,
+  STOWAGE_ERROR_CODES,
   StowageError,
   type StowageErrorOptions,
+  truncate,
+  type WireErrorCode,
+  wireErrorCode,
 } from './errors.js';
+export { type Logger, type LogLevel, type ResolvedLogger, resolveLogger } from './logger.js';
 export {
   detectManifestMediaType,
   MAX_MANIFEST_SIZE,
@@ -51,6 +58,7 @@ export {
   MediaType,
   manifestMediaTypes,
 } from './media-types.js';
+export { compareBytes, pageOf } from './paging.js';
 export {
   defaultPlatform,
   formatPlatform,
@@ -59,19 +67,23 @@ export {
   platformMatches,
   selectManifest,
 } from './platform.js';
+export { type ResolvedRange, resolveRange } from './range.js';
 export {
   type FormatReferenceOptions,
   formatReference,
   type ImageReference,
   isValidRepositoryName,
   isValidTag,
+  type ManifestReference,
   NAME_TOTAL_LENGTH_MAX,
   type ParseReferenceOptions,
+  parseManifestReference,
   parseReference,
   parseRepositoryName,
   parseTag,
   referenceTarget,
 } from './reference.js';
+export { filterReferrers, type ReferrerSource, referrerDescriptor, subjectOf } from './referrers.js';
 export type {
   AppendUploadOptions,
   BlobBody,
@@ -95,7 +107,19 @@ export type {
   Referrers,
   ReferrersOptions,
   Registry,
+  RegistryCapabilities,
   RegistryLock,
+  RegistryWithUploads,
+  UploadSessions,
   UploadStatus,
 } from './registry.js';
+export { fullCapabilities, hasUploadSessions } from './registry.js';
+export {
+  type Clock,
+  type RetryAttemptInfo,
+  type RetryOptions,
+  retry,
+  retryDelay,
+  systemClock,
+} from './retry.js';
 export type { Descriptor, ImageConfig, ImageIndex, ImageManifest, Manifest, Platform } from './types.js';

@@ -183,3 +183,18 @@ describe('repository names and tags', () => {
     expect(isValidTag(5)).toBe(false);
   });
 });
+
+describe('parseManifestReference', () => {
+  it('reads a tag or a digest and refuses anything else by code', async () => {
+    const { parseManifestReference } = await import('./reference.js');
+    const { digestOf } = await import('./digest.js');
+    const digest = digestOf('x');
+    expect(parseManifestReference('v1.0')).toEqual({ tag: 'v1.0' });
+    expect(parseManifestReference(digest)).toEqual({ digest });
+    expect(() => parseManifestReference('sha256:zz')).toThrow(
+      expect.objectContaining({ code: 'DIGEST_INVALID' }),
+    );
+    expect(() => parseManifestReference('-bad')).toThrow(expect.objectContaining({ code: 'TAG_INVALID' }));
+    expect(() => parseManifestReference('')).toThrow(expect.objectContaining({ code: 'TAG_INVALID' }));
+  });
+});

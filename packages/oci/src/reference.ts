@@ -219,3 +219,16 @@ export function formatReference(reference: ImageReference, options: FormatRefere
 export function referenceTarget(reference: ImageReference): string {
   return reference.digest ?? reference.tag ?? 'latest';
 }
+
+/** The reference part of a manifest address: a tag or a digest. */
+export type ManifestReference = { readonly tag: string } | { readonly digest: Digest };
+
+/**
+ * Parses the `<reference>` of `/v2/<name>/manifests/<reference>`: a digest when
+ * it holds a `:` (`DigestParseError`, code `DIGEST_INVALID`, when malformed),
+ * else a tag (`ReferenceParseError`, code `TAG_INVALID`).
+ */
+export function parseManifestReference(reference: string): ManifestReference {
+  if (typeof reference === 'string' && reference.includes(':')) return { digest: parseDigest(reference) };
+  return { tag: parseTag(reference) };
+}

@@ -18,6 +18,8 @@
  *   throw only for real failures.
  * - Blob content always streams: it is never required to fit in memory.
  * - Every member takes an `AbortSignal` through its options.
+ * - What a store can do beyond the required members is in `capabilities()`;
+ *   upload sessions, `lock` and `garbageCollect` are optional members.
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from './digest.js';
@@ -60,8 +62,17 @@ export interface GetManifestOptions extends OperationOptions {
 }
 
 export interface PutManifestOptions extends OperationOptions {
+  /** The manifest's bytes, stored exactly as given. */
+  readonly bytes: Uint8Array;
   /** The media type the manifest is stored and served with (the `Content-Type` of a push). */
   readonly mediaType: string;
+  /**
+   * Accept an index whose child manifests are not all in the repository (a
+   * platform-filtered copy that keeps the index's bytes and digest). Only
+   * stores whose capabilities say `sparseIndex` honour it; the others refuse
+   * with `UNSUPPORTED`. Blobs and the children present are still checked.
+   */
+  readonly sparse?: boolean;
 }
 
 export interface PutManifestResult {
@@ -134,6 +145,8 @@ export interface UploadStatus {
 }
 
 export interface AppendUploadOptions extends OperationOptions {
+  /** The chunk. */
+  readonly body: BlobBody;
   /**
    * The offset this chunk starts at. It must equal the session's current
    * offset: anything else is refused with `RANGE_INVALID` and the session is
@@ -179,7 +192,114 @@ export interface GarbageCollectReport {
   readonly dryRun: boolean;
 }
 
-export interface Registry {
+/**
+ * What a store can do, asked at run time with `capabilities()`, so a feature
+ * (and the conformance suite) learns it before trying rather than from an
+ * `UNSUPPORTED` error. A store that claims a capability must honour it: the
+ * conformance suite holds every store to what it claims.
+ */
+export interface RegistryCapabilities {
+  /** `listRepositories` works. */
+  readonly catalog: boolean;
+  /** `listRepositories` honours `n` and `last`. */
+  readonly catalogPaging: boolean;
+  /** `listTags` honours `n` and `last`. */
+  readonly tagPaging: boolean;
+  readonly deleteTag: boolean;
+  readonly deleteManifest: boolean;
+  readonly deleteBlob: boolean;
+  /**
+   * How `listReferrers` is answered: from the store's own index of `subject`s
+   * (`api`), from the referrers tag schema (`sha256-<hex>` index tags), or not
+   * at all (`none`: `UNSUPPORTED`).
+   */
+  readonly referrers: 'api' | 'tag-schema' | 'none';
+  /** `mountBlob` with `from` links without moving bytes. */
+  readonly mount: boolean;
+  /** `mountBlob` without `from` works. */
+  readonly anonymousMount: boolean;
+  /** The five upload-session members exist. */
+  readonly uploadSessions: boolean;
+  /** `getUpload` reports offsets, and unknown sessions as `BLOB_UPLOAD_UNKNOWN`. */
+  readonly uploadStatus: boolean;
+  /** An append at the wrong offset is refused with `RANGE_INVALID` and changes nothing. */
+  readonly outOfOrderChunkRefusal: boolean;
+  /** `getBlob` serves ranges. */
+  readonly ranges: boolean;
+  /** `sha512` digests are accepted. */
+  readonly sha512: boolean;
+  /** `putManifest` with `sparse: true` accepts an index whose children are absent. */
+  readonly sparseIndex: boolean;
+  /** `lock` exists and excludes as documented. */
+  readonly lock: boolean;
+  /** `garbageCollect` exists. */
+  readonly garbageCollect: boolean;
+}
+
+/** Every capability: what the in-memory reference store and the image store offer. */
+export const fullCapabilities: RegistryCapabilities = Object.freeze({
+  catalog: true,
+  catalogPaging: true,
+  tagPaging: true,
+  deleteTag: true,
+  deleteManifest: true,
+  deleteBlob: true,
+  referrers: 'api',
+  mount: true,
+  anonymousMount: true,
+  uploadSessions: true,
+  uploadStatus: true,
+  outOfOrderChunkRefusal: true,
+  ranges: true,
+  sha512: true,
+  sparseIndex: true,
+  lock: true,
+  garbageCollect: true,
+});
+
+/** The five members of a chunked upload session; a store has all of them or none. */
+export interface UploadSessions {
+  /** Opens an upload session at offset 0. */
+  startUpload(repository: string, options?: OperationOptions): Promise<UploadStatus>;
+
+  /** Appends a chunk at the session's current offset. `BLOB_UPLOAD_UNKNOWN` for an unknown session. */
+  appendUpload(repository: string, id: string, options: AppendUploadOptions): Promise<UploadStatus>;
+
+  /** The session's offset. `BLOB_UPLOAD_UNKNOWN` for an unknown session. */
+  getUpload(repository: string, id: string, options?: OperationOptions): Promise<UploadStatus>;
+
+  /** Appends an optional last chunk, verifies the digest and commits the blob; the session ends. */
+  finishUpload(repository: string, id: string, options: FinishUploadOptions): Promise<BlobInfo>;
+
+  /** Abandons a session and frees what it holds. `BLOB_UPLOAD_UNKNOWN` for an unknown session. */
+  cancelUpload(repository: string, id: string, options?: OperationOptions): Promise<void>;
+}
+
+/** True when a registry has upload sessions (narrows the type). */
+export function hasUploadSessions<R extends Registry>(registry: R): registry is R & UploadSessions {
+  return (
+    typeof registry.startUpload === 'function' &&
+    typeof registry.appendUpload === 'function' &&
+    typeof registry.getUpload === 'function' &&
+    typeof registry.finishUpload === 'function' &&
+    typeof registry.cancelUpload === 'function'
+  );
+}
+
+export interface Registry extends Partial<UploadSessions> {
+  // --- identity and capabilities ---
+
+  /**
+   * Two registries with the same origin see the same content with the same
+   * rights, so a copy between them may mount instead of moving bytes: a
+   * client's is its scheme, host and a hash of its credential identity, a
+   * local store's its root, an in-memory store's a per-instance id.
+   */
+  readonly origin: string;
+
+  /** What this store can do (a remote one may ask its server once). */
+  capabilities(options?: OperationOptions): Promise<RegistryCapabilities>;
+
   // --- repositories and tags ---
 
   /** The repository catalog, sorted, paged with `n`/`last`. */
@@ -209,12 +329,7 @@ export interface Registry {
    * already be in the repository, else `MANIFEST_BLOB_UNKNOWN`. When the
    * reference is a digest it must be the digest of `bytes`. Moving a tag is atomic.
    */
-  putManifest(
-    repository: string,
-    reference: string,
-    bytes: Uint8Array,
-    options: PutManifestOptions,
-  ): Promise<PutManifestResult>;
+  putManifest(repository: string, reference: string, options: PutManifestOptions): Promise<PutManifestResult>;
 
   /** Deletes a manifest by digest, and every tag that points at it. `MANIFEST_UNKNOWN` when absent. */
   deleteManifest(repository: string, digest: Digest, options?: OperationOptions): Promise<void>;
@@ -239,29 +354,7 @@ export interface Registry {
   /** Unlinks a blob from the repository. `BLOB_UNKNOWN` when absent. */
   deleteBlob(repository: string, digest: Digest, options?: OperationOptions): Promise<void>;
 
-  // --- chunked upload sessions ---
-
-  /** Opens an upload session at offset 0. */
-  startUpload(repository: string, options?: OperationOptions): Promise<UploadStatus>;
-
-  /** Appends a chunk at the session's current offset. `BLOB_UPLOAD_UNKNOWN` for an unknown session. */
-  appendUpload(
-    repository: string,
-    id: string,
-    body: BlobBody,
-    options?: AppendUploadOptions,
-  ): Promise<UploadStatus>;
-
-  /** The session's offset. `BLOB_UPLOAD_UNKNOWN` for an unknown session. */
-  getUpload(repository: string, id: string, options?: OperationOptions): Promise<UploadStatus>;
-
-  /** Appends an optional last chunk, verifies the digest and commits the blob; the session ends. */
-  finishUpload(repository: string, id: string, options: FinishUploadOptions): Promise<BlobInfo>;
-
-  /** Abandons a session and frees what it holds. `BLOB_UPLOAD_UNKNOWN` for an unknown session. */
-  cancelUpload(repository: string, id: string, options?: OperationOptions): Promise<void>;
-
-  // --- optional capabilities ---
+  // --- optional members: upload sessions (from `UploadSessions`), lock, GC ---
 
   /** A named lock shared by every user of the same store (across processes where the store allows). */
   lock?(name: string, options?: LockOptions): Promise<RegistryLock>;
@@ -272,3 +365,6 @@ export interface Registry {
   /** Releases pools, file handles and timers. Idempotent. A store that refuses calls afterwards does so with `UNAVAILABLE`. */
   close?(): Promise<void>;
 }
+
+/** A registry that has upload sessions (its own, or from a shared implementation): the type concrete stores declare. */
+export interface RegistryWithUploads extends Omit<Registry, keyof UploadSessions>, UploadSessions {}

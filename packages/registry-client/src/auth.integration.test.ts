@@ -31,7 +31,8 @@ async function pushSmallImage(client: RegistryClient, repository: string, tag: s
     config: { mediaType: MediaType.OciConfig, digest: digestOf(config), size: config.byteLength },
     layers: [{ mediaType: MediaType.OciLayer, digest: digestOf(layer), size: layer.byteLength }],
   });
-  return (await client.putManifest(repository, tag, manifest, { mediaType: MediaType.OciManifest })).digest;
+  return (await client.putManifest(repository, tag, { bytes: manifest, mediaType: MediaType.OciManifest }))
+    .digest;
 }
 
 describe('registry-client auth against docker-registry', () => {
@@ -177,7 +178,8 @@ describe('registry-client auth against docker-registry', () => {
       for (let i = 0; i < 5; i++) await alice.headManifest('tok/app', 'v1');
       for (let i = 0; i < 5; i++) await alice.getManifest('tok/app', digest);
       for (let i = 0; i < 4; i++) await alice.listTags('tok/app');
-      await alice.putManifest('tok/app', 'v2', (await alice.getManifest('tok/app', 'v1')).bytes, {
+      await alice.putManifest('tok/app', 'v2', {
+        bytes: (await alice.getManifest('tok/app', 'v1')).bytes,
         mediaType: MediaType.OciManifest,
       });
       const requests = tokens.requests.slice(before).filter((r) => r.scopes.length > 0);
@@ -210,7 +212,8 @@ describe('registry-client auth against docker-registry', () => {
       await alice.listTags('tok/app'); // caches a token
       const before = tokens.requests.length;
       tokens.expireNext = 1; // the next token is already expired in the registry's eyes
-      await alice.putManifest('tok/app', 'v3', (await alice.getManifest('tok/app', 'v1')).bytes, {
+      await alice.putManifest('tok/app', 'v3', {
+        bytes: (await alice.getManifest('tok/app', 'v1')).bytes,
         mediaType: MediaType.OciManifest,
       });
       const after = tokens.requests.slice(before);

@@ -76,7 +76,7 @@ describe('registry-client on docker-registry 2.8: the gaps and how the client co
       layers: [{ mediaType: MediaType.OciLayer, digest: digestOf(layer), size: layer.byteLength }],
       ...extra,
     });
-    const { digest } = await client.putManifest(repository, tag, bytes, { mediaType: MediaType.OciManifest });
+    const { digest } = await client.putManifest(repository, tag, { bytes, mediaType: MediaType.OciManifest });
     return { digest, bytes, layer: digestOf(layer) as Digest };
   }
 
@@ -135,7 +135,8 @@ describe('registry-client on docker-registry 2.8: the gaps and how the client co
 
   it('out-of-order chunks: 2.8 ignores Content-Range; the client checks the offset itself', async () => {
     const started = await client.startUpload('gaps/chunks');
-    const first = await client.appendUpload('gaps/chunks', started.id, new Uint8Array([1, 2, 3]), {
+    const first = await client.appendUpload('gaps/chunks', started.id, {
+      body: new Uint8Array([1, 2, 3]),
       offset: 0,
     });
     // Sent straight to 2.8 with a wrong Content-Range, a chunk is appended anyway:
@@ -154,7 +155,7 @@ describe('registry-client on docker-registry 2.8: the gaps and how the client co
     // The client refuses before sending anything.
     const fresh = await client.startUpload('gaps/chunks');
     await expect(
-      client.appendUpload('gaps/chunks', fresh.id, new Uint8Array([1]), { offset: 5 }),
+      client.appendUpload('gaps/chunks', fresh.id, { body: new Uint8Array([1]), offset: 5 }),
     ).rejects.toMatchObject({ code: 'RANGE_INVALID' });
     expect((await client.getUpload('gaps/chunks', fresh.id)).offset).toBe(0);
     await client.cancelUpload('gaps/chunks', fresh.id);

@@ -506,7 +506,8 @@ describe('uploads', () => {
     const { server, blobs } = await uploadServer();
     const registry = client({ registry: server.host, chunkSize: 16_000 });
     const started = await registry.startUpload('a/b');
-    const appended = await registry.appendUpload('a/b', started.id, stream(content), {
+    const appended = await registry.appendUpload('a/b', started.id, {
+      body: stream(content),
       offset: 0,
       length: content.length,
     });
@@ -514,7 +515,7 @@ describe('uploads', () => {
     const patchSizes = server.seen.filter((s) => s.method === 'PATCH').map((s) => s.body.length);
     expect(Math.max(...patchSizes)).toBe(16_000);
     await expect(
-      registry.appendUpload('a/b', appended.id, stream(Buffer.from('12345')), { length: 6 }),
+      registry.appendUpload('a/b', appended.id, { body: stream(Buffer.from('12345')), length: 6 }),
     ).rejects.toMatchObject({ code: 'SIZE_INVALID' });
     expect((await registry.getUpload('a/b', appended.id)).offset).toBe(content.length);
     await registry.finishUpload('a/b', appended.id, { digest: contentDigest });
@@ -566,15 +567,19 @@ describe('uploads', () => {
     const { server, blobs } = await uploadServer();
     const registry = client({ registry: server.host });
     const started = await registry.startUpload('a/b');
-    const first = await registry.appendUpload('a/b', started.id, content.subarray(0, 100), { offset: 0 });
+    const first = await registry.appendUpload('a/b', started.id, {
+      body: content.subarray(0, 100),
+      offset: 0,
+    });
     expect(first.offset).toBe(100);
     // Appending with the original id still goes to the latest Location.
-    const second = await registry.appendUpload('a/b', started.id, content.subarray(100, 300), {
+    const second = await registry.appendUpload('a/b', started.id, {
+      body: content.subarray(100, 300),
       offset: 100,
     });
     expect(second.offset).toBe(300);
     await expect(
-      registry.appendUpload('a/b', started.id, content.subarray(0, 5), { offset: 0 }),
+      registry.appendUpload('a/b', started.id, { body: content.subarray(0, 5), offset: 0 }),
     ).rejects.toMatchObject({ code: 'RANGE_INVALID' });
     // A client that never saw the session (another process) finds the offset with a status query.
     const other = client({ registry: server.host });
@@ -592,7 +597,7 @@ describe('uploads', () => {
     const { server, blobs } = await uploadServer();
     const registry = client({ registry: server.host });
     const started = await registry.startUpload('a/b');
-    const appended = await registry.appendUpload('a/b', started.id, content.subarray(0, 10));
+    const appended = await registry.appendUpload('a/b', started.id, { body: content.subarray(0, 10) });
     const error = await registry
       .finishUpload('a/b', appended.id, { digest: digestOf('not it') })
       .catch((e: unknown) => e);

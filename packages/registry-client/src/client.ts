@@ -16,6 +16,7 @@ import {
   digestHex,
   digestOf,
   type FinishUploadOptions,
+  fullCapabilities,
   type GetBlobOptions,
   type GetManifestOptions,
   isDigest,
@@ -39,7 +40,9 @@ import {
   type Referrers,
   type ReferrersOptions,
   type Registry,
+  type RegistryCapabilities,
   RegistryError,
+  type RegistryWithUploads,
   SizeMismatchError,
   type UploadStatus,
   VerifyingStream,
@@ -98,7 +101,7 @@ export interface PingResult {
 }
 
 /** A `Registry` on a remote registry host, plus what only a remote client has. */
-export interface RegistryClient extends Registry {
+export interface RegistryClient extends RegistryWithUploads {
   /** `host[:port]` of the registry API (`registry-1.docker.io` for Docker Hub). */
   readonly registry: string;
   /** `GET /v2/` with credentials: checks the registry answers and the credentials work. */
@@ -280,6 +283,7 @@ function referrerOf(
 
 class RemoteRegistry implements RegistryClient {
   readonly registry: string;
+  readonly origin: string;
   readonly #options: ResolvedRegistryClientOptions;
   readonly #transport: Transport;
   readonly #origin: RegistryHost;
@@ -296,7 +300,21 @@ class RemoteRegistry implements RegistryClient {
     this.registry = options.registry;
     this.#transport = new Transport(options);
     this.#origin = this.#transport.host(options.registry);
+    this.origin = this.#origin.origin;
     this.#mirrors = options.mirrors.map((m) => this.#transport.host(m));
+  }
+
+  /** Placeholder until the server's own declaration is read: the distribution 2.8 profile. */
+  async capabilities(): Promise<RegistryCapabilities> {
+    return {
+      ...fullCapabilities,
+      deleteTag: false,
+      anonymousMount: false,
+      sparseIndex: false,
+      referrers: 'tag-schema',
+      lock: false,
+      garbageCollect: false,
+    };
   }
 
   // --- transport shorthands ---
@@ -510,9 +528,9 @@ class RemoteRegistry implements RegistryClient {
   async putManifest(
     repository: string,
     reference: string,
-    bytes: Uint8Array,
     options: PutManifestOptions,
   ): Promise<PutManifestResult> {
+    const { bytes } = options;
     const repo = checkRepository(repository);
     const ref = checkReference(reference);
     const digest = ref.digest ?? digestOf(bytes);
@@ -1365,12 +1383,8 @@ class RemoteRegistry implements RegistryClient {
    * this client, since some registries ignore `Content-Range`) and a mismatch is
    * refused with `RANGE_INVALID` without sending anything.
    */
-  async appendUpload(
-    repository: string,
-    id: string,
-    body: BlobBody,
-    options: AppendUploadOptions = {},
-  ): Promise<UploadStatus> {
+  async appendUpload(repository: string, id: string, options: AppendUploadOptions): Promise<UploadStatus> {
+    const { body } = options;
     const repo = checkRepository(repository);
     const session = this.#session(repo, id);
     await this.#append(session, body, options.offset, options.length, options.signal);

@@ -118,8 +118,6 @@ export class RegistryResponseError extends RegistryError {
   readonly method: string;
   readonly url: string;
   readonly diagnostics: readonly RegistryDiagnostic[];
-  /** The delay the registry asked for before a retry, when it sent `Retry-After`. */
-  readonly retryAfterMs: number | undefined;
 
   constructor(init: ResponseErrorInit) {
     const url = redactUrl(init.url);
@@ -129,12 +127,12 @@ export class RegistryResponseError extends RegistryError {
       retryable: init.retryable ?? isRetryableStatus(init.status),
       details: { status: init.status, method: init.method, url },
       cause: init.cause,
+      ...(init.retryAfterMs === undefined ? {} : { retryAfterMs: init.retryAfterMs }),
     });
     this.status = init.status;
     this.method = init.method;
     this.url = url;
     this.diagnostics = diagnostics;
-    this.retryAfterMs = init.retryAfterMs;
   }
 }
 
@@ -151,7 +149,6 @@ export class RegistryServerError extends StowageError<RegistryServerErrorCode> {
   readonly method: string;
   readonly url: string;
   readonly diagnostics: readonly RegistryDiagnostic[];
-  readonly retryAfterMs: number | undefined;
 
   constructor(init: ResponseErrorInit) {
     const url = redactUrl(init.url);
@@ -162,13 +159,13 @@ export class RegistryServerError extends StowageError<RegistryServerErrorCode> {
         retryable: init.retryable ?? isRetryableStatus(init.status),
         details: { status: init.status, method: init.method, url },
         cause: init.cause,
+        ...(init.retryAfterMs === undefined ? {} : { retryAfterMs: init.retryAfterMs }),
       },
     );
     this.status = init.status;
     this.method = init.method;
     this.url = url;
     this.diagnostics = init.diagnostics ?? [];
-    this.retryAfterMs = init.retryAfterMs;
   }
 }
 

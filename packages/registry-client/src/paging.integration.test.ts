@@ -67,7 +67,7 @@ describe('paging against docker-registry', () => {
     );
     // One image, 2,600 tags: each tag is one manifest PUT of the same bytes.
     await eachLimited(tags, 16, (tag) =>
-      client.putManifest('paging/base', tag, manifest, { mediaType: MediaType.OciManifest }),
+      client.putManifest('paging/base', tag, { bytes: manifest, mediaType: MediaType.OciManifest }),
     );
     // distribution 2.8 lists a repository in the catalog once it has a layer link: one mount each.
     await eachLimited(repositories, 16, (repo) =>

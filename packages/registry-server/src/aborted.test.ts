@@ -2,8 +2,8 @@
 // mid-download of a blob larger than the socket buffers (64 MiB). Each is recorded as
 // aborted (status 499), never as a 500, and nothing is logged at error level.
 import { connect } from 'node:net';
-import { digestOf, type Registry } from '@stowage/oci';
-import { createMemoryRegistry, randomImage } from '@stowage/testing';
+import { digestOf } from '@stowage/oci';
+import { createMemoryRegistry, type MemoryRegistry, randomImage } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Served, serve } from '../test/serve.js';
 import { createRegistryHandler, type RequestRecord } from './handler.js';
@@ -13,7 +13,7 @@ import { createRegistryServer } from './server.js';
 let bodyStarted: () => void = () => {};
 
 /** The memory registry, telling when a body it reads has started to arrive. */
-function watching(base: Registry): Registry {
+function watching(base: MemoryRegistry): MemoryRegistry {
   async function* watched(body: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array> {
     let first = true;
     for await (const chunk of body) {
@@ -29,8 +29,8 @@ function watching(base: Registry): Registry {
   return new Proxy(base, {
     get(target, key, receiver) {
       if (key === 'appendUpload')
-        return (name: string, id: string, body: unknown, options: object) =>
-          target.appendUpload(name, id, wrap(body) as never, options as never);
+        return (name: string, id: string, options: { body: unknown }) =>
+          target.appendUpload(name, id, { ...(options as object), body: wrap(options.body) } as never);
       if (key === 'putBlob')
         return (name: string, body: unknown, options: object) =>
           target.putBlob(name, wrap(body) as never, options as never);

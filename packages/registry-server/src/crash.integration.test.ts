@@ -67,7 +67,8 @@ it('a server killed during 50 concurrent pushes keeps every acknowledged push an
       const session = await client.startUpload(repository);
       let offset = 0;
       for (; offset < bytes.byteLength / 2; offset += 16 * 1024) {
-        await client.appendUpload(repository, session.id, bytes.subarray(offset, offset + 16 * 1024), {
+        await client.appendUpload(repository, session.id, {
+          body: bytes.subarray(offset, offset + 16 * 1024),
           offset,
         });
         sessions[i] = { id: session.id, repository, offset: offset + 16 * 1024, bytes };

@@ -4,6 +4,7 @@ import { pipeline } from 'node:stream/promises';
 import {
   type BlobBody,
   type Digest,
+  hasUploadSessions,
   isDigest,
   isStowageError,
   isValidRepositoryName,
@@ -247,6 +248,9 @@ function encodeName(name: string): string {
  * matching status, and no error ever escapes as a crash.
  */
 export function createRegistryHandler(options: RegistryHandlerOptions): RegistryHandler {
+  if (!hasUploadSessions(options.registry)) {
+    throw new TypeError('createRegistryHandler: the registry has no upload sessions');
+  }
   const registry = options.registry;
   const authorizer = options.auth ?? options.authorizer ?? anonymousAuthorizer;
   /** No access control at all: only then may a mount without `from` look in every repository. */
@@ -503,7 +507,7 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
       if (!mediaType || mediaType === 'application/octet-stream') {
         mediaType = parseManifest(bytes, { maxSize: maxManifestSize }).mediaType;
       }
-      const result = await registry.putManifest(name, reference, bytes, { mediaType, signal });
+      const result = await registry.putManifest(name, reference, { bytes, mediaType, signal });
       send(exchange, 201, {
         location: `/v2/${encodeName(name)}/manifests/${result.digest}`,
         'docker-content-digest': result.digest,
@@ -652,7 +656,8 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
       if (left !== undefined && length !== undefined && length > left) {
         throw new HttpError(413, 'SIZE_INVALID', `the blob would exceed ${maxBlobSize} bytes`);
       }
-      const status = await registry.appendUpload(name, id, body(exchange, left), {
+      const status = await registry.appendUpload(name, id, {
+        body: body(exchange, left),
         signal,
         ...(range ? { offset: range.start } : {}),
         ...(length !== undefined ? { length } : {}),

@@ -454,7 +454,8 @@ describe('registry-server over HTTP', () => {
     const image = randomImage();
     await pushImage(registry, 'paged/app', image);
     for (const tag of ['c', 'a', 'b', 'e', 'd'])
-      await registry.putManifest('paged/app', tag, image.manifest.bytes, {
+      await registry.putManifest('paged/app', tag, {
+        bytes: image.manifest.bytes,
         mediaType: image.manifest.mediaType,
       });
     const all = await call('GET', '/v2/paged/app/tags/list');

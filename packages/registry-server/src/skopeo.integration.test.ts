@@ -93,7 +93,8 @@ describe('skopeo against registry-server', () => {
     const image = randomImage();
     await pushImage(store, 'apps/tags', image, 'a');
     for (const tag of ['c', 'b']) {
-      await store.putManifest('apps/tags', tag, image.manifest.bytes, {
+      await store.putManifest('apps/tags', tag, {
+        bytes: image.manifest.bytes,
         mediaType: image.manifest.mediaType,
       });
     }

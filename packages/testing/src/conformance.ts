@@ -1,5 +1,13 @@
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
-import { type Digest, digestOf, isStowageError, MediaType, type Registry } from '@stowage/oci';
+import {
+  type Digest,
+  digestOf,
+  hasUploadSessions,
+  isStowageError,
+  MediaType,
+  type Registry,
+  type UploadSessions,
+} from '@stowage/oci';
 import {
   collect,
   emptyConfig,
@@ -105,6 +113,12 @@ export function registryConformance(options: RegistryConformanceOptions): void {
   const registry = (): Registry => {
     if (!subject) throw new Error('the backend was not created');
     return subject.registry;
+  };
+  /** The registry, with the upload-session members its capabilities promise. */
+  const sessions = (): Registry & UploadSessions => {
+    const r = registry();
+    if (!hasUploadSessions(r)) throw new Error('the backend has no upload sessions');
+    return r;
   };
 
   /** A case that needs capabilities: skipped visibly, with the reason in its title, when they are missing. */
@@ -417,7 +431,7 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         await pushImage(r, name, image, 'plain');
         const text = `{\n  "layers": ${JSON.stringify(image.layers.map((l) => l.descriptor))},\n  "config": ${JSON.stringify(image.config.descriptor)},\n  "schemaVersion": 2,\n  "mediaType": "${MediaType.OciManifest}"\n}\n`;
         const bytes = enc.encode(text);
-        const { digest } = await r.putManifest(name, 'pretty', bytes, { mediaType: MediaType.OciManifest });
+        const { digest } = await r.putManifest(name, 'pretty', { bytes, mediaType: MediaType.OciManifest });
         expect(digest).toBe(digestOf(bytes));
         expect(Buffer.from((await r.getManifest(name, 'pretty')).bytes).toString()).toBe(text);
       });
@@ -430,7 +444,7 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         await r.putBlob(name, image.layers[0]!.bytes, { digest: image.layers[0]!.descriptor.digest });
         expect(
           await codeOf(
-            r.putManifest(name, 'v1', image.manifest.bytes, { mediaType: image.manifest.mediaType }),
+            r.putManifest(name, 'v1', { bytes: image.manifest.bytes, mediaType: image.manifest.mediaType }),
           ),
         ).toBe('MANIFEST_BLOB_UNKNOWN');
         expect(await r.headManifest(name, 'v1')).toBeUndefined();
@@ -442,7 +456,9 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         const index = randomIndex();
         await pushImage(r, name, index.images[0]!);
         expect(
-          await codeOf(r.putManifest(name, 'v1', index.index.bytes, { mediaType: index.index.mediaType })),
+          await codeOf(
+            r.putManifest(name, 'v1', { bytes: index.index.bytes, mediaType: index.index.mediaType }),
+          ),
         ).toBe('MANIFEST_BLOB_UNKNOWN');
       });
 
@@ -454,7 +470,7 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         const wrong = digestOf('not this manifest');
         expect(
           await codeOf(
-            r.putManifest(name, wrong, image.manifest.bytes, { mediaType: image.manifest.mediaType }),
+            r.putManifest(name, wrong, { bytes: image.manifest.bytes, mediaType: image.manifest.mediaType }),
           ),
         ).toBe('DIGEST_INVALID');
       });
@@ -471,7 +487,7 @@ export function registryConformance(options: RegistryConformanceOptions): void {
           [JSON.stringify({ schemaVersion: 3, mediaType: MediaType.OciManifest }), MediaType.OciManifest],
         ];
         for (const [body, mediaType] of cases) {
-          expect(await codeOf(r.putManifest(name, 'bad', enc.encode(body), { mediaType }))).toBe(
+          expect(await codeOf(r.putManifest(name, 'bad', { bytes: enc.encode(body), mediaType }))).toBe(
             'MANIFEST_INVALID',
           );
         }
@@ -489,7 +505,10 @@ export function registryConformance(options: RegistryConformanceOptions): void {
           history: [],
         });
         const code = await codeOf(
-          r.putManifest(name, 'v1', enc.encode(body), { mediaType: MediaType.DockerSchema1SignedManifest }),
+          r.putManifest(name, 'v1', {
+            bytes: enc.encode(body),
+            mediaType: MediaType.DockerSchema1SignedManifest,
+          }),
         );
         expect(['UNSUPPORTED', 'MANIFEST_INVALID']).toContain(code);
         expect(await r.headManifest(name, 'v1')).toBeUndefined();
@@ -509,7 +528,9 @@ export function registryConformance(options: RegistryConformanceOptions): void {
             annotations: { pad: 'x'.repeat(4 * 1024 * 1024 + 1) },
           }),
         );
-        const code = await codeOf(r.putManifest(name, 'big', big, { mediaType: MediaType.OciManifest }));
+        const code = await codeOf(
+          r.putManifest(name, 'big', { bytes: big, mediaType: MediaType.OciManifest }),
+        );
         expect(['SIZE_INVALID', 'MANIFEST_INVALID']).toContain(code);
       });
 
@@ -538,7 +559,7 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         const name = repo();
         const image = randomImage();
         await pushImage(r, name, image, 'a');
-        await r.putManifest(name, 'b', image.manifest.bytes, { mediaType: image.manifest.mediaType });
+        await r.putManifest(name, 'b', { bytes: image.manifest.bytes, mediaType: image.manifest.mediaType });
         await r.deleteTag(name, 'a');
         expect(await r.headManifest(name, 'a')).toBeUndefined();
         expect(await r.headManifest(name, 'b')).toBeDefined();
@@ -553,7 +574,7 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         const image = randomImage();
         const keep = randomImage();
         await pushImage(r, name, image, 'a');
-        await r.putManifest(name, 'b', image.manifest.bytes, { mediaType: image.manifest.mediaType });
+        await r.putManifest(name, 'b', { bytes: image.manifest.bytes, mediaType: image.manifest.mediaType });
         await pushImage(r, name, keep, 'keep');
         await r.deleteManifest(name, image.manifest.digest);
         expect(await r.headManifest(name, image.manifest.digest)).toBeUndefined();
@@ -571,7 +592,10 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         await pushImage(r, name, image);
         const tags = ['v2', 'B', 'a', 'v10', '1', '_x', 'v1.0-rc', 'latest', 'Z9'];
         for (const tag of tags)
-          await r.putManifest(name, tag, image.manifest.bytes, { mediaType: image.manifest.mediaType });
+          await r.putManifest(name, tag, {
+            bytes: image.manifest.bytes,
+            mediaType: image.manifest.mediaType,
+          });
         const expected = [...tags].sort((a, b) => (a < b ? -1 : 1));
         expect((await r.listTags(name)).items).toEqual(expected);
       });
@@ -587,7 +611,10 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         await pushImage(r, name, image);
         const tags = Array.from({ length: 25 }, (_, i) => `t${String(i).padStart(2, '0')}`);
         for (const tag of [...tags].reverse()) {
-          await r.putManifest(name, tag, image.manifest.bytes, { mediaType: image.manifest.mediaType });
+          await r.putManifest(name, tag, {
+            bytes: image.manifest.bytes,
+            mediaType: image.manifest.mediaType,
+          });
         }
         const seen: string[] = [];
         let last: string | undefined;
@@ -661,7 +688,7 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         await pushImage(r, name, image);
         for (const tag of ['.hidden', '-dash', 't'.repeat(129), 'a/b', 'sp ace', '']) {
           const code = await codeOf(
-            r.putManifest(name, tag, image.manifest.bytes, { mediaType: image.manifest.mediaType }),
+            r.putManifest(name, tag, { bytes: image.manifest.bytes, mediaType: image.manifest.mediaType }),
           );
           expect(['TAG_INVALID', 'DIGEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID']).toContain(code);
         }
@@ -710,7 +737,8 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         });
         for (const blob of artifact.blobs)
           await r.putBlob(name, blob.bytes, { digest: blob.descriptor.digest });
-        const result = await r.putManifest(name, artifact.manifest.digest, artifact.manifest.bytes, {
+        const result = await r.putManifest(name, artifact.manifest.digest, {
+          bytes: artifact.manifest.bytes,
           mediaType: artifact.manifest.mediaType,
         });
         expect(result.subject).toBe(image.manifest.digest);
@@ -758,14 +786,18 @@ export function registryConformance(options: RegistryConformanceOptions): void {
 
     describe('upload sessions', () => {
       test('start, append chunks, status, finish', [], async () => {
-        const r = registry();
+        const r = sessions();
         const name = repo();
         const blob = randomBlob(30_000);
         const started = await r.startUpload(name);
         expect(started.offset).toBe(0);
-        let status = await r.appendUpload(name, started.id, blob.bytes.subarray(0, 10_000), { offset: 0 });
+        let status = await r.appendUpload(name, started.id, {
+          body: blob.bytes.subarray(0, 10_000),
+          offset: 0,
+        });
         expect(status.offset).toBe(10_000);
-        status = await r.appendUpload(name, status.id, chunked(blob.bytes.subarray(10_000, 25_000), 1000), {
+        status = await r.appendUpload(name, status.id, {
+          body: chunked(blob.bytes.subarray(10_000, 25_000), 1000),
           offset: 10_000,
           length: 15_000,
         });
@@ -781,10 +813,10 @@ export function registryConformance(options: RegistryConformanceOptions): void {
       });
 
       test('status reports the offset', ['uploadStatus'], async () => {
-        const r = registry();
+        const r = sessions();
         const name = repo();
         const started = await r.startUpload(name);
-        const status = await r.appendUpload(name, started.id, randomBlob(1234).bytes);
+        const status = await r.appendUpload(name, started.id, { body: randomBlob(1234).bytes });
         expect((await r.getUpload(name, status.id)).offset).toBe(1234);
         await r.cancelUpload(name, status.id);
       });
@@ -793,20 +825,26 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         'a chunk at the wrong offset is refused and changes nothing',
         ['outOfOrderChunkRefusal', 'uploadStatus'],
         async () => {
-          const r = registry();
+          const r = sessions();
           const name = repo();
           const blob = randomBlob(2000);
           const started = await r.startUpload(name);
-          const status = await r.appendUpload(name, started.id, blob.bytes.subarray(0, 1000), { offset: 0 });
+          const status = await r.appendUpload(name, started.id, {
+            body: blob.bytes.subarray(0, 1000),
+            offset: 0,
+          });
           expect(
-            await codeOf(r.appendUpload(name, status.id, blob.bytes.subarray(1500), { offset: 1500 })),
+            await codeOf(r.appendUpload(name, status.id, { body: blob.bytes.subarray(1500), offset: 1500 })),
           ).toBe('RANGE_INVALID');
           expect(
-            await codeOf(r.appendUpload(name, status.id, blob.bytes.subarray(500), { offset: 500 })),
+            await codeOf(r.appendUpload(name, status.id, { body: blob.bytes.subarray(500), offset: 500 })),
           ).toBe('RANGE_INVALID');
           const current = await r.getUpload(name, status.id);
           expect(current.offset).toBe(1000);
-          const done = await r.appendUpload(name, current.id, blob.bytes.subarray(1000), { offset: 1000 });
+          const done = await r.appendUpload(name, current.id, {
+            body: blob.bytes.subarray(1000),
+            offset: 1000,
+          });
           expect(await r.finishUpload(name, done.id, { digest: blob.descriptor.digest })).toEqual({
             digest: blob.descriptor.digest,
             size: 2000,
@@ -815,11 +853,11 @@ export function registryConformance(options: RegistryConformanceOptions): void {
       );
 
       test('finishing with the wrong digest commits nothing', [], async () => {
-        const r = registry();
+        const r = sessions();
         const name = repo();
         const blob = randomBlob(500);
         const started = await r.startUpload(name);
-        const status = await r.appendUpload(name, started.id, blob.bytes);
+        const status = await r.appendUpload(name, started.id, { body: blob.bytes });
         const wrong = digestOf('wrong');
         expect(await codeOf(r.finishUpload(name, status.id, { digest: wrong }))).toBe('DIGEST_INVALID');
         expect(await r.headBlob(name, wrong)).toBeUndefined();
@@ -827,28 +865,30 @@ export function registryConformance(options: RegistryConformanceOptions): void {
       });
 
       test('a cancelled upload is gone', ['uploadStatus'], async () => {
-        const r = registry();
+        const r = sessions();
         const name = repo();
         const started = await r.startUpload(name);
-        await r.appendUpload(name, started.id, randomBlob(10).bytes);
+        await r.appendUpload(name, started.id, { body: randomBlob(10).bytes });
         await r.cancelUpload(name, started.id);
         expect(await codeOf(r.getUpload(name, started.id))).toBe('BLOB_UPLOAD_UNKNOWN');
       });
 
       test('unknown upload sessions', ['uploadStatus'], async () => {
-        const r = registry();
+        const r = sessions();
         const name = repo();
         await pushImage(r, name, randomImage(), 'v1');
         const started = await r.startUpload(name);
         await r.cancelUpload(name, started.id);
-        expect(await codeOf(r.appendUpload(name, started.id, enc.encode('x')))).toBe('BLOB_UPLOAD_UNKNOWN');
+        expect(await codeOf(r.appendUpload(name, started.id, { body: enc.encode('x') }))).toBe(
+          'BLOB_UPLOAD_UNKNOWN',
+        );
         expect(await codeOf(r.finishUpload(name, started.id, { digest: digestOf('x') }))).toBe(
           'BLOB_UPLOAD_UNKNOWN',
         );
       });
 
       test('an empty upload finished in one go', [], async () => {
-        const r = registry();
+        const r = sessions();
         const name = repo();
         const started = await r.startUpload(name);
         const digest = digestOf('');
@@ -881,14 +921,15 @@ export function registryConformance(options: RegistryConformanceOptions): void {
         await Promise.all(
           Array.from({ length: 20 }, (_, i) => {
             const image = images[i % images.length]!;
-            return r.putManifest(name, `t${i}`, image.manifest.bytes, {
+            return r.putManifest(name, `t${i}`, {
+              bytes: image.manifest.bytes,
               mediaType: image.manifest.mediaType,
             });
           }),
         );
         await Promise.all(
           images.map((image) =>
-            r.putManifest(name, 'same', image.manifest.bytes, { mediaType: image.manifest.mediaType }),
+            r.putManifest(name, 'same', { bytes: image.manifest.bytes, mediaType: image.manifest.mediaType }),
           ),
         );
         const tags = (await r.listTags(name)).items;
@@ -898,14 +939,15 @@ export function registryConformance(options: RegistryConformanceOptions): void {
       });
 
       test('concurrent chunked uploads to different sessions', [], async () => {
-        const r = registry();
+        const r = sessions();
         const name = repo();
         const blobs = Array.from({ length: 4 }, () => randomBlob(20_000));
         await Promise.all(
           blobs.map(async (blob) => {
             let status = await r.startUpload(name);
             for (let offset = 0; offset < 20_000; offset += 5000) {
-              status = await r.appendUpload(name, status.id, blob.bytes.subarray(offset, offset + 5000), {
+              status = await r.appendUpload(name, status.id, {
+                body: blob.bytes.subarray(offset, offset + 5000),
                 offset,
               });
             }

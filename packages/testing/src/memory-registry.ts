@@ -11,6 +11,7 @@ import {
   Digester,
   digestAlgorithm,
   type FinishUploadOptions,
+  fullCapabilities,
   type GarbageCollectOptions,
   type GarbageCollectReport,
   type GetBlobOptions,
@@ -31,8 +32,10 @@ import {
   type Referrers,
   type ReferrersOptions,
   type Registry,
+  type RegistryCapabilities,
   RegistryError,
   type RegistryLock,
+  type RegistryWithUploads,
   SizeMismatchError,
   type UploadStatus,
 } from '@stowage/oci';
@@ -74,7 +77,8 @@ interface StoredBlob {
 }
 
 /** A registry held in memory: the reference behaviour of the `Registry` contract. */
-export type MemoryRegistry = Registry & Required<Pick<Registry, 'lock' | 'garbageCollect' | 'close'>>;
+export type MemoryRegistry = RegistryWithUploads &
+  Required<Pick<Registry, 'lock' | 'garbageCollect' | 'close'>>;
 
 function isDigestReference(reference: string): boolean {
   return reference.includes(':');
@@ -241,7 +245,12 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
     upload.offset += bytes.byteLength;
   }
 
+  const capabilities: RegistryCapabilities = { ...fullCapabilities, sparseIndex: false };
   const registry: MemoryRegistry = {
+    origin: `memory:${randomUUID()}`,
+    async capabilities() {
+      return capabilities;
+    },
     async listRepositories(opts: ListOptions = {}) {
       open();
       checkSignal(opts.signal);
@@ -286,12 +295,8 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
       return { digest, mediaType, size };
     },
 
-    async putManifest(
-      name: string,
-      reference: string,
-      bytes: Uint8Array,
-      opts: PutManifestOptions,
-    ): Promise<PutManifestResult> {
+    async putManifest(name: string, reference: string, opts: PutManifestOptions): Promise<PutManifestResult> {
+      const { bytes } = opts;
       open();
       checkSignal(opts.signal);
       parseRepositoryName(name);
@@ -459,7 +464,8 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
       return status(upload);
     },
 
-    async appendUpload(name: string, id: string, body: BlobBody, opts: AppendUploadOptions = {}) {
+    async appendUpload(name: string, id: string, opts: AppendUploadOptions) {
+      const { body } = opts;
       open();
       const upload = session(name, id);
       await append(upload, body, opts);

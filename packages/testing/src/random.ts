@@ -255,7 +255,8 @@ export async function pushImage(
       size: blob.descriptor.size,
     });
   }
-  const result = await registry.putManifest(repository, tag ?? image.manifest.digest, image.manifest.bytes, {
+  const result = await registry.putManifest(repository, tag ?? image.manifest.digest, {
+    bytes: image.manifest.bytes,
     mediaType: image.manifest.mediaType,
   });
   return result.digest;
@@ -269,7 +270,8 @@ export async function pushIndex(
   tag?: string,
 ): Promise<Digest> {
   for (const image of index.images) await pushImage(registry, repository, image);
-  const result = await registry.putManifest(repository, tag ?? index.index.digest, index.index.bytes, {
+  const result = await registry.putManifest(repository, tag ?? index.index.digest, {
+    bytes: index.index.bytes,
     mediaType: index.index.mediaType,
   });
   return result.digest;
