@@ -1,0 +1,300 @@
+import { randomBytes } from 'node:crypto';
+import { link, open, opendir, rename, rm, rmdir, stat, utimes } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { addAbortSignal, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import {
+  type BlobBody,
+  type BlobContent,
+  type Digest,
+  digestAlgorithm,
+  digestAlgorithms,
+  digestHex,
+  isDigest,
+  type OperationOptions,
+  parseDigest,
+  RegistryError,
+  resolveRange,
+  VerifyingStream,
+} from '@stowage/oci';
+import type {
+  BlobStore,
+  ReadBlobOptions,
+  StoredBlob,
+  WriteBlobOptions,
+  WriteBlobResult,
+} from './blob-store.js';
+import { BlobStoreOptionsError } from './errors.js';
+import { batches, bodyChunks } from './internal/body.js';
+import { ifExists, isMissing, makeDirDurable, syncDir, unlinkIfExists } from './internal/fs.js';
+
+/**
+ * Where a file blob store keeps a blob:
+ * - `stowage`: `<root>/<algorithm>/<hex>`, the image store's content store
+ *   (its root is `<store>/.stowage/blobs`);
+ * - `distribution`: `<root>/docker/registry/v2/blobs/<algorithm>/<first two hex>/<hex>/data`,
+ *   the tree docker-registry (distribution) writes with its filesystem driver,
+ *   where `root` is its `rootdirectory`.
+ */
+export type FileBlobLayout = 'stowage' | 'distribution';
+
+export interface FileBlobStoreOptions {
+  /** The directory the layout starts from. */
+  readonly root: string;
+  readonly layout: FileBlobLayout;
+  /** Refuse `write` and `delete` with `DENIED`, and create nothing (a tree on a read-only mount, or one another program owns). */
+  readonly readOnly?: boolean;
+  /**
+   * Where bytes are written before they are verified. It must be on the same
+   * filesystem as `root`, because a verified file is linked into place, never
+   * copied. Default `<root>/.tmp`. A writer killed mid-write leaves a
+   * `*.blob-tmp` file here; any older than the longest write in flight may be removed.
+   */
+  readonly tmpDir?: string;
+}
+
+/** A `BlobStore` over a directory tree, with the `path` member. */
+export interface FileBlobStore extends BlobStore {
+  readonly root: string;
+  readonly layout: FileBlobLayout;
+  readonly readOnly: boolean;
+  path(digest: Digest): string;
+}
+
+/** Link errors that mean "this filesystem has no hard links": the commit falls back to a rename. */
+const NO_HARD_LINKS: ReadonlySet<string> = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
+
+/**
+ * A blob store over a directory tree, in the image store's layout or in
+ * distribution's. A write streams into a temporary file while it is hashed,
+ * is fsynced, and only when digest and size match is it linked under its
+ * final name (a hard link, which never replaces a file already there, so two
+ * writers of one blob cannot clobber each other) and the directory fsynced.
+ * Reads, stats and listings open files directly, so a tree docker-registry
+ * wrote is served in place, without import or copy.
+ */
+export function createFileBlobStore(options: FileBlobStoreOptions): FileBlobStore {
+  if (typeof options?.root !== 'string' || options.root === '') {
+    throw new BlobStoreOptionsError('a file blob store needs a root directory');
+  }
+  const layout = options.layout;
+  if (layout !== 'stowage' && layout !== 'distribution') {
+    throw new BlobStoreOptionsError(`unknown blob layout ${JSON.stringify(String(layout).slice(0, 32))}`, {
+      layout: String(layout).slice(0, 32),
+    });
+  }
+  const root = resolve(options.root);
+  const readOnly = options.readOnly ?? false;
+  const tmpDir = resolve(options.tmpDir ?? join(root, '.tmp'));
+  /** The directory holding one directory per algorithm. */
+  const blobsDir = layout === 'stowage' ? root : join(root, 'docker', 'registry', 'v2', 'blobs');
+
+  function pathOf(digest: Digest): string {
+    const d = parseDigest(digest);
+    const hex = digestHex(d);
+    return layout === 'stowage'
+      ? join(blobsDir, digestAlgorithm(d), hex)
+      : join(blobsDir, digestAlgorithm(d), hex.slice(0, 2), hex, 'data');
+  }
+
+  function writable(what: string): void {
+    if (readOnly) {
+      throw new RegistryError('DENIED', `the blob store at ${root} is read-only: cannot ${what}`, {
+        details: { root },
+      });
+    }
+  }
+
+  async function statPath(digest: Digest, path: string): Promise<StoredBlob | undefined> {
+    const info = await ifExists(stat(path));
+    if (!info?.isFile()) return undefined;
+    return { digest, size: info.size, modifiedAt: info.mtimeMs };
+  }
+
+  /** Hashes a body without keeping it: the check a write of a blob already stored still makes. */
+  async function verifyOnly(body: BlobBody, opts: WriteBlobOptions, digest: Digest): Promise<number> {
+    const verifier = new VerifyingStream(opts.size === undefined ? { digest } : { digest, size: opts.size });
+    await pipeline(
+      bodyChunks(body),
+      verifier,
+      async (chunks: AsyncIterable<Uint8Array>) => {
+        for await (const _ of chunks);
+      },
+      ...(opts.signal ? [{ signal: opts.signal }] : []),
+    );
+    return verifier.bytes;
+  }
+
+  /** Streams a verified body into a new temp file, fsynced; removed again on any failure. */
+  async function receive(body: BlobBody, opts: WriteBlobOptions, digest: Digest) {
+    await makeDirDurable(tmpDir);
+    const temp = join(tmpDir, `${randomBytes(12).toString('hex')}.blob-tmp`);
+    // Created before a byte flows, so no refusal can race its creation and leave it behind.
+    const handle = await open(temp, 'wx', 0o644);
+    const verifier = new VerifyingStream(opts.size === undefined ? { digest } : { digest, size: opts.size });
+    try {
+      await pipeline(
+        bodyChunks(body),
+        verifier,
+        async (chunks: AsyncIterable<Uint8Array>) => {
+          for await (const batch of batches(chunks)) {
+            let done = 0;
+            while (done < batch.byteLength) {
+              done += (await handle.write(batch, done, batch.byteLength - done)).bytesWritten;
+            }
+          }
+        },
+        ...(opts.signal ? [{ signal: opts.signal }] : []),
+      );
+      await handle.sync();
+    } catch (error) {
+      await handle.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw error;
+    }
+    await handle.close();
+    return { temp, size: verifier.bytes };
+  }
+
+  /** Puts a verified temp file under its final name; false when the blob got there first. */
+  async function commit(temp: string, target: string): Promise<boolean> {
+    await makeDirDurable(dirname(target));
+    try {
+      await link(temp, target);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      if (code === 'EEXIST') return false;
+      if (!NO_HARD_LINKS.has(code)) throw error;
+      if (await ifExists(stat(target))) return false;
+      await rename(temp, target);
+    }
+    await syncDir(dirname(target));
+    return true;
+  }
+
+  async function* walk(signal: AbortSignal | undefined): AsyncGenerator<StoredBlob> {
+    for (const algorithm of digestAlgorithms) {
+      const algorithmDir = join(blobsDir, algorithm);
+      if (layout === 'stowage') {
+        yield* entries(algorithmDir, signal, async (name) => {
+          const digest = `${algorithm}:${name}`;
+          return isDigest(digest) ? statPath(digest, join(algorithmDir, name)) : undefined;
+        });
+        continue;
+      }
+      // distribution: <alg>/<two hex>/<hex>/data, the shard being the hex's first two characters.
+      const shards = await ifExists(opendir(algorithmDir));
+      if (!shards) continue;
+      for await (const shard of shards) {
+        signal?.throwIfAborted();
+        if (!shard.isDirectory() || shard.name.length !== 2) continue;
+        const shardDir = join(algorithmDir, shard.name);
+        yield* entries(shardDir, signal, async (name) => {
+          const digest = `${algorithm}:${name}`;
+          if (!name.startsWith(shard.name) || !isDigest(digest)) return undefined;
+          return statPath(digest, join(shardDir, name, 'data'));
+        });
+      }
+    }
+  }
+
+  /** The blobs named by a directory's entries, read in batches (never the whole directory at once). */
+  async function* entries(
+    dir: string,
+    signal: AbortSignal | undefined,
+    blobOf: (name: string) => Promise<StoredBlob | undefined>,
+  ): AsyncGenerator<StoredBlob> {
+    const handle = await ifExists(opendir(dir));
+    if (!handle) return;
+    for await (const entry of handle) {
+      signal?.throwIfAborted();
+      const blob = await blobOf(entry.name);
+      if (blob) yield blob;
+    }
+  }
+
+  return {
+    root,
+    layout,
+    readOnly,
+
+    path: pathOf,
+
+    async stat(digest: Digest, opts: OperationOptions = {}) {
+      opts.signal?.throwIfAborted();
+      return statPath(parseDigest(digest), pathOf(digest));
+    },
+
+    async read(digest: Digest, opts: ReadBlobOptions = {}): Promise<BlobContent> {
+      opts.signal?.throwIfAborted();
+      const path = pathOf(digest);
+      // Open first, then stat the open file: a delete in between cannot tear the answer.
+      const handle = await ifExists(open(path, 'r'));
+      if (!handle)
+        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not stored`, { details: { digest } });
+      let stream: Readable;
+      let range: ReturnType<typeof resolveRange>;
+      let size: number;
+      try {
+        const info = await handle.stat();
+        if (!info.isFile()) {
+          throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not stored`, { details: { digest } });
+        }
+        size = info.size;
+        range = resolveRange(opts.range, size);
+        stream = handle.createReadStream({
+          highWaterMark: 1 << 20,
+          ...(range ? { start: range.start, end: range.end } : {}),
+        });
+      } catch (error) {
+        await handle.close();
+        throw error;
+      }
+      if (opts.signal) addAbortSignal(opts.signal, stream);
+      return { digest: parseDigest(digest), size, stream, ...(range ? { range } : {}) };
+    },
+
+    async write(body: BlobBody, opts: WriteBlobOptions): Promise<WriteBlobResult> {
+      writable('write blobs');
+      const digest = parseDigest(opts.digest);
+      opts.signal?.throwIfAborted();
+      const target = pathOf(digest);
+      if (await statPath(digest, target)) {
+        const size = await verifyOnly(body, opts, digest);
+        // A fresh write restarts the age garbage collection's grace period counts.
+        const now = new Date();
+        await ifExists(utimes(target, now, now));
+        return { digest, size, created: false };
+      }
+      const { temp, size } = await receive(body, opts, digest);
+      try {
+        return { digest, size, created: await commit(temp, target) };
+      } finally {
+        await rm(temp, { force: true });
+      }
+    },
+
+    async delete(digest: Digest, opts: OperationOptions = {}) {
+      writable('delete blobs');
+      opts.signal?.throwIfAborted();
+      const path = pathOf(digest);
+      if (!(await unlinkIfExists(path))) return false;
+      await syncDir(dirname(path));
+      if (layout === 'distribution') {
+        // distribution removes a blob's whole directory; an emptied <hex>/ would be litter.
+        try {
+          await rmdir(dirname(path));
+          await syncDir(dirname(dirname(path)));
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (code !== 'ENOTEMPTY' && code !== 'EEXIST' && !isMissing(error)) throw error;
+        }
+      }
+      return true;
+    },
+
+    list(opts: OperationOptions = {}) {
+      return walk(opts.signal);
+    },
+  };
+}

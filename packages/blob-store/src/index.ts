@@ -1,0 +1,33 @@
+export type {
+  BlobStore,
+  ReadBlobOptions,
+  StoredBlob,
+  WriteBlobOptions,
+  WriteBlobResult,
+} from './blob-store.js';
+export { BlobStoreOptionsError } from './errors.js';
+export {
+  createFileBlobStore,
+  type FileBlobLayout,
+  type FileBlobStore,
+  type FileBlobStoreOptions,
+} from './file-blob-store.js';
+export { createFileStaging, type FileStagingOptions } from './file-staging.js';
+export { createMemoryBlobStore, type MemoryBlobStoreOptions } from './memory-blob-store.js';
+export { createMemoryStaging } from './memory-staging.js';
+export {
+  createUploadSessions,
+  DEFAULT_UPLOAD_TTL_MS,
+  type PurgeUploadsOptions,
+  type PutBlob,
+  type UploadSessionsImpl,
+  type UploadSessionsOptions,
+  type WithUploadSessionsOptions,
+  withUploadSessions,
+} from './upload-sessions.js';
+export type {
+  CreateStagedUploadOptions,
+  StagedUpload,
+  StagingAppendOptions,
+  UploadStaging,
+} from './upload-staging.js';
