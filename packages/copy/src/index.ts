@@ -1,0 +1,15 @@
+export {
+  type CopyDestination,
+  type CopyResult,
+  type CopySource,
+  copyImage,
+} from './copy-image.js';
+export {
+  COPY_BLOB_CHANNEL,
+  COPY_MANIFEST_CHANNEL,
+  type CopyBlobMessage,
+  type CopyEndpoint,
+  type CopyManifestMessage,
+} from './diagnostics.js';
+export { CopyError, type CopyErrorCode } from './errors.js';
+export type { CopyOptions, CopyProgressEvent } from './options.js';

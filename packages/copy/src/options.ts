@@ -1,0 +1,89 @@
+import {
+  type Digest,
+  type Logger,
+  normalizePlatform,
+  type OperationOptions,
+  type Platform,
+  parsePlatform,
+  type ResolvedLogger,
+  resolveLogger,
+} from '@stowage/oci';
+import { CopyError } from './errors.js';
+
+export type CopyProgressEvent =
+  | { readonly type: 'blob-start'; readonly digest: Digest; readonly size: number }
+  | { readonly type: 'blob-progress'; readonly digest: Digest; readonly bytes: number; readonly size: number }
+  | { readonly type: 'blob-done'; readonly digest: Digest; readonly size: number }
+  | { readonly type: 'blob-skipped'; readonly digest: Digest; readonly size: number }
+  | { readonly type: 'blob-mounted'; readonly digest: Digest; readonly size: number }
+  | { readonly type: 'manifest-done'; readonly digest: Digest; readonly mediaType: string };
+
+export interface CopyOptions extends OperationOptions {
+  /**
+   * Copy only the children of an index that match one of these platforms
+   * (child indexes are followed, and filtered the same way). The children left
+   * out are simply not copied: the index keeps its bytes and digest, pushed as
+   * a sparse index, when the destination's capabilities say `sparseIndex`.
+   * Single images are copied whatever their platform.
+   */
+  readonly platforms?: readonly (string | Platform)[];
+  /**
+   * When a platform filter leaves children out and the destination cannot
+   * hold a sparse index (docker-registry), push a filtered index instead: new
+   * bytes, a new digest (reported as `indexRewritten`). Without it such a copy
+   * fails with `SPARSE_INDEX_UNSUPPORTED` before anything is written.
+   */
+  readonly rewriteIndex?: boolean;
+  /** Also copy the referrers (signatures, SBOMs…) of every manifest copied, recursively. Default false. */
+  readonly referrers?: boolean;
+  /** Store operations (blob transfers, manifest reads and pushes) at once. Default 4. */
+  readonly concurrency?: number;
+  /**
+   * Link blobs with `mountBlob` instead of moving bytes. Default: when source
+   * and destination have the same `origin` and the destination can mount. A
+   * mount the destination cannot do falls back to a transfer.
+   */
+  readonly mount?: boolean;
+  /** Called as work progresses: bytes per blob, blobs skipped or mounted, manifests pushed. */
+  readonly onProgress?: (event: CopyProgressEvent) => void;
+  /** Debug lines for each blob and manifest (pino-compatible). Silent by default. */
+  readonly logger?: Logger;
+}
+
+export interface ResolvedCopyOptions {
+  readonly signal?: AbortSignal;
+  readonly platforms?: readonly Platform[];
+  readonly rewriteIndex: boolean;
+  readonly referrers: boolean;
+  readonly concurrency: number;
+  readonly mount?: boolean;
+  readonly onProgress?: (event: CopyProgressEvent) => void;
+  readonly logger: ResolvedLogger;
+}
+
+/** Defaults and checks, done before anything is read or written. */
+export function resolveOptions(options: CopyOptions = {}): ResolvedCopyOptions {
+  const concurrency = options.concurrency ?? 4;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new CopyError('OPTIONS_INVALID', `concurrency must be a positive integer, not ${concurrency}`, {
+      details: { concurrency },
+    });
+  }
+  if (options.platforms !== undefined && options.platforms.length === 0) {
+    throw new CopyError('OPTIONS_INVALID', 'platforms must name at least one platform (or be left out)');
+  }
+  // Parsed now, so a mistyped platform fails before the copy starts.
+  const platforms = options.platforms?.map((p) =>
+    typeof p === 'string' ? parsePlatform(p) : normalizePlatform(p),
+  );
+  return {
+    ...(options.signal ? { signal: options.signal } : {}),
+    ...(platforms ? { platforms } : {}),
+    rewriteIndex: options.rewriteIndex ?? false,
+    referrers: options.referrers ?? false,
+    concurrency,
+    ...(options.mount === undefined ? {} : { mount: options.mount }),
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    logger: resolveLogger(options.logger),
+  };
+}
