@@ -73,7 +73,9 @@ export type RegistryErrorCode =
   | 'TOOMANYREQUESTS'
   | 'RANGE_INVALID'
   /** The store cannot serve now (closed, shutting down, its upstream down); sent as 503 with Retry-After. */
-  | 'UNAVAILABLE';
+  | 'UNAVAILABLE'
+  /** A failure nobody can act on (a server's 500); its message says no more than that. */
+  | 'UNKNOWN';
 
 /** The error codes of the OCI distribution-spec (v1.1), as error bodies spell them. */
 export const OCI_ERROR_CODES = [
