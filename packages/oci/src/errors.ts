@@ -133,6 +133,7 @@ export const REGISTRY_ERROR_STATUS: Readonly<Record<RegistryErrorCode | 'PLATFOR
     TOOMANYREQUESTS: { code: 'TOOMANYREQUESTS', status: 429 },
     RANGE_INVALID: { code: 'BLOB_UPLOAD_INVALID', status: 416 },
     UNAVAILABLE: { code: 'UNAVAILABLE', status: 503 },
+    UNKNOWN: { code: 'UNKNOWN', status: 500 },
     PLATFORM_INVALID: { code: 'MANIFEST_INVALID', status: 400 },
   };
 
