@@ -5,13 +5,17 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
-const workspaces = ['packages', 'apps'].flatMap((group) =>
-  existsSync(group)
-    ? readdirSync(group, { withFileTypes: true })
-        .filter((entry) => entry.isDirectory() && existsSync(join(group, entry.name, 'package.json')))
-        .map((entry) => join(group, entry.name))
-    : [],
-);
+const workspaces = [
+  ...['packages', 'apps'].flatMap((group) =>
+    existsSync(group)
+      ? readdirSync(group, { withFileTypes: true })
+          .filter((entry) => entry.isDirectory() && existsSync(join(group, entry.name, 'package.json')))
+          .map((entry) => join(group, entry.name))
+      : [],
+  ),
+  // the private cross-package tests (public entry points only)
+  ...(existsSync(join('tests', 'package.json')) ? ['tests'] : []),
+];
 
 export default defineConfig({
   resolve: { conditions: ['@stowage/source'] },
@@ -19,7 +23,7 @@ export default defineConfig({
   test: {
     projects: workspaces.map((dir) => ({
       extends: true,
-      test: { name: dir.split('/')[1], root: dir, include: ['src/**/*.test.ts', 'test/**/*.test.ts'] },
+      test: { name: dir.split('/')[1] ?? dir, root: dir, include: ['src/**/*.test.ts', 'test/**/*.test.ts'] },
     })),
     globals: true,
     testTimeout: 30_000,
