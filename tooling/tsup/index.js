@@ -2,6 +2,14 @@
 // single entry (src/index.ts). Declarations are built against the siblings'
 // published types (dist), never their sources, so the custom source condition
 // is switched off for the declaration build.
+//
+// Every emitted .d.ts starts with `/// <reference types="node" />`: the types name
+// node:stream, node:http and friends (directly or through @stowage/oci), and since
+// TypeScript 6 a consumer's program no longer includes every @types package by
+// default, so without the directive a plain `tsc` fails with "Cannot find module
+// 'node:stream'" unless the consumer adds `types: ["node"]`. The directive resolves
+// @types/node from the consumer's node_modules, which is why each published package
+// declares @types/node as an optional peer (JavaScript users install nothing extra).
 import { defineConfig } from 'tsup';
 
 /** @param {import('tsup').Options} [overrides] */
@@ -11,7 +19,10 @@ export function packageConfig(overrides = {}) {
     format: ['esm'],
     target: 'node20',
     platform: 'node',
-    dts: { compilerOptions: { customConditions: [], noEmit: false } },
+    dts: {
+      compilerOptions: { customConditions: [], noEmit: false },
+      banner: '/// <reference types="node" />',
+    },
     sourcemap: true,
     clean: true,
     treeshake: true,

@@ -52,7 +52,7 @@ beforeAll(() => {
   if (existsSync(bin) && statSync(bin).mtimeMs >= newest) return;
   const build = spawnSync(
     'pnpm',
-    ['turbo', 'run', 'build', '--filter', '@stowage/server-app...', '--output-logs=errors-only'],
+    ['turbo', 'run', 'build', '--filter', '@stowage/server...', '--output-logs=errors-only'],
     { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' } },
   );
   if (build.status !== 0 || !existsSync(bin)) {
