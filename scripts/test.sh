@@ -2,7 +2,8 @@
 # Runs every check and every test on a fresh machine: installs pnpm, the
 # dependencies and every Debian peer the tests use (docker-registry, skopeo,
 # podman, htpasswd, openssl, tar) when missing, then lint, typecheck, build,
-# publint and the whole vitest suite.
+# publint, attw, the pack check (scripts/pack-check.mjs), a release dry run and
+# the whole vitest suite.
 # With CI=true a peer that is still missing makes its tests fail, not skip.
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
@@ -35,6 +36,16 @@ echo "==> build"
 pnpm turbo run build --output-logs=errors-only
 echo "==> publint"
 pnpm turbo run publint --output-logs=errors-only
+echo "==> attw (are the types wrong)"
+pnpm turbo run attw --output-logs=errors-only
+echo "==> pack-check (npm installs the tarballs outside the workspace; TypeScript 5.9 and newest; import and require)"
+node scripts/pack-check.mjs
+echo "==> release dry run (pnpm publish -r --dry-run: what a release would publish)"
+if ! release=$(pnpm release:check 2>&1); then
+  echo "$release"
+  exit 1
+fi
+grep '^+ ' <<<"$release"
 
 echo "==> tests"
 report=$(mktemp -d)/vitest.json
