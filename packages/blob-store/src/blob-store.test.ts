@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,6 +7,7 @@ import type { Readable } from 'node:stream';
 import { type Digest, digestHex, digestOf, isStowageError } from '@stowage/oci';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BlobStore } from './blob-store.js';
+import { BLOB_WRITE_CHANNEL, type BlobWriteMessage } from './diagnostics.js';
 import { createFileBlobStore } from './file-blob-store.js';
 import { createMemoryBlobStore } from './memory-blob-store.js';
 
@@ -356,5 +358,30 @@ describe('file blob stores', () => {
     expect(() => createFileBlobStore({ root: '/tmp/x', layout: 'oci' as 'stowage' })).toThrow(
       expect.objectContaining({ code: 'OPTIONS_INVALID' }),
     );
+  });
+});
+
+describe('diagnostics', () => {
+  it(`publishes each write on ${BLOB_WRITE_CHANNEL}`, async () => {
+    const messages: BlobWriteMessage[] = [];
+    const listener = (message: unknown) => messages.push(message as BlobWriteMessage);
+    subscribe(BLOB_WRITE_CHANNEL, listener);
+    try {
+      const root = await tempDir();
+      const file = createFileBlobStore({ root, layout: 'distribution' });
+      const memory = createMemoryBlobStore();
+      const b = blob(42);
+      await file.write(b.bytes, { digest: b.digest });
+      await file.write(b.bytes, { digest: b.digest });
+      await codeOf(file.write(b.bytes, { digest: digestOf('wrong') }));
+      await memory.write(b.bytes, { digest: b.digest });
+      expect(messages).toEqual([
+        { store: root, digest: b.digest, size: 42, created: true },
+        { store: root, digest: b.digest, size: 42, created: false },
+        { store: 'memory', digest: b.digest, size: 42, created: true },
+      ]);
+    } finally {
+      unsubscribe(BLOB_WRITE_CHANNEL, listener);
+    }
   });
 });

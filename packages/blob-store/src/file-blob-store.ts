@@ -24,6 +24,7 @@ import type {
   WriteBlobOptions,
   WriteBlobResult,
 } from './blob-store.js';
+import { publishWrite } from './diagnostics.js';
 import { BlobStoreOptionsError } from './errors.js';
 import { batches, bodyChunks } from './internal/body.js';
 import { ifExists, isMissing, makeDirDurable, syncDir, unlinkIfExists } from './internal/fs.js';
@@ -264,14 +265,18 @@ export function createFileBlobStore(options: FileBlobStoreOptions): FileBlobStor
         // A fresh write restarts the age garbage collection's grace period counts.
         const now = new Date();
         await ifExists(utimes(target, now, now));
+        publishWrite(() => ({ store: root, digest, size, created: false }));
         return { digest, size, created: false };
       }
       const { temp, size } = await receive(body, opts, digest);
+      let created: boolean;
       try {
-        return { digest, size, created: await commit(temp, target) };
+        created = await commit(temp, target);
       } finally {
         await rm(temp, { force: true });
       }
+      publishWrite(() => ({ store: root, digest, size, created }));
+      return { digest, size, created };
     },
 
     async delete(digest: Digest, opts: OperationOptions = {}) {

@@ -5,6 +5,12 @@ export type {
   WriteBlobOptions,
   WriteBlobResult,
 } from './blob-store.js';
+export {
+  BLOB_WRITE_CHANNEL,
+  type BlobWriteMessage,
+  UPLOAD_CHANNEL,
+  type UploadMessage,
+} from './diagnostics.js';
 export { BlobStoreOptionsError } from './errors.js';
 export {
   createFileBlobStore,

@@ -17,6 +17,7 @@ import type {
   WriteBlobOptions,
   WriteBlobResult,
 } from './blob-store.js';
+import { publishWrite } from './diagnostics.js';
 import { bodyChunks } from './internal/body.js';
 
 export interface MemoryBlobStoreOptions {
@@ -75,9 +76,11 @@ export function createMemoryBlobStore(options: MemoryBlobStoreOptions = {}): Blo
       const existing = blobs.get(digest);
       if (existing) {
         existing.modifiedAt = now();
+        publishWrite(() => ({ store: 'memory', digest, size: existing.bytes.byteLength, created: false }));
         return { digest, size: existing.bytes.byteLength, created: false };
       }
       blobs.set(digest, { bytes: Buffer.concat(chunks, verifier.bytes), modifiedAt: now() });
+      publishWrite(() => ({ store: 'memory', digest, size: verifier.bytes, created: true }));
       return { digest, size: verifier.bytes, created: true };
     },
 

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +13,7 @@ import {
   RegistryError,
 } from '@stowage/oci';
 import { afterEach, describe, expect, it } from 'vitest';
+import { UPLOAD_CHANNEL, type UploadMessage } from './diagnostics.js';
 import { createFileStaging } from './file-staging.js';
 import { createMemoryBlobStore } from './memory-blob-store.js';
 import { createMemoryStaging } from './memory-staging.js';
@@ -417,5 +419,35 @@ describe('file staging', () => {
     expect((await readdir(join(dir, id))).sort()).toEqual(['data', 'meta.json']);
     await sessions.cancelUpload('a', id);
     expect(await readdir(dir)).toEqual([]);
+  });
+});
+
+describe('diagnostics', () => {
+  it(`publishes how each session ended on ${UPLOAD_CHANNEL}`, async () => {
+    const messages: UploadMessage[] = [];
+    const listener = (message: unknown) => messages.push(message as UploadMessage);
+    subscribe(UPLOAD_CHANNEL, listener);
+    try {
+      const { sessions, advance } = setup(createMemoryStaging());
+      const b = blob(100);
+      const committed = await sessions.startUpload('a');
+      await sessions.finishUpload('a', committed.id, { digest: b.digest, body: b.bytes });
+      const refused = await sessions.startUpload('a');
+      await sessions.appendUpload('a', refused.id, { body: b.bytes.subarray(0, 10) });
+      await codeOf(sessions.finishUpload('a', refused.id, { digest: b.digest }));
+      const cancelled = await sessions.startUpload('b');
+      await sessions.cancelUpload('b', cancelled.id);
+      const expired = await sessions.startUpload('c');
+      advance(120_000);
+      await sessions.purge();
+      expect(messages).toEqual([
+        { repository: 'a', id: committed.id, outcome: 'committed', size: 100, digest: b.digest },
+        { repository: 'a', id: refused.id, outcome: 'refused', size: 10, digest: b.digest },
+        { repository: 'b', id: cancelled.id, outcome: 'cancelled', size: 0 },
+        { repository: 'c', id: expired.id, outcome: 'expired', size: 0 },
+      ]);
+    } finally {
+      unsubscribe(UPLOAD_CHANNEL, listener);
+    }
   });
 });

@@ -16,6 +16,7 @@ import {
   type UploadSessions,
   type UploadStatus,
 } from '@stowage/oci';
+import { publishUpload } from './diagnostics.js';
 import { BlobStoreOptionsError } from './errors.js';
 import { checkLength } from './internal/body.js';
 import type { StagedUpload, UploadStaging } from './upload-staging.js';
@@ -115,7 +116,9 @@ export function createUploadSessions(options: UploadSessionsOptions): UploadSess
     const found = await staging.stat(id, signal ? { signal } : {});
     if (!found || found.repository !== repository) throw unknown(repository, id);
     if (now() - found.startedAt > ttlMs) {
-      await staging.remove(id);
+      if (await staging.remove(id)) {
+        publishUpload(() => ({ repository, id, outcome: 'expired', size: found.size }));
+      }
       throw unknown(repository, id);
     }
     return found;
@@ -178,32 +181,44 @@ export function createUploadSessions(options: UploadSessionsOptions): UploadSess
           staged?.destroy();
           // The whole blob is not what the client said: nothing was committed, and the session ends.
           const badContent = isStowageError(error, 'DIGEST_INVALID') || isStowageError(error, 'SIZE_INVALID');
-          if (badContent && !last?.refused()) await staging.remove(id);
+          if (badContent && !last?.refused()) {
+            await staging.remove(id);
+            publishUpload(() => ({ repository, id, outcome: 'refused', size: found.size, digest }));
+          }
           throw error;
         }
         await staging.remove(id);
+        publishUpload(() => ({ repository, id, outcome: 'committed', size: info.size, digest }));
         return info;
       });
     },
 
     async cancelUpload(repository: string, id: string, opts: OperationOptions = {}) {
       return serial(id, async () => {
-        await session(repository, id, opts.signal);
+        const found = await session(repository, id, opts.signal);
         await staging.remove(id);
+        publishUpload(() => ({ repository, id, outcome: 'cancelled', size: found.size }));
       });
     },
 
     async purge(opts: PurgeUploadsOptions = {}) {
       const olderThanMs = opts.olderThanMs ?? ttlMs;
       const cutoff = now() - olderThanMs;
-      const old: string[] = [];
+      const old: StagedUpload[] = [];
       for await (const found of staging.list(opts.signal ? { signal: opts.signal } : {})) {
-        if (found.startedAt < cutoff) old.push(found.id);
+        if (found.startedAt < cutoff) old.push(found);
       }
       let removed = 0;
-      for (const id of old) {
+      for (const found of old) {
         opts.signal?.throwIfAborted();
-        if (await serial(id, () => staging.remove(id))) removed++;
+        if (!(await serial(found.id, () => staging.remove(found.id)))) continue;
+        removed++;
+        publishUpload(() => ({
+          repository: found.repository,
+          id: found.id,
+          outcome: 'expired',
+          size: found.size,
+        }));
       }
       return removed;
     },
