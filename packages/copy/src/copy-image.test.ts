@@ -424,6 +424,47 @@ describe('copyImage', () => {
       expect(wrote(to)).toEqual([]);
     });
 
+    it('follows child indexes; a rewritten child index makes its parent point at the new digest', async () => {
+      const from = createMemoryRegistry();
+      const to = spy(createMemoryRegistry(), { capabilities: { sparseIndex: false } });
+      const inner = randomIndex({ platforms });
+      await pushIndex(from, 'src', inner);
+      const mediaType = 'application/vnd.oci.image.index.v1+json';
+      const outer = new TextEncoder().encode(
+        JSON.stringify({ schemaVersion: 2, mediaType, manifests: [inner.descriptor] }),
+      );
+      await from.putManifest('src', 'outer', { bytes: outer, mediaType });
+      const refused = await error(
+        copyImage(
+          { registry: from, repository: 'src', reference: 'outer' },
+          { registry: to, repository: 'dst', tag: 'outer' },
+          { platforms: ['linux/arm64'] },
+        ),
+      );
+      expect(isStowageError(refused, 'SPARSE_INDEX_UNSUPPORTED')).toBe(true);
+      expect((refused as { details: { indexes: string[] } }).details.indexes).toEqual([inner.index.digest]);
+      expect(wrote(to)).toEqual([]);
+
+      const result = await copyImage(
+        { registry: from, repository: 'src', reference: 'outer' },
+        { registry: to, repository: 'dst', tag: 'outer' },
+        { platforms: ['linux/arm64'], rewriteIndex: true },
+      );
+      expect(result).toMatchObject({ indexRewritten: true, sourceDigest: digestOf(outer), manifests: 3 });
+      const copied = await to.getManifest('dst', 'outer');
+      expect(copied.digest).toBe(result.digest);
+      const [child] = JSON.parse(Buffer.from(copied.bytes).toString()).manifests as {
+        digest: Digest;
+        size: number;
+      }[];
+      expect(child!.digest).not.toBe(inner.index.digest);
+      const rewrittenInner = await to.getManifest('dst', child!.digest);
+      expect(rewrittenInner.size).toBe(child!.size);
+      expect(json(rewrittenInner.bytes).manifests.map((m) => m.digest)).toEqual([
+        inner.images[1]!.manifest.digest,
+      ]);
+    });
+
     it('single images are copied whatever their platform', async () => {
       const from = createMemoryRegistry();
       const to = createMemoryRegistry();
