@@ -465,6 +465,39 @@ describe('copyImage', () => {
       ]);
     });
 
+    it('a sparse index copies onward with the same filter; without one its absent child is MANIFEST_UNKNOWN', async () => {
+      const first = spy(createMemoryRegistry(), { capabilities: { sparseIndex: true } });
+      const index = randomIndex({ platforms });
+      await pushIndex(first, 'src', index, 'multi');
+      await copyImage(
+        { registry: first, repository: 'src', reference: 'multi' },
+        { registry: first, repository: 'sparse', tag: 'multi' },
+        { platforms: ['linux/arm64'] },
+      );
+      const onward = createMemoryRegistry();
+      const failed = await error(
+        copyImage(
+          { registry: first, repository: 'sparse', reference: 'multi' },
+          { registry: onward, repository: 'dst', tag: 'multi' },
+        ),
+      );
+      expect(isStowageError(failed, 'MANIFEST_UNKNOWN')).toBe(true);
+      const again = spy(onward, { capabilities: { sparseIndex: true } });
+      const result = await copyImage(
+        { registry: first, repository: 'sparse', reference: 'multi' },
+        { registry: again, repository: 'dst', tag: 'multi' },
+        { platforms: ['linux/arm64'] },
+      );
+      expect(result).toMatchObject({ digest: index.index.digest, sparse: true });
+      // and within its own repository, under another tag
+      const retag = await copyImage(
+        { registry: first, repository: 'sparse', reference: 'multi' },
+        { registry: first, repository: 'sparse', tag: 'again' },
+        { platforms: ['linux/arm64'] },
+      );
+      expect(retag).toMatchObject({ digest: index.index.digest, manifests: 1, sparse: true });
+    });
+
     it('single images are copied whatever their platform', async () => {
       const from = createMemoryRegistry();
       const to = createMemoryRegistry();

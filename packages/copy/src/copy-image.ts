@@ -310,11 +310,13 @@ class Copy {
     const sameOrigin = this.#source.registry.origin === this.#destination.registry.origin;
     this.#mount = this.#options.mount ?? (sameOrigin && capabilities.mount);
     const dropped = [...this.#nodes.values()].filter((node) => node.dropped);
-    if (dropped.length === 0 || this.#sameRepository) return;
+    if (dropped.length === 0) return;
     if (capabilities.sparseIndex) {
       this.#sparse = true;
       return;
     }
+    // Within one repository the children left out may be there already: the store checks.
+    if (this.#sameRepository) return;
     if (!this.#options.rewriteIndex) {
       throw new CopyError(
         'SPARSE_INDEX_UNSUPPORTED',
@@ -423,10 +425,10 @@ class Copy {
     let bytes = node.content.bytes;
     let sparse = false;
     let rewritten = false;
-    if (node.parsed.kind === 'index' && !this.#sameRepository) {
+    if (node.parsed.kind === 'index') {
       // With a sparse-capable destination nothing is ever rewritten, so children keep their digests.
       if (this.#sparse) sparse = node.dropped;
-      else if (node.dropped || children.some((child) => child.rewritten)) {
+      else if (!this.#sameRepository && (node.dropped || children.some((child) => child.rewritten))) {
         bytes = this.#rewrite(node, children);
         rewritten = true;
       }
