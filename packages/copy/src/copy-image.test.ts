@@ -723,6 +723,32 @@ describe('copyImage', () => {
       expect(from.calls).toEqual([]);
     });
 
+    it('logs one debug line per blob and manifest to the logger given, nothing else', async () => {
+      const from = createMemoryRegistry();
+      const image = randomImage({ layers: 1 });
+      await pushImage(from, 'src', image, 'v1');
+      const lines: { level: string; fields: object; message?: string }[] = [];
+      const logger = {
+        debug: (fields: object, message?: string) => lines.push({ level: 'debug', fields, message }),
+        info: (fields: object, message?: string) => lines.push({ level: 'info', fields, message }),
+      };
+      await copyImage(
+        { registry: from, repository: 'src', reference: 'v1' },
+        { registry: createMemoryRegistry(), repository: 'dst', tag: 'v1' },
+        { logger },
+      );
+      expect(lines.map((l) => [l.level, l.message])).toEqual([
+        ['debug', 'blob copied'],
+        ['debug', 'blob copied'],
+        ['debug', 'manifest pushed'],
+      ]);
+      expect(lines[2]!.fields).toMatchObject({
+        reference: 'v1',
+        digest: image.manifest.digest,
+        repository: 'dst',
+      });
+    });
+
     it('passes the source store error through for an unknown reference', async () => {
       const from = createMemoryRegistry();
       await pushImage(from, 'src', randomImage(), 'v1');
