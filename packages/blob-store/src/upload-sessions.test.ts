@@ -376,6 +376,26 @@ uploadSessionsContract('file staging', async () =>
 );
 
 describe('file staging', () => {
+  it('closes the staged bytes even when putBlob does not read them (a store that had the blob)', async () => {
+    const staging = createFileStaging({ dir: join(await tempDir(), 'uploads') });
+    let opened: Readable | undefined;
+    const spy: UploadStaging = {
+      ...staging,
+      read: async (id, options) => {
+        opened = await staging.read(id, options);
+        return opened;
+      },
+    };
+    const sessions = createUploadSessions({
+      staging: spy,
+      putBlob: async (_repository, _body, options) => ({ digest: options.digest, size: 3 }),
+    });
+    const { id } = await sessions.startUpload('a');
+    await sessions.appendUpload('a', id, { body: new Uint8Array([1, 2, 3]) });
+    await sessions.finishUpload('a', id, { digest: digestOf(new Uint8Array([1, 2, 3])) });
+    expect(opened?.destroyed).toBe(true);
+  });
+
   it('a session outlives the process that opened it', async () => {
     const dir = join(await tempDir(), 'uploads');
     const b = blob(9000);

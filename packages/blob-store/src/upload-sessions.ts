@@ -187,6 +187,8 @@ export function createUploadSessions(options: UploadSessionsOptions): UploadSess
           }
           throw error;
         }
+        // A putBlob that found the blob stored already may not have read the staged bytes to the end.
+        staged?.destroy();
         await staging.remove(id);
         publishUpload(() => ({ repository, id, outcome: 'committed', size: info.size, digest }));
         return info;
