@@ -249,6 +249,11 @@ const uses = {
     check(link.ok && link.digest.startsWith('sha256:'), 'parseLink');`,
   '@stowage/registry-server': `const route = ns.parseRoute('/v2/');
     check(route?.kind === 'ping', 'parseRoute');`,
+  '@stowage/blob-store': `const store = ns.createMemoryBlobStore();
+    check(typeof store.stat === 'function', 'createMemoryBlobStore');
+    check(ns.BLOB_WRITE_CHANNEL.startsWith('stowage:blob-store:'), ns.BLOB_WRITE_CHANNEL);`,
+  '@stowage/copy': `check(typeof ns.copyImage === 'function', 'copyImage');
+    check(ns.COPY_BLOB_CHANNEL.startsWith('stowage:copy:'), ns.COPY_BLOB_CHANNEL);`,
 };
 
 const CHECK = [
