@@ -1,11 +1,9 @@
 export { type SelfSignedOptions, selfSignedCertificate } from './certificates.js';
 export {
   type ConformanceSubject,
-  fullCapabilities,
-  type RegistryCapabilities,
   type RegistryConformanceOptions,
   registryConformance,
-} from './conformance.js';
+} from './conformance/index.js';
 export { DistributionTreeWriter, type PopulateOptions, populateTree } from './distribution-tree.js';
 export {
   type DockerRegistry,

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
+import { createMemoryStaging, createUploadSessions } from '@stowage/blob-store';
 import {
-  type AppendUploadOptions,
   assertContent,
   type BlobBody,
   type BlobContent,
@@ -10,13 +10,12 @@ import {
   type Digest,
   Digester,
   digestAlgorithm,
-  type FinishUploadOptions,
+  filterReferrers,
   fullCapabilities,
   type GarbageCollectOptions,
   type GarbageCollectReport,
   type GetBlobOptions,
   type ListOptions,
-  type ListPage,
   type LockOptions,
   type ManifestContent,
   type MountBlobOptions,
@@ -25,8 +24,10 @@ import {
   type PutBlobOptions,
   type PutManifestOptions,
   type PutManifestResult,
+  pageOf,
   parseDigest,
   parseManifest,
+  parseManifestReference,
   parseRepositoryName,
   parseTag,
   type Referrers,
@@ -36,8 +37,11 @@ import {
   RegistryError,
   type RegistryLock,
   type RegistryWithUploads,
+  referrerDescriptor,
+  resolveRange,
   SizeMismatchError,
-  type UploadStatus,
+  subjectOf,
+  type UploadSessions,
 } from '@stowage/oci';
 
 export interface MemoryRegistryOptions {
@@ -47,13 +51,27 @@ export interface MemoryRegistryOptions {
   readonly uploadTtlMs?: number;
   /** Clock, for tests of expiry and grace periods. */
   readonly now?: () => number;
+  /**
+   * With `false`, the store has no upload-session members and its
+   * capabilities say so (`uploadSessions`, `uploadStatus` and
+   * `outOfOrderChunkRefusal` false): a store for testing what callers do
+   * without sessions. Default true.
+   */
+  readonly uploadSessions?: boolean;
 }
+
+/** A registry held in memory: the reference behaviour of the `Registry` contract. */
+export type MemoryRegistry = RegistryWithUploads &
+  Required<Pick<Registry, 'lock' | 'garbageCollect' | 'close'>>;
+
+/** The in-memory registry built with `uploadSessions: false`. */
+export type MemoryRegistryWithoutSessions = Omit<MemoryRegistry, keyof UploadSessions>;
 
 interface StoredManifest {
   readonly content: ManifestContent;
   readonly subject?: Digest;
-  readonly artifactType?: string;
-  readonly annotations?: Readonly<Record<string, string>>;
+  /** How a referrers listing shows this manifest. */
+  readonly referrer: Descriptor;
   readonly blobs: readonly Digest[];
 }
 
@@ -63,39 +81,15 @@ interface Repository {
   readonly tags: Map<string, Digest>;
 }
 
-interface Upload {
-  readonly id: string;
-  readonly repository: string;
-  readonly chunks: Uint8Array[];
-  offset: number;
-  readonly startedAt: number;
-}
-
 interface StoredBlob {
   readonly bytes: Uint8Array;
   readonly createdAt: number;
 }
 
-/** A registry held in memory: the reference behaviour of the `Registry` contract. */
-export type MemoryRegistry = RegistryWithUploads &
-  Required<Pick<Registry, 'lock' | 'garbageCollect' | 'close'>>;
-
-function isDigestReference(reference: string): boolean {
-  return reference.includes(':');
-}
+const UPLOAD_CAPABILITIES = ['uploadSessions', 'uploadStatus', 'outOfOrderChunkRefusal'] as const;
 
 function checkSignal(signal: AbortSignal | undefined): void {
   signal?.throwIfAborted();
-}
-
-function concat(chunks: readonly Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
-  return out;
 }
 
 /** Reads a body to the end, refusing more than `limit` bytes as soon as it is exceeded. */
@@ -117,17 +111,21 @@ async function readBody(
     size += chunk.byteLength;
     if (limit !== undefined && size > limit) throw new SizeMismatchError(limit, size);
   }
-  return concat(chunks, size);
+  return Buffer.concat(chunks, size);
 }
 
-function page(all: readonly string[], options: ListOptions): ListPage {
-  const sorted = [...all].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const last = options.last;
-  const after = last === undefined ? sorted : sorted.filter((item) => item > last);
-  if (options.n === undefined) return { items: after };
-  const n = Math.max(0, Math.floor(options.n));
-  const items = after.slice(0, n);
-  return n > 0 && after.length > n ? { items, next: items[items.length - 1] as string } : { items };
+const MISSING = {
+  BLOB_UNKNOWN: 'blob',
+  MANIFEST_UNKNOWN: 'manifest',
+  MANIFEST_BLOB_UNKNOWN: 'content',
+} as const;
+
+/** The refusal for content `reference` that is not in repository `name`. */
+function notIn(code: keyof typeof MISSING, name: string, reference: string): RegistryError {
+  return new RegistryError(code, `${MISSING[code]} ${reference} is not in ${name}`, {
+    details:
+      code === 'MANIFEST_UNKNOWN' ? { repository: name, reference } : { repository: name, digest: reference },
+  });
 }
 
 /**
@@ -135,21 +133,38 @@ function page(all: readonly string[], options: ListOptions): ListPage {
  * - a repository exists once it has a blob link, a manifest or a tag;
  *   `listRepositories` lists those with at least one manifest;
  * - `n: 0` returns an empty page;
- * - a failed `finishUpload` (wrong digest or size) ends the session;
+ * - `putManifest` with `sparse: true` accepts an index whose children are
+ *   absent (its blobs and the children present are still checked);
+ * - upload sessions are `@stowage/blob-store`'s over a memory staging area:
+ *   a failed `finishUpload` (wrong digest or size) ends the session, a refused
+ *   chunk changes nothing, sessions older than `uploadTtlMs` are unknown;
  * - content-addressed blobs are shared by all repositories; `deleteBlob` only unlinks,
  *   `garbageCollect` frees what no manifest references.
  */
-export function createMemoryRegistry(options: MemoryRegistryOptions = {}): MemoryRegistry {
+export function createMemoryRegistry(
+  options?: MemoryRegistryOptions & { readonly uploadSessions?: true },
+): MemoryRegistry;
+export function createMemoryRegistry(
+  options: MemoryRegistryOptions & { readonly uploadSessions: false },
+): MemoryRegistryWithoutSessions;
+export function createMemoryRegistry(
+  options?: MemoryRegistryOptions,
+): MemoryRegistry | MemoryRegistryWithoutSessions;
+export function createMemoryRegistry(
+  options: MemoryRegistryOptions = {},
+): MemoryRegistry | MemoryRegistryWithoutSessions {
   const now = options.now ?? Date.now;
   const uploadTtlMs = options.uploadTtlMs ?? 60 * 60 * 1000;
+  const withSessions = options.uploadSessions ?? true;
   const blobs = new Map<Digest, StoredBlob>();
   const repositories = new Map<string, Repository>();
-  const uploads = new Map<string, Upload>();
   const locks = new Map<string, { readers: number; writer: boolean; waiters: (() => void)[] }>();
+  const staging = createMemoryStaging();
   let closed = false;
 
-  function open(): void {
+  function open(signal?: AbortSignal): void {
     if (closed) throw new RegistryError('UNAVAILABLE', 'the registry is closed');
+    checkSignal(signal);
   }
 
   function repo(name: string, create: boolean): Repository | undefined {
@@ -163,16 +178,15 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
   }
 
   function resolve(repository: Repository | undefined, reference: string): StoredManifest | undefined {
+    const parsed = parseManifestReference(reference);
     if (!repository) return undefined;
-    if (isDigestReference(reference)) return repository.manifests.get(parseDigest(reference));
-    const digest = repository.tags.get(parseTag(reference));
+    const digest = 'digest' in parsed ? parsed.digest : repository.tags.get(parsed.tag);
     return digest === undefined ? undefined : repository.manifests.get(digest);
   }
 
-  function manifestUnknown(name: string, reference: string): RegistryError {
-    return new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in ${name}`, {
-      details: { repository: name, reference },
-    });
+  function linkedBlob(name: string, digest: Digest): StoredBlob | undefined {
+    parseDigest(digest);
+    return repo(name, false)?.blobs.has(digest) ? blobs.get(digest) : undefined;
   }
 
   function commitBlob(repository: Repository, digest: Digest, bytes: Uint8Array): BlobInfo {
@@ -181,114 +195,53 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
     return { digest, size: bytes.byteLength };
   }
 
-  function purgeUploads(): number {
-    let removed = 0;
-    for (const [id, upload] of uploads) {
-      if (now() - upload.startedAt > uploadTtlMs) {
-        uploads.delete(id);
-        removed++;
-      }
-    }
-    return removed;
-  }
-
-  function session(name: string, id: string): Upload {
-    parseRepositoryName(name);
-    purgeUploads();
-    const upload = uploads.get(id);
-    if (!upload || upload.repository !== name) {
-      throw new RegistryError(
-        'BLOB_UPLOAD_UNKNOWN',
-        `upload ${String(id).slice(0, 64)} is not known in ${name}`,
-        {
-          details: { repository: name },
-        },
-      );
-    }
-    return upload;
-  }
-
-  function status(upload: Upload): UploadStatus {
-    return {
-      id: upload.id,
-      repository: upload.repository,
-      offset: upload.offset,
-      startedAt: upload.startedAt,
-    };
-  }
-
-  async function append(
-    upload: Upload,
-    body: BlobBody,
-    opts: { offset?: number; length?: number; signal?: AbortSignal },
-  ) {
-    if (opts.offset !== undefined && opts.offset !== upload.offset) {
-      throw new RegistryError(
-        'RANGE_INVALID',
-        `chunk starts at ${opts.offset}, the upload is at ${upload.offset}`,
-        {
-          details: { offset: upload.offset, requested: opts.offset },
-        },
-      );
-    }
-    const start = upload.offset;
-    const bytes = await readBody(body, opts.signal, opts.length);
-    if (opts.length !== undefined && bytes.byteLength !== opts.length) {
-      throw new SizeMismatchError(opts.length, bytes.byteLength);
-    }
-    if (upload.offset !== start) {
-      throw new RegistryError('RANGE_INVALID', 'another chunk was appended concurrently', {
-        details: { offset: upload.offset, requested: start },
+  const capabilities: RegistryCapabilities = withSessions
+    ? fullCapabilities
+    : Object.freeze({
+        ...fullCapabilities,
+        ...Object.fromEntries(UPLOAD_CAPABILITIES.map((name) => [name, false])),
       });
-    }
-    upload.chunks.push(bytes);
-    upload.offset += bytes.byteLength;
-  }
 
-  const capabilities: RegistryCapabilities = { ...fullCapabilities, sparseIndex: false };
-  const registry: MemoryRegistry = {
+  const core: MemoryRegistryWithoutSessions = {
     origin: `memory:${randomUUID()}`,
     async capabilities() {
       return capabilities;
     },
+
     async listRepositories(opts: ListOptions = {}) {
-      open();
-      checkSignal(opts.signal);
-      const names = [...repositories].filter(([, r]) => r.manifests.size > 0).map(([name]) => name);
-      return page(names, opts);
+      open(opts.signal);
+      return pageOf(
+        [...repositories].filter(([, r]) => r.manifests.size > 0).map(([name]) => name),
+        opts,
+      );
     },
 
     async listTags(name: string, opts: ListOptions = {}) {
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       const repository = repo(name, false);
       if (!repository) {
         throw new RegistryError('NAME_UNKNOWN', `repository ${name} is not known`, {
           details: { repository: name },
         });
       }
-      return page([...repository.tags.keys()], opts);
+      return pageOf(repository.tags.keys(), opts);
     },
 
     async deleteTag(name: string, tag: string, opts: OperationOptions = {}) {
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       parseTag(tag);
-      const repository = repo(name, false);
-      if (!repository?.tags.delete(tag)) throw manifestUnknown(name, tag);
+      if (!repo(name, false)?.tags.delete(tag)) throw notIn('MANIFEST_UNKNOWN', name, tag);
     },
 
     async getManifest(name: string, reference: string, opts = {}) {
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       const found = resolve(repo(name, false), reference);
-      if (!found) throw manifestUnknown(name, reference);
+      if (!found) throw notIn('MANIFEST_UNKNOWN', name, reference);
       return found.content;
     },
 
     async headManifest(name: string, reference: string, opts = {}) {
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       const found = resolve(repo(name, false), reference);
       if (!found) return undefined;
       const { digest, mediaType, size } = found.content;
@@ -296,123 +249,79 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
     },
 
     async putManifest(name: string, reference: string, opts: PutManifestOptions): Promise<PutManifestResult> {
-      const { bytes } = opts;
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       parseRepositoryName(name);
-      const byDigest = isDigestReference(reference);
-      const expected = byDigest ? parseDigest(reference) : undefined;
-      if (!byDigest) parseTag(reference);
-      const parsed = parseManifest(bytes, {
+      const target = parseManifestReference(reference);
+      const parsed = parseManifest(opts.bytes, {
         mediaType: opts.mediaType,
         ...(options.maxManifestSize === undefined ? {} : { maxSize: options.maxManifestSize }),
-        ...(expected === undefined ? {} : { digest: expected }),
+        ...('digest' in target ? { digest: target.digest } : {}),
       });
       const repository = repo(name, true) as Repository;
       const references = manifestReferences(parsed);
-      for (const blob of references.blobs) {
-        if (!repository.blobs.has(blob.digest)) {
-          throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${blob.digest} is not in ${name}`, {
-            details: { repository: name, digest: blob.digest },
-          });
-        }
-      }
-      for (const child of references.manifests) {
-        if (!repository.manifests.has(child.digest)) {
-          throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest ${child.digest} is not in ${name}`, {
-            details: { repository: name, digest: child.digest },
-          });
-        }
-      }
-      const manifest = parsed.manifest;
-      const artifactType =
-        manifest.artifactType ?? (parsed.kind === 'image' ? parsed.manifest.config.mediaType : undefined);
+      const missingBlob = references.blobs.find((blob) => !repository.blobs.has(blob.digest));
+      if (missingBlob) throw notIn('MANIFEST_BLOB_UNKNOWN', name, missingBlob.digest);
+      // A sparse index may leave children out; the children it has are in the repository already.
+      const missingChild = opts.sparse
+        ? undefined
+        : references.manifests.find((child) => !repository.manifests.has(child.digest));
+      if (missingChild) throw notIn('MANIFEST_BLOB_UNKNOWN', name, missingChild.digest);
+      const content: ManifestContent = {
+        digest: parsed.digest,
+        mediaType: parsed.mediaType,
+        size: parsed.size,
+        bytes: Uint8Array.from(opts.bytes),
+      };
+      const subject = subjectOf(parsed.manifest);
       const stored: StoredManifest = {
-        content: {
-          digest: parsed.digest,
-          mediaType: parsed.mediaType,
-          size: parsed.size,
-          bytes: Uint8Array.from(bytes),
-        },
+        content,
+        referrer: referrerDescriptor({ ...content, manifest: parsed.manifest }),
         blobs: references.blobs.map((b) => b.digest),
-        ...(references.subject ? { subject: references.subject.digest } : {}),
-        ...(artifactType ? { artifactType } : {}),
-        ...(manifest.annotations ? { annotations: manifest.annotations } : {}),
+        ...(subject ? { subject } : {}),
       };
       if (!repository.manifests.has(parsed.digest)) repository.manifests.set(parsed.digest, stored);
-      if (!byDigest) repository.tags.set(reference, parsed.digest);
-      return { digest: parsed.digest, ...(stored.subject ? { subject: stored.subject } : {}) };
+      if ('tag' in target) repository.tags.set(target.tag, parsed.digest);
+      return { digest: parsed.digest, ...(subject ? { subject } : {}) };
     },
 
     async deleteManifest(name: string, digest: Digest, opts: OperationOptions = {}) {
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       parseDigest(digest);
       const repository = repo(name, false);
-      if (!repository?.manifests.delete(digest)) throw manifestUnknown(name, digest);
+      if (!repository?.manifests.delete(digest)) throw notIn('MANIFEST_UNKNOWN', name, digest);
       for (const [tag, target] of repository.tags) if (target === digest) repository.tags.delete(tag);
     },
 
     async listReferrers(name: string, digest: Digest, opts: ReferrersOptions = {}): Promise<Referrers> {
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       parseDigest(digest);
-      const repository = repo(name, false);
-      const manifests: Descriptor[] = [];
-      for (const stored of repository?.manifests.values() ?? []) {
-        if (stored.subject !== digest) continue;
-        if (opts.artifactType !== undefined && stored.artifactType !== opts.artifactType) continue;
-        const { mediaType, digest: d, size } = stored.content;
-        manifests.push({
-          mediaType,
-          digest: d,
-          size,
-          ...(stored.artifactType ? { artifactType: stored.artifactType } : {}),
-          ...(stored.annotations ? { annotations: stored.annotations } : {}),
-        });
-      }
-      manifests.sort((a, b) => (a.digest < b.digest ? -1 : 1));
-      return { manifests, filtersApplied: opts.artifactType === undefined ? [] : ['artifactType'] };
+      const referring = [...(repo(name, false)?.manifests.values() ?? [])].filter(
+        (m) => m.subject === digest,
+      );
+      return filterReferrers(
+        referring.map((m) => m.referrer),
+        opts.artifactType,
+      );
     },
 
     async headBlob(name: string, digest: Digest, opts: OperationOptions = {}) {
-      open();
-      checkSignal(opts.signal);
-      parseDigest(digest);
-      const repository = repo(name, false);
-      const blob = repository?.blobs.has(digest) ? blobs.get(digest) : undefined;
+      open(opts.signal);
+      const blob = linkedBlob(name, digest);
       return blob ? { digest, size: blob.bytes.byteLength } : undefined;
     },
 
     async getBlob(name: string, digest: Digest, opts: GetBlobOptions = {}): Promise<BlobContent> {
-      open();
-      checkSignal(opts.signal);
-      parseDigest(digest);
-      const repository = repo(name, false);
-      const blob = repository?.blobs.has(digest) ? blobs.get(digest) : undefined;
-      if (!blob) {
-        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in ${name}`, {
-          details: { repository: name, digest },
-        });
-      }
+      open(opts.signal);
+      const blob = linkedBlob(name, digest);
+      if (!blob) throw notIn('BLOB_UNKNOWN', name, digest);
       const size = blob.bytes.byteLength;
-      if (!opts.range) return { digest, size, stream: Readable.from([blob.bytes]) };
-      const { start } = opts.range;
-      const end = Math.min(opts.range.end ?? size - 1, size - 1);
-      if (!Number.isSafeInteger(start) || start < 0 || start >= size || end < start) {
-        throw new RegistryError(
-          'RANGE_INVALID',
-          `range ${start}-${opts.range.end ?? ''} is outside the ${size}-byte blob`,
-          {
-            details: { size },
-          },
-        );
-      }
+      const range = resolveRange(opts.range, size);
+      if (!range) return { digest, size, stream: Readable.from([blob.bytes]) };
       return {
         digest,
         size,
-        range: { start, end },
-        stream: Readable.from([blob.bytes.subarray(start, end + 1)]),
+        range,
+        stream: Readable.from([blob.bytes.subarray(range.start, range.end + 1)]),
       };
     },
 
@@ -428,8 +337,7 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
     },
 
     async mountBlob(name: string, digest: Digest, opts: MountBlobOptions = {}) {
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       parseRepositoryName(name);
       parseDigest(digest);
       const blob = blobs.get(digest);
@@ -443,64 +351,9 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
     },
 
     async deleteBlob(name: string, digest: Digest, opts: OperationOptions = {}) {
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       parseDigest(digest);
-      const repository = repo(name, false);
-      if (!repository?.blobs.delete(digest)) {
-        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in ${name}`, {
-          details: { repository: name, digest },
-        });
-      }
-    },
-
-    async startUpload(name: string, opts: OperationOptions = {}) {
-      open();
-      checkSignal(opts.signal);
-      parseRepositoryName(name);
-      purgeUploads();
-      const upload: Upload = { id: randomUUID(), repository: name, chunks: [], offset: 0, startedAt: now() };
-      uploads.set(upload.id, upload);
-      return status(upload);
-    },
-
-    async appendUpload(name: string, id: string, opts: AppendUploadOptions) {
-      const { body } = opts;
-      open();
-      const upload = session(name, id);
-      await append(upload, body, opts);
-      return status(upload);
-    },
-
-    async getUpload(name: string, id: string, opts: OperationOptions = {}) {
-      open();
-      checkSignal(opts.signal);
-      return status(session(name, id));
-    },
-
-    async finishUpload(name: string, id: string, opts: FinishUploadOptions) {
-      open();
-      const upload = session(name, id);
-      const digest = parseDigest(opts.digest);
-      if (opts.body !== undefined) {
-        await append(upload, opts.body, {
-          ...(opts.offset === undefined ? {} : { offset: opts.offset }),
-          ...(opts.length === undefined ? {} : { length: opts.length }),
-          ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-        });
-      }
-      uploads.delete(id);
-      const bytes = concat(upload.chunks, upload.offset);
-      const digester = new Digester(digestAlgorithm(digest)).update(bytes);
-      assertContent({ digest: digester.digest(), size: bytes.byteLength }, { digest });
-      return commitBlob(repo(name, true) as Repository, digest, bytes);
-    },
-
-    async cancelUpload(name: string, id: string, opts: OperationOptions = {}) {
-      open();
-      checkSignal(opts.signal);
-      session(name, id);
-      uploads.delete(id);
+      if (!repo(name, false)?.blobs.delete(digest)) throw notIn('BLOB_UNKNOWN', name, digest);
     },
 
     async lock(name: string, opts: LockOptions = {}): Promise<RegistryLock> {
@@ -542,8 +395,7 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
     },
 
     async garbageCollect(opts: GarbageCollectOptions = {}): Promise<GarbageCollectReport> {
-      open();
-      checkSignal(opts.signal);
+      open(opts.signal);
       const grace = opts.gracePeriodMs ?? 0;
       const referenced = new Set<Digest>();
       for (const repository of repositories.values()) {
@@ -558,13 +410,15 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
         bytesFreed += blob.bytes.byteLength;
       }
       let uploadsRemoved = 0;
-      for (const upload of uploads.values()) if (now() - upload.startedAt > uploadTtlMs) uploadsRemoved++;
-      if (!opts.dryRun) {
+      if (opts.dryRun) {
+        for await (const upload of staging.list())
+          if (now() - upload.startedAt > uploadTtlMs) uploadsRemoved++;
+      } else {
         for (const digest of removed) {
           blobs.delete(digest);
           for (const repository of repositories.values()) repository.blobs.delete(digest);
         }
-        purgeUploads();
+        uploadsRemoved = sessions ? await sessions.purge() : 0;
       }
       return {
         blobsRemoved: removed,
@@ -579,5 +433,37 @@ export function createMemoryRegistry(options: MemoryRegistryOptions = {}): Memor
       closed = true;
     },
   };
-  return registry;
+
+  const sessions = withSessions
+    ? createUploadSessions({
+        staging,
+        putBlob: (name, body, opts) => core.putBlob(name, body, opts),
+        now,
+        ttlMs: uploadTtlMs,
+      })
+    : undefined;
+  if (!sessions) return core;
+  return {
+    ...core,
+    async startUpload(name, opts = {}) {
+      open();
+      return sessions.startUpload(name, opts);
+    },
+    async appendUpload(name, id, opts) {
+      open();
+      return sessions.appendUpload(name, id, opts);
+    },
+    async getUpload(name, id, opts = {}) {
+      open();
+      return sessions.getUpload(name, id, opts);
+    },
+    async finishUpload(name, id, opts) {
+      open();
+      return sessions.finishUpload(name, id, opts);
+    },
+    async cancelUpload(name, id, opts = {}) {
+      open();
+      return sessions.cancelUpload(name, id, opts);
+    },
+  };
 }
