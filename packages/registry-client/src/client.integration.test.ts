@@ -29,8 +29,9 @@ describe('registry-client → docker-registry', () => {
         },
       };
     },
-    // What distribution 2.8 lacks, each checked against the real registry (the "gaps" tests below
-    // show the raw behaviour). Three gaps stay ON because the client covers them and the cases pass:
+    // What distribution 2.8 lacks is in the client's capabilities (the distribution-2.8 profile), each
+    // checked against the real registry (the "gaps" tests below show the raw behaviour). Three gaps are
+    // declared as capabilities because the client covers them and the cases pass:
     // - referrers: 2.8 has no referrers API (404 "page not found"); the client maintains and reads the
     //   referrers tag schema (`sha256-<hex>` index tags), as the distribution spec asks of clients.
     // - tagPaging: 2.8 ignores n/last on tags/list and returns tags unsorted; the client sorts, filters
@@ -38,18 +39,11 @@ describe('registry-client → docker-registry', () => {
     // - outOfOrderChunkRefusal: 2.8 ignores Content-Range on PATCH and appends anywhere; the client
     //   compares the offset with the session's (known from the last response, else a status query)
     //   and refuses with RANGE_INVALID before sending.
-    capabilities: {
-      // 2.8 answers DELETE /manifests/<tag> with 400 DIGEST_INVALID; no safe emulation exists (deleting
-      // by digest removes every tag of the manifest), so the client reports UNSUPPORTED.
-      deleteTag: false,
-      // 2.8 ignores ?mount= without from= and opens an upload session (202); the client cancels it and
-      // answers undefined.
-      anonymousMount: false,
-      // Garbage collection is an offline `docker-registry garbage-collect` command, not an API.
-      garbageCollect: false,
-      // The distribution API has no locks.
-      lock: false,
-    },
+    // Declared false: deleteTag (2.8 answers DELETE /manifests/<tag> with 400 DIGEST_INVALID; no safe
+    // emulation exists, deleting by digest removes every tag of the manifest, so the client reports
+    // UNSUPPORTED); anonymousMount (2.8 ignores ?mount= without from= and opens an upload session; the
+    // client cancels it and answers undefined); garbageCollect (an offline `docker-registry
+    // garbage-collect` command, not an API); lock (the distribution API has no locks).
   });
 });
 
