@@ -30,8 +30,6 @@ registryConformance({
       },
     };
   },
-  // The distribution API has no garbage collection or lock endpoints.
-  capabilities: { garbageCollect: false, lock: false },
 });
 
 registryConformance({
@@ -51,5 +49,4 @@ registryConformance({
       },
     };
   },
-  capabilities: { garbageCollect: false, lock: false },
 });

@@ -1,6 +1,14 @@
 export { pullableRepositories } from './auth/decide.js';
 export * from './auth/index.js';
-export { HttpError, type OciError, toWireError, type WireError } from './errors.js';
+export { REQUEST_CHANNEL, type RequestEvent } from './diagnostics.js';
+export {
+  HttpError,
+  type HttpErrorOptions,
+  isHttpError,
+  type OciError,
+  toWireError,
+  type WireError,
+} from './errors.js';
 export {
   createRegistryHandler,
   type Logger,

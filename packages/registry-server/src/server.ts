@@ -8,8 +8,8 @@ import {
 } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Duplex } from 'node:stream';
+import { type Logger, resolveLogger } from '@stowage/oci';
 import { HttpError } from './errors.js';
-import type { Logger } from './handler.js';
 
 /** A request body slower than `bytesPerSecond` on average over `windowMs` is cut. */
 export interface MinBodyRate {
@@ -23,8 +23,11 @@ export interface RegistryServerOptions {
   readonly handler: (request: IncomingMessage, response: ServerResponse) => Promise<void> | void;
   /** Serve HTTPS with this PEM certificate (chain) and key instead of plain HTTP. */
   readonly tls?: { readonly cert: string | Buffer; readonly key: string | Buffer };
-  /** `error` for a failure that escaped the handler, `warn` (rate-limited) for dropped connections and cut bodies. */
-  readonly logger?: Pick<Logger, 'warn' | 'error'>;
+  /**
+   * A pino-compatible logger: `error` for a failure that escaped the handler,
+   * `warn` (rate-limited) for dropped connections and cut bodies. Silent by default.
+   */
+  readonly logger?: Logger;
   /** Default 1024 bytes per second over 60 s. */
   readonly minBodyRate?: MinBodyRate;
   /** Connections beyond this many are closed as soon as they are accepted. Default 1000. */
@@ -120,7 +123,7 @@ interface Watched {
  * - beyond `maxConnections`, new connections are closed as soon as they are accepted.
  */
 export function createRegistryServer(options: RegistryServerOptions): Server {
-  const logger = options.logger;
+  const logger = resolveLogger(options.logger);
   const bytesPerSecond = options.minBodyRate?.bytesPerSecond ?? 1024;
   const windowMs = options.minBodyRate?.windowMs ?? 60_000;
   const headersTimeout = options.headersTimeoutMs ?? 60_000;
@@ -188,7 +191,7 @@ export function createRegistryServer(options: RegistryServerOptions): Server {
   function failed(request: IncomingMessage, response: ServerResponse, error: unknown): void {
     // The client went away (the handler saw its body abort, say): nobody to answer, nothing wrong here.
     if (request.socket.destroyed || response.destroyed) return;
-    logger?.error(
+    logger.error(
       { err: error, method: request.method, path: (request.url ?? '').split('?')[0]?.slice(0, 300) },
       'request handler failed',
     );
@@ -210,7 +213,7 @@ export function createRegistryServer(options: RegistryServerOptions): Server {
   const watched = new Set<Watched>();
   let ticker: NodeJS.Timeout | undefined;
   const warnCut = rateLimited(warnInterval, (count) =>
-    logger?.warn({ count, bytesPerSecond, windowMs }, 'request bodies slower than the minimum rate were cut'),
+    logger.warn({ count, bytesPerSecond, windowMs }, 'request bodies slower than the minimum rate were cut'),
   );
 
   function watch(request: IncomingMessage, response: ServerResponse): void {
@@ -269,7 +272,7 @@ export function createRegistryServer(options: RegistryServerOptions): Server {
     // Ends the body for whoever reads it (the handler's read fails with this 408), and the
     // connection with it. Node would not do it by itself once the response is finished:
     // a request already answered is never aborted, and its reader would wait on.
-    const end = () => request.destroy(new HttpError(408, 'BLOB_UPLOAD_INVALID', message));
+    const end = () => request.destroy(new HttpError('BLOB_UPLOAD_INVALID', message, { status: 408 }));
     if (response.headersSent || response.destroyed) {
       end();
       return;
@@ -303,7 +306,7 @@ export function createRegistryServer(options: RegistryServerOptions): Server {
     response.once('close', done);
     // A stream error with no listener would be thrown as an uncaught exception.
     response.on('error', (error: NodeJS.ErrnoException) => {
-      if (!GONE.has(error.code ?? '')) logger?.error({ err: error }, 'response stream failed');
+      if (!GONE.has(error.code ?? '')) logger.error({ err: error }, 'response stream failed');
     });
     watch(request, response);
     let result: Promise<void> | void;
@@ -350,7 +353,7 @@ export function createRegistryServer(options: RegistryServerOptions): Server {
   });
 
   const warnDrop = rateLimited(warnInterval, (count) =>
-    logger?.warn(
+    logger.warn(
       { count, maxConnections: server.maxConnections },
       'connection cap reached: new connections are closed',
     ),

@@ -23,7 +23,7 @@ const tooMany = {
   ok: false,
   status: 429,
   code: 'TOOMANYREQUESTS',
-  headers: { 'retry-after': '1' },
+  retryAfterMs: 1000,
 } as const;
 const wrong = {
   ok: false,

@@ -178,7 +178,7 @@ export function createHtpasswdAuthorizer(options: HtpasswdAuthorizerOptions): Ht
             status: 429,
             code: 'TOOMANYREQUESTS',
             message: 'too many logins are being verified; retry later',
-            headers: { 'retry-after': '1' },
+            retryAfterMs: 1000,
           };
         }
         if (!good) return refuse('invalid username or password');

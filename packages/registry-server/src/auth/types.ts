@@ -26,8 +26,13 @@ export type AuthDecision =
       readonly status: 401 | 403 | 429;
       /** OCI error code: `UNAUTHORIZED`, `DENIED` or `TOOMANYREQUESTS`. */
       readonly code: 'UNAUTHORIZED' | 'DENIED' | 'TOOMANYREQUESTS';
-      /** Extra headers for the refusal (`Retry-After` with a 429, say). */
+      /**
+       * Extra headers for the refusal, sent as given (they win over the
+       * handler's own, a `Retry-After` included).
+       */
       readonly headers?: Readonly<Record<string, string>>;
+      /** For a 429: how long the client should wait; sent as `Retry-After` in whole seconds (at least 1; default 1). */
+      readonly retryAfterMs?: number;
       readonly message: string;
       /** The `WWW-Authenticate` header value to send with a 401. */
       readonly challenge?: string;
