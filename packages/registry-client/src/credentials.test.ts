@@ -180,7 +180,7 @@ describe('runCredentialHelper', () => {
     expect(
       await runCredentialHelper('not-installed', 'x', {
         env: env(),
-        logger: { warn: (m) => warnings.push(m) },
+        logger: { warn: (_fields, message) => warnings.push(message ?? '') },
       }),
     ).toBeUndefined();
     expect(warnings[0]).toContain('docker-credential-not-installed');

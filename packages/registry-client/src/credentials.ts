@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import type { Logger } from '@stowage/oci';
 import { CredentialsError } from './errors.js';
 import {
   credentialHostKey,
@@ -9,7 +10,6 @@ import {
   isDockerHub,
   stripRegistry,
 } from './internal/hosts.js';
-import type { Logger } from './options.js';
 
 /** What a registry login holds. Never logged, never put in errors. */
 export interface Credentials {
@@ -238,10 +238,8 @@ export async function runCredentialHelper(
   if (result.spawnError !== undefined) {
     if ((result.spawnError as NodeJS.ErrnoException).code === 'ENOENT') {
       options.logger?.warn?.(
+        { helper },
         `credential helper ${program} is not installed; continuing without credentials`,
-        {
-          helper,
-        },
       );
       return undefined;
     }

@@ -1,4 +1,11 @@
-import { OCI_ERROR_CODES, RegistryError, type RegistryErrorCode, StowageError } from '@stowage/oci';
+import {
+  isStowageError,
+  RegistryError,
+  type RegistryErrorCode,
+  registryErrorCodeFromWire,
+  StowageError,
+  wireErrorCode,
+} from '@stowage/oci';
 import { redactUrl } from './internal/redact.js';
 
 /** One entry of the OCI error body `{"errors":[{code,message,detail}]}`. */
@@ -37,13 +44,6 @@ export interface ResponseErrorInit {
   readonly cause?: unknown;
 }
 
-/** Codes of error bodies that map onto a store code as they are (distribution's PAGINATION_NUMBER_INVALID has none). */
-const knownCodes: ReadonlySet<string> = new Set<RegistryErrorCode>([
-  ...OCI_ERROR_CODES,
-  'TAG_INVALID',
-  'RANGE_INVALID',
-]);
-
 const notFoundCodes: Readonly<Record<RegistryEndpoint, RegistryErrorCode>> = {
   ping: 'UNSUPPORTED',
   catalog: 'UNSUPPORTED',
@@ -57,10 +57,10 @@ const notFoundCodes: Readonly<Record<RegistryEndpoint, RegistryErrorCode>> = {
 
 /**
  * The OCI error code for a refused request: the code the registry put in the
- * body when it is one of the distribution codes, else one derived from the
- * status and the endpoint. Two wire quirks are smoothed over: a 404 on an
- * upload session is always `BLOB_UPLOAD_UNKNOWN` (distribution answers
- * BLOB_UPLOAD_INVALID), and 416 is always `RANGE_INVALID`.
+ * body when `@stowage/oci`'s table knows it (`registryErrorCodeFromWire`),
+ * else one derived from the status and the endpoint. Two wire quirks are
+ * smoothed over: a 404 on an upload session is always `BLOB_UPLOAD_UNKNOWN`
+ * (distribution answers BLOB_UPLOAD_INVALID), and 416 is always `RANGE_INVALID`.
  */
 export function registryErrorCode(
   status: number,
@@ -69,8 +69,10 @@ export function registryErrorCode(
 ): RegistryErrorCode {
   if (status === 416) return 'RANGE_INVALID';
   if (status === 404 && endpoint === 'upload') return 'BLOB_UPLOAD_UNKNOWN';
-  const fromBody = diagnostics.find((d) => knownCodes.has(d.code))?.code;
-  if (fromBody !== undefined) return fromBody as RegistryErrorCode;
+  for (const diagnostic of diagnostics) {
+    const fromBody = registryErrorCodeFromWire(diagnostic.code, status);
+    if (fromBody !== undefined) return fromBody;
+  }
   switch (status) {
     case 400:
       return endpoint === 'manifest'
@@ -107,74 +109,95 @@ function summary(init: ResponseErrorInit, url: string): string {
   return `${init.method} ${url} answered ${init.status}${reason}`;
 }
 
+/** Marks the errors built from an HTTP response, so `isResponseError` works across duplicate installs. */
+const RESPONSE_BRAND = Symbol.for('@stowage/registry-client:response-error');
+
+/** What both response errors carry, set once by `describeResponse`. */
+interface ResponseFacts {
+  readonly status: number;
+  readonly method: string;
+  readonly url: string;
+  readonly diagnostics: readonly RegistryDiagnostic[];
+}
+
+function errorOptions(init: ResponseErrorInit, url: string) {
+  return {
+    retryable: init.retryable ?? isRetryableStatus(init.status),
+    details: { status: init.status, method: init.method, url },
+    cause: init.cause,
+    ...(init.retryAfterMs === undefined ? {} : { retryAfterMs: init.retryAfterMs }),
+  };
+}
+
+function describeResponse(error: ResponseFacts, init: ResponseErrorInit, url: string): void {
+  Object.assign(error, {
+    status: init.status,
+    method: init.method,
+    url,
+    diagnostics: init.diagnostics ?? [],
+  });
+  Object.defineProperty(error, RESPONSE_BRAND, { value: true });
+}
+
 /**
  * A registry refused a request with a 4xx status. `code` is the OCI error code
  * (from the body when the registry sent one, else derived from the status),
  * `diagnostics` the parsed error list, `url` the request URL with credentials
- * and signatures removed.
+ * and signatures removed, `retryAfterMs` the `Retry-After` of a 429.
  */
-export class RegistryResponseError extends RegistryError {
-  readonly status: number;
-  readonly method: string;
-  readonly url: string;
-  readonly diagnostics: readonly RegistryDiagnostic[];
+export class RegistryResponseError extends RegistryError implements ResponseFacts {
+  declare readonly status: number;
+  declare readonly method: string;
+  declare readonly url: string;
+  declare readonly diagnostics: readonly RegistryDiagnostic[];
 
   constructor(init: ResponseErrorInit) {
     const url = redactUrl(init.url);
-    const diagnostics = init.diagnostics ?? [];
-    const code = init.code ?? registryErrorCode(init.status, init.endpoint, diagnostics);
-    super(code, init.message ?? summary(init, url), {
-      retryable: init.retryable ?? isRetryableStatus(init.status),
-      details: { status: init.status, method: init.method, url },
-      cause: init.cause,
-      ...(init.retryAfterMs === undefined ? {} : { retryAfterMs: init.retryAfterMs }),
-    });
-    this.status = init.status;
-    this.method = init.method;
-    this.url = url;
-    this.diagnostics = diagnostics;
+    const code = init.code ?? registryErrorCode(init.status, init.endpoint, init.diagnostics);
+    super(code, init.message ?? summary(init, url), errorOptions(init, url));
+    describeResponse(this, init, url);
   }
 }
 
 /** Codes of a server-side failure; none of them is an OCI refusal. */
-export type RegistryServerErrorCode = 'UNAVAILABLE' | 'UNKNOWN';
+export type RegistryServerErrorCode = Extract<RegistryErrorCode, 'UNAVAILABLE' | 'UNKNOWN'>;
 
 /**
  * A registry failed with a 5xx status (or another status the protocol gives
- * no meaning), after the retries allowed. `UNAVAILABLE` for 502/503/504,
- * `UNKNOWN` otherwise; 5xx is always `retryable`.
+ * no meaning), after the retries allowed. A `RegistryError`: `UNAVAILABLE` for
+ * 502/503/504 (with `retryAfterMs` from a 503's `Retry-After`), `UNKNOWN`
+ * otherwise; 5xx is always `retryable`.
  */
-export class RegistryServerError extends StowageError<RegistryServerErrorCode> {
-  readonly status: number;
-  readonly method: string;
-  readonly url: string;
-  readonly diagnostics: readonly RegistryDiagnostic[];
+export class RegistryServerError extends RegistryError implements ResponseFacts {
+  declare readonly code: RegistryServerErrorCode;
+  declare readonly status: number;
+  declare readonly method: string;
+  declare readonly url: string;
+  declare readonly diagnostics: readonly RegistryDiagnostic[];
 
   constructor(init: ResponseErrorInit) {
     const url = redactUrl(init.url);
-    super(
-      init.status === 502 || init.status === 503 || init.status === 504 ? 'UNAVAILABLE' : 'UNKNOWN',
-      init.message ?? summary(init, url),
-      {
-        retryable: init.retryable ?? isRetryableStatus(init.status),
-        details: { status: init.status, method: init.method, url },
-        cause: init.cause,
-        ...(init.retryAfterMs === undefined ? {} : { retryAfterMs: init.retryAfterMs }),
-      },
-    );
-    this.status = init.status;
-    this.method = init.method;
-    this.url = url;
-    this.diagnostics = init.diagnostics ?? [];
+    const code: RegistryServerErrorCode =
+      init.status === 502 || init.status === 503 || init.status === 504 ? 'UNAVAILABLE' : 'UNKNOWN';
+    super(code, init.message ?? summary(init, url), errorOptions(init, url));
+    describeResponse(this, init, url);
   }
 }
 
 /** Either kind of error built from an HTTP response. */
 export type ResponseError = RegistryResponseError | RegistryServerError;
 
-/** True for an error that carries an HTTP status from a registry or token server. */
+/**
+ * True for an error that carries an HTTP status from a registry or token
+ * server: a Stowage error with a registry code and this package's response
+ * brand (so it works across duplicate installs, unlike `instanceof`).
+ */
 export function isResponseError(error: unknown): error is ResponseError {
-  return error instanceof RegistryResponseError || error instanceof RegistryServerError;
+  return (
+    isStowageError(error) &&
+    wireErrorCode(error.code) !== undefined &&
+    (error as { [RESPONSE_BRAND]?: unknown })[RESPONSE_BRAND] === true
+  );
 }
 
 /** Builds the right error class for a failed response. */

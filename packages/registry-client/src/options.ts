@@ -1,16 +1,19 @@
+import {
+  type Clock,
+  type Logger,
+  type RegistryCapabilities,
+  type ResolvedLogger,
+  resolveLogger,
+  systemClock,
+} from '@stowage/oci';
 import type { Dispatcher } from 'undici';
 import type { Credentials } from './credentials.js';
 import { RegistryClientOptionsError } from './errors.js';
 import { hostnameOf, isLoopback, registryApiHost, stripRegistry } from './internal/hosts.js';
 import type { RetryPolicy } from './internal/retry.js';
 
-/** A structured logger; every method optional. The client is silent without one. */
-export interface Logger {
-  debug?(message: string, fields?: Readonly<Record<string, unknown>>): void;
-  info?(message: string, fields?: Readonly<Record<string, unknown>>): void;
-  warn?(message: string, fields?: Readonly<Record<string, unknown>>): void;
-  error?(message: string, fields?: Readonly<Record<string, unknown>>): void;
-}
+/** The pino-shaped, object-first logger of every Stowage package (`logger.debug({ mirror }, 'mirror failed')`). */
+export type { Logger } from '@stowage/oci';
 
 /** TLS settings for one host. */
 export interface HostTlsOptions {
@@ -62,6 +65,11 @@ export interface RetryOptions {
   readonly maxDelayMs?: number;
   /** A `Retry-After` longer than this fails at once instead of waiting. Default 60 s. */
   readonly maxRetryAfterMs?: number;
+  /**
+   * What the retry loops wait with (`sleep`) and read the time from (`now`, for
+   * `Retry-After` dates). Default the system clock; tests pass a fake one or use fake timers.
+   */
+  readonly clock?: Clock;
 }
 
 export interface TimeoutOptions {
@@ -114,7 +122,14 @@ export interface RegistryClientOptions {
    * `MANIFEST_INVALID` whatever the registry would answer. Default `true`.
    */
   readonly validateManifests?: boolean;
+  /** A pino-compatible logger (object first); silent without one. Never given credentials. */
   readonly logger?: Logger;
+  /**
+   * Overrides what `capabilities()` reports, over what the registry declares
+   * in its `Stowage-Capabilities` header (or, without it, the distribution 2.8
+   * profile): for a registry known to do more or less than it says.
+   */
+  readonly capabilities?: Partial<RegistryCapabilities>;
   /**
    * An undici dispatcher to send every request through (a proxy agent, a mock).
    * It is not closed by `close()`. Without it the client keeps one keep-alive
@@ -143,7 +158,8 @@ export interface ResolvedRegistryClientOptions {
   readonly referrersTagFallback: boolean;
   readonly pageSize: number;
   readonly validateManifests: boolean;
-  readonly logger: Logger;
+  readonly logger: ResolvedLogger;
+  readonly capabilities: Partial<RegistryCapabilities>;
   readonly dispatcher: Dispatcher | undefined;
 }
 
@@ -164,6 +180,22 @@ function hostList(name: string, values: readonly string[]): string[] {
     }
     return registryApiHost(value);
   });
+}
+
+const referrerModes: ReadonlySet<unknown> = new Set(['api', 'tag-schema', 'none']);
+
+function capabilityOverrides(
+  value: Partial<RegistryCapabilities> | undefined,
+): Partial<RegistryCapabilities> {
+  if (value === undefined) return {};
+  if (typeof value !== 'object' || value === null)
+    throw new RegistryClientOptionsError('capabilities must be an object of capability overrides');
+  for (const [name, given] of Object.entries(value)) {
+    if (given === undefined) continue;
+    const ok = name === 'referrers' ? referrerModes.has(given) : typeof given === 'boolean';
+    if (!ok) throw new RegistryClientOptionsError(`capabilities.${name} has an invalid value`);
+  }
+  return { ...value };
 }
 
 /** Applies defaults and checks ranges; `createRegistryClient` calls it. */
@@ -217,6 +249,7 @@ export function resolveOptions(options: RegistryClientOptions): ResolvedRegistry
       minDelayMs,
       maxDelayMs,
       maxRetryAfterMs: positiveInteger('retry.maxRetryAfterMs', options.retry?.maxRetryAfterMs, 60_000, 0),
+      clock: options.retry?.clock ?? systemClock,
     },
     timeouts: {
       connectMs: positiveInteger('timeouts.connectMs', options.timeouts?.connectMs, 10_000),
@@ -235,7 +268,8 @@ export function resolveOptions(options: RegistryClientOptions): ResolvedRegistry
     referrersTagFallback: options.referrersTagFallback ?? true,
     pageSize: positiveInteger('pageSize', options.pageSize, 1000),
     validateManifests: options.validateManifests ?? true,
-    logger: options.logger ?? {},
+    logger: resolveLogger(options.logger),
+    capabilities: capabilityOverrides(options.capabilities),
     dispatcher: options.dispatcher,
   };
 }

@@ -1,6 +1,6 @@
+import type { Logger } from '@stowage/oci';
 import type { Credentials } from '../credentials.js';
 import { RegistryProtocolError, responseError } from '../errors.js';
-import type { Logger } from '../options.js';
 import { redactUrl } from './redact.js';
 import { parseScopes, type Scope, ScopeSet } from './scope.js';
 import { type AuthChallenge, preferredChallenge } from './www-authenticate.js';
@@ -134,10 +134,10 @@ export class Authenticator {
     const challenge = preferredChallenge(challenges);
     if (challenge === undefined) return false;
     if (!sameChallenge(challenge, this.#challenge)) {
-      this.#options.logger.debug?.('registry auth challenge changed', {
-        host: this.#options.host,
-        scheme: challenge.scheme,
-      });
+      this.#options.logger.debug?.(
+        { host: this.#options.host, scheme: challenge.scheme },
+        'registry auth challenge changed',
+      );
       this.setChallenges([challenge]);
       return challenge.scheme === 'basic' || challenge.scheme === 'bearer';
     }

@@ -1,7 +1,7 @@
 import { Transform, type TransformCallback } from 'node:stream';
-import { isStowageError, SizeMismatchError } from '@stowage/oci';
+import { isStowageError, retryDelay, SizeMismatchError } from '@stowage/oci';
 import { RegistryNetworkError } from '../errors.js';
-import { backoffDelay, isRetryable, type RetryPolicy, sleep } from './retry.js';
+import { isRetryable, type RetryPolicy } from './retry.js';
 
 /** An open response body and how to let go of it. */
 export interface OpenBody {
@@ -50,8 +50,12 @@ export async function* resumableBody(first: OpenBody, options: ResumeOptions): A
         if (!isRetryable(wrapped) || resumes >= options.policy.retries) throw wrapped;
         current.destroy();
         options.onResume?.(received, error);
-        await sleep(backoffDelay(resumes, options.policy), options.signal);
         resumes++;
+        const { minDelayMs: baseDelayMs, maxDelayMs } = options.policy;
+        await options.policy.clock.sleep(
+          retryDelay(wrapped, resumes, { baseDelayMs, maxDelayMs }),
+          options.signal,
+        );
         current = await options.reopen(received);
       }
     }

@@ -145,7 +145,9 @@ describe('upload bodies', () => {
 });
 
 describe('download helpers', () => {
-  const policy = { retries: 2, minDelayMs: 0, maxDelayMs: 0, maxRetryAfterMs: 0 };
+  const slept: number[] = [];
+  const clock = { now: () => 0, sleep: async (ms: number) => void slept.push(ms) };
+  const policy = { retries: 2, minDelayMs: 0, maxDelayMs: 0, maxRetryAfterMs: 0, clock };
   const describeRequest = { method: 'GET', url: 'http://r/v2/a/blobs/x' };
 
   async function* breaking(text: string, breakAfter: number) {
@@ -171,8 +173,10 @@ describe('download helpers', () => {
         },
       },
     );
+    slept.length = 0;
     expect(await drain(body)).toBe(full);
     expect(reopened).toEqual([5, 10]);
+    expect(slept).toEqual([0, 0]); // one wait before each resume, on the policy's clock
   });
 
   it('treats a body that ends short as broken, and gives up after the retries', async () => {

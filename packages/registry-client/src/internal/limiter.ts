@@ -1,4 +1,4 @@
-import { sleep } from './retry.js';
+import { systemClock } from '@stowage/oci';
 
 /**
  * Per-host admission: at most `maxConcurrent` requests in flight (a request
@@ -62,7 +62,7 @@ export class HostLimiter {
       const start = Math.max(now, this.#nextStart);
       this.#nextStart = start + this.#interval;
       try {
-        await sleep(start - now, signal);
+        if (start > now) await systemClock.sleep(start - now, signal);
       } catch (error) {
         release();
         throw error;

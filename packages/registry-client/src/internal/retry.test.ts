@@ -1,9 +1,15 @@
-import { StowageError } from '@stowage/oci';
+import { type Clock, StowageError, systemClock } from '@stowage/oci';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { RegistryResponseError } from '../errors.js';
-import { backoffDelay, parseRetryAfter, type RetryPolicy, sleep, withRetries } from './retry.js';
+import { parseRetryAfter, type RetryPolicy, retryWith } from './retry.js';
 
-const policy: RetryPolicy = { retries: 3, minDelayMs: 100, maxDelayMs: 1_000, maxRetryAfterMs: 30_000 };
+const policy: RetryPolicy = {
+  retries: 3,
+  minDelayMs: 100,
+  maxDelayMs: 1_000,
+  maxRetryAfterMs: 30_000,
+  clock: systemClock,
+};
 
 function unavailable(retryAfterMs?: number) {
   return new RegistryResponseError({
@@ -12,6 +18,12 @@ function unavailable(retryAfterMs?: number) {
     url: 'https://r.example/v2/',
     ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
   });
+}
+
+/** A clock that never waits and records what it was asked to wait. */
+function fakeClock(): Clock & { slept: number[] } {
+  const slept: number[] = [];
+  return { slept, now: () => 0, sleep: async (ms) => void slept.push(ms) };
 }
 
 describe('parseRetryAfter', () => {
@@ -34,17 +46,7 @@ describe('parseRetryAfter', () => {
   });
 });
 
-describe('backoffDelay', () => {
-  it('draws from [0, min(max, min·2^attempt)) — full jitter', () => {
-    expect(backoffDelay(0, policy, () => 0)).toBe(0);
-    expect(backoffDelay(0, policy, () => 0.999)).toBe(99);
-    expect(backoffDelay(2, policy, () => 0.5)).toBe(200);
-    expect(backoffDelay(10, policy, () => 0.999)).toBe(999);
-    expect(backoffDelay(1000, policy, () => 0.5)).toBe(500);
-  });
-});
-
-describe('withRetries (fake timers)', () => {
+describe('retryWith (oci retry with the client policy, fake timers)', () => {
   beforeEach(() => {
     vi.useFakeTimers();
   });
@@ -54,13 +56,12 @@ describe('withRetries (fake timers)', () => {
 
   it('retries retryable errors with exponential full-jitter delays', async () => {
     const operation = vi.fn(async (attempt: number) => {
-      if (attempt < 3) throw unavailable();
+      if (attempt < 4) throw unavailable();
       return 'done';
     });
     const delays: number[] = [];
-    const result = withRetries(operation, {
+    const result = retryWith(operation, {
       policy,
-      idempotent: true,
       random: () => 0.5,
       onRetry: ({ delayMs }) => delays.push(delayMs),
     });
@@ -74,42 +75,46 @@ describe('withRetries (fake timers)', () => {
     expect(operation).toHaveBeenCalledTimes(4);
   });
 
-  it('waits exactly what Retry-After asks for', async () => {
+  it('waits exactly what Retry-After asks for, even past maxDelayMs', async () => {
     let calls = 0;
-    const result = withRetries(
+    const delays: number[] = [];
+    const result = retryWith(
       async () => {
         calls++;
         if (calls === 1) throw unavailable(5_000);
         return calls;
       },
-      { policy, idempotent: true, random: () => 0 },
+      { policy, random: () => 0, onRetry: ({ delayMs }) => delays.push(delayMs) },
     );
     await vi.advanceTimersByTimeAsync(4_999);
     expect(calls).toBe(1);
     await vi.advanceTimersByTimeAsync(1);
     await expect(result).resolves.toBe(2);
+    expect(delays).toEqual([5_000]);
   });
 
   it('gives up at once when Retry-After is longer than allowed', async () => {
     const error = unavailable(120_000);
+    const clock = fakeClock();
     await expect(
-      withRetries(
+      retryWith(
         async () => {
           throw error;
         },
-        { policy, idempotent: true },
+        { policy: { ...policy, clock } },
       ),
     ).rejects.toBe(error);
+    expect(clock.slept).toEqual([]);
   });
 
   it('gives up after the retries, with the last error', async () => {
     let calls = 0;
-    const result = withRetries(
+    const result = retryWith(
       async () => {
         calls++;
         throw unavailable();
       },
-      { policy, idempotent: true, random: () => 0.99 },
+      { policy, random: () => 0.99 },
     );
     const settled = expect(result).rejects.toMatchObject({ code: 'TOOMANYREQUESTS' });
     await vi.runAllTimersAsync();
@@ -121,40 +126,46 @@ describe('withRetries (fake timers)', () => {
     const nonIdempotent = vi.fn(async () => {
       throw unavailable();
     });
-    await expect(withRetries(nonIdempotent, { policy, idempotent: false })).rejects.toBeInstanceOf(
+    await expect(retryWith(nonIdempotent, { policy, idempotent: false })).rejects.toBeInstanceOf(
       RegistryResponseError,
     );
     expect(nonIdempotent).toHaveBeenCalledTimes(1);
     const refused = vi.fn(async () => {
       throw new StowageError('DENIED', 'no');
     });
-    await expect(withRetries(refused, { policy, idempotent: true })).rejects.toMatchObject({
-      code: 'DENIED',
-    });
+    await expect(retryWith(refused, { policy })).rejects.toMatchObject({ code: 'DENIED' });
     expect(refused).toHaveBeenCalledTimes(1);
   });
 
   it('stops waiting when the signal aborts', async () => {
     const controller = new AbortController();
-    const result = withRetries(
+    const result = retryWith(
       async () => {
         throw unavailable(10_000);
       },
-      { policy, idempotent: true, signal: controller.signal },
+      { policy, signal: controller.signal },
     );
     const settled = expect(result).rejects.toThrow('stop');
     await vi.advanceTimersByTimeAsync(100);
     controller.abort(new Error('stop'));
     await settled;
   });
+});
 
-  it('sleep resolves after the delay and rejects on abort', async () => {
-    const done = vi.fn();
-    void sleep(1_000).then(done);
-    await vi.advanceTimersByTimeAsync(999);
-    expect(done).not.toHaveBeenCalled();
-    await vi.advanceTimersByTimeAsync(1);
-    expect(done).toHaveBeenCalled();
-    await expect(sleep(10, AbortSignal.abort(new Error('gone')))).rejects.toThrow('gone');
+describe('retryWith on an injected clock', () => {
+  it('sleeps on the policy clock: backoff and Retry-After, no real time passes', async () => {
+    const clock = fakeClock();
+    let calls = 0;
+    const result = await retryWith(
+      async () => {
+        calls++;
+        if (calls === 1) throw unavailable(2_500);
+        if (calls === 2) throw unavailable();
+        return calls;
+      },
+      { policy: { ...policy, clock }, random: () => 0.5 },
+    );
+    expect(result).toBe(3);
+    expect(clock.slept).toEqual([2_500, 100]);
   });
 });

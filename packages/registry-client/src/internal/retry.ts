@@ -1,4 +1,4 @@
-import { isStowageError } from '@stowage/oci';
+import { type Clock, isStowageError, type RetryAttemptInfo, retry } from '@stowage/oci';
 
 export interface RetryPolicy {
   /** Retries after the first attempt. */
@@ -9,6 +9,8 @@ export interface RetryPolicy {
   readonly maxDelayMs: number;
   /** A `Retry-After` longer than this is not waited for: the error is raised at once. */
   readonly maxRetryAfterMs: number;
+  /** What the waits sleep on. */
+  readonly clock: Clock;
 }
 
 /**
@@ -30,83 +32,59 @@ export function parseRetryAfter(
   return Math.max(0, date - now);
 }
 
-/**
- * Exponential backoff with full jitter: a delay drawn uniformly from
- * `[0, min(maxDelayMs, minDelayMs · 2^attempt))`, attempt counting from 0.
- */
-export function backoffDelay(
-  attempt: number,
-  policy: Pick<RetryPolicy, 'minDelayMs' | 'maxDelayMs'>,
-  random: () => number = Math.random,
-): number {
-  const ceiling = Math.min(policy.maxDelayMs, policy.minDelayMs * 2 ** Math.min(attempt, 30));
-  return Math.floor(random() * ceiling);
-}
-
-/** Resolves after `ms`, or rejects with the signal's reason when it aborts first. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (signal?.aborted) return Promise.reject(signal.reason);
-  if (ms <= 0) return Promise.resolve();
-  return new Promise((resolve, reject) => {
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal?.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-export interface RetryContext {
-  readonly policy: RetryPolicy;
-  readonly signal?: AbortSignal;
-  /** Whether this operation may be repeated at all (idempotent, body replayable). */
-  readonly idempotent: boolean;
-  readonly random?: () => number;
-  /** Which failures are worth another attempt. Default: errors marked `retryable`. */
-  readonly shouldRetry?: (error: unknown) => boolean;
-  /** Called before each wait, for logging. */
-  readonly onRetry?: (info: { attempt: number; delayMs: number; error: unknown }) => void;
-}
-
-/** The delay an error asks for, when it carries `retryAfterMs`. */
-function retryAfterOf(error: unknown): number | undefined {
-  const value = (error as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
-  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
-}
-
 /** True for errors worth repeating: Stowage errors marked retryable. */
 export function isRetryable(error: unknown): boolean {
   return isStowageError(error) && error.retryable;
 }
 
+/** The delay an error asks for (a `Retry-After`), when it carries one. */
+export function retryAfterOf(error: unknown): number | undefined {
+  const value = isStowageError(error) ? error.retryAfterMs : undefined;
+  return typeof value === 'number' && Number.isFinite(value) ? Math.max(0, value) : undefined;
+}
+
+export interface RetryContext {
+  readonly policy: RetryPolicy;
+  readonly signal?: AbortSignal | undefined;
+  /** Whether this operation may be repeated at all (idempotent, body replayable). Default true. */
+  readonly idempotent?: boolean;
+  /** Which failures are worth another attempt. Default: errors marked `retryable`. */
+  readonly shouldRetry?: (error: unknown) => boolean;
+  /** Called before each wait, for logging; `attempt` is the one that failed, from 1. */
+  readonly onRetry?: (info: RetryAttemptInfo) => void;
+  /** Random source in [0, 1) for the jitter (tests). */
+  readonly random?: () => number;
+}
+
 /**
- * Runs `operation` until it succeeds, fails with an error that is not
- * retryable, or the retries run out. Waits `Retry-After` when the error carries
- * one (refusing to wait longer than `maxRetryAfterMs`), else a full-jitter
- * exponential backoff. An abort stops at once with the signal's reason.
+ * `@stowage/oci`'s `retry` with the client's policy: `retries` after the first
+ * attempt, full-jitter exponential backoff between `minDelayMs` and
+ * `maxDelayMs`, and a `Retry-After` waited in full up to `maxRetryAfterMs`
+ * (a longer one fails at once). oci's loop caps a requested delay at
+ * `maxDelayMs`; the client's policy lets a server ask for longer, so the
+ * clock handed to the loop sleeps what the server asked for.
  */
-export async function withRetries<T>(
-  operation: (attempt: number) => Promise<T>,
-  context: RetryContext,
-): Promise<T> {
-  const { policy, signal } = context;
-  for (let attempt = 0; ; attempt++) {
-    signal?.throwIfAborted();
-    try {
-      return await operation(attempt);
-    } catch (error) {
-      if (signal?.aborted) throw signal.reason;
-      if (!context.idempotent || attempt >= policy.retries || !(context.shouldRetry ?? isRetryable)(error))
-        throw error;
-      const requested = retryAfterOf(error);
-      if (requested !== undefined && requested > policy.maxRetryAfterMs) throw error;
-      const delayMs = requested ?? backoffDelay(attempt, policy, context.random);
-      context.onRetry?.({ attempt, delayMs, error });
-      await sleep(delayMs, signal);
-    }
-  }
+export function retryWith<T>(operation: (attempt: number) => Promise<T>, context: RetryContext): Promise<T> {
+  const { policy } = context;
+  const shouldRetry = context.shouldRetry ?? isRetryable;
+  let requested: number | undefined;
+  return retry(operation, {
+    attempts: context.idempotent === false ? 1 : policy.retries + 1,
+    baseDelayMs: policy.minDelayMs,
+    maxDelayMs: policy.maxDelayMs,
+    clock: {
+      now: () => policy.clock.now(),
+      sleep: (ms, signal) => policy.clock.sleep(requested ?? ms, signal),
+    },
+    shouldRetry: (error) => {
+      const asked = retryAfterOf(error);
+      return (asked === undefined || asked <= policy.maxRetryAfterMs) && shouldRetry(error);
+    },
+    onRetry: (info) => {
+      requested = retryAfterOf(info.error);
+      context.onRetry?.({ ...info, delayMs: requested ?? info.delayMs });
+    },
+    ...(context.random ? { random: context.random } : {}),
+    ...(context.signal ? { signal: context.signal } : {}),
+  });
 }

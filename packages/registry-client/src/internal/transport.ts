@@ -18,7 +18,7 @@ import { Authenticator, type TokenExchange, type TokenExchangeResult } from './a
 import { hostnameOf, isLoopback } from './hosts.js';
 import { HostLimiter } from './limiter.js';
 import { redactUrl } from './redact.js';
-import { parseRetryAfter, withRetries } from './retry.js';
+import { parseRetryAfter, retryWith } from './retry.js';
 import type { Scope } from './scope.js';
 import { parseWwwAuthenticate } from './www-authenticate.js';
 
@@ -103,6 +103,8 @@ export class RegistryHost {
   readonly auth: Authenticator;
   /** The `Docker-Distribution-Api-Version` the registry sent on `/v2/`. */
   apiVersion: string | undefined;
+  /** The `Stowage-Capabilities` the registry sent on `/v2/` (a stowage-server), when it did. */
+  capabilities: string | undefined;
   #ready: Promise<void> | undefined;
   readonly #discover: () => Promise<void>;
 
@@ -136,7 +138,7 @@ const transientStatuses: ReadonlySet<number> = new Set([408, 429, 502, 503, 504]
  * but not repeated at once: distribution answers some invalid input with 500.
  */
 function isTransient(error: unknown): boolean {
-  if (error instanceof RegistryNetworkError) return true;
+  if (isStowageError(error, 'NETWORK_ERROR') || isStowageError(error, 'TIMEOUT')) return true;
   const status = (error as { status?: unknown })?.status;
   if (typeof status === 'number')
     return transientStatuses.has(status) && (error as { retryable?: unknown }).retryable === true;
@@ -310,10 +312,11 @@ export class Transport {
     });
     await discardBody(response.body);
     host.apiVersion = headerValue(response.headers, 'docker-distribution-api-version');
+    host.capabilities = headerValue(response.headers, 'stowage-capabilities');
     host.auth.setChallenges(
       response.status === 401 ? parseWwwAuthenticate(response.headers['www-authenticate']) : [],
     );
-    this.options.logger.debug?.('registry auth discovered', { host: host.host, scheme: host.auth.scheme });
+    this.options.logger.debug({ host: host.host, scheme: host.auth.scheme }, 'registry auth discovered');
   }
 
   #endpoint(url: URL): Endpoint {
@@ -371,7 +374,7 @@ export class Transport {
           options.method === 'PUT' ||
           options.method === 'DELETE'));
     if (!options.discovery) await host.ready(options.signal);
-    return await withRetries(
+    return await retryWith(
       async () => {
         for (let authRetried = false; ; authRetried = true) {
           const authorization = await host.auth.authorization(options.scopes ?? [], options.signal);
@@ -400,13 +403,16 @@ export class Transport {
         shouldRetry: isTransient,
         ...(options.signal ? { signal: options.signal } : {}),
         onRetry: ({ attempt, delayMs, error }) =>
-          this.options.logger.debug?.('retrying registry request', {
-            method: options.method,
-            url: redactUrl(new URL(options.target, host.origin)),
-            attempt: attempt + 1,
-            delayMs,
-            reason: (error as { code?: unknown })?.code,
-          }),
+          this.options.logger.debug(
+            {
+              method: options.method,
+              url: redactUrl(new URL(options.target, host.origin)),
+              attempt,
+              delayMs,
+              reason: (error as { code?: unknown })?.code,
+            },
+            'retrying registry request',
+          ),
       },
     );
   }
@@ -414,7 +420,7 @@ export class Transport {
   /** `send`, reading the whole body (at most `limit` bytes) inside the retried attempt. */
   async sendForBytes(host: RegistryHost, options: SendOptions, limit: number): Promise<BytesResponse> {
     const idempotent = options.idempotent ?? (options.method === 'GET' || options.method === 'HEAD');
-    return await withRetries(
+    return await retryWith(
       async () => {
         const response = await this.send(host, { ...options, idempotent: false });
         try {
@@ -448,7 +454,7 @@ export class Transport {
   }
 
   async #tokenExchange(request: TokenExchange): Promise<TokenExchangeResult> {
-    return await withRetries(
+    return await retryWith(
       async () => {
         const response = await this.#exchange(
           request.url,
@@ -557,13 +563,16 @@ export class Transport {
       };
       requestChannel.publish(event);
     }
-    this.options.logger.debug?.('registry request', {
-      method,
-      url: redactUrl(url),
-      status,
-      durationMs,
-      ...(error ? { error: (error as { code?: unknown })?.code ?? String(error) } : {}),
-    });
+    this.options.logger.debug(
+      {
+        method,
+        url: redactUrl(url),
+        status,
+        durationMs,
+        ...(error ? { error: (error as { code?: unknown })?.code ?? String(error) } : {}),
+      },
+      'registry request',
+    );
   }
 
   #networkError(method: string, url: string, error: unknown, signal: AbortSignal | undefined): unknown {
@@ -586,7 +595,7 @@ export class Transport {
     const diagnostics = parseDiagnostics(bytes);
     const retryAfterMs =
       response.status === 429 || response.status === 503
-        ? parseRetryAfter(response.headers['retry-after'])
+        ? parseRetryAfter(response.headers['retry-after'], this.options.retry.clock.now())
         : undefined;
     const code = options.codeFor?.(response.status, diagnostics);
     return responseError({
