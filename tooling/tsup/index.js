@@ -23,6 +23,10 @@ export function packageConfig(overrides = {}) {
       compilerOptions: { customConditions: [], noEmit: false },
       banner: '/// <reference types="node" />',
     },
+    // A sibling is always imported, never bundled: a bundled devDependency (say
+    // @stowage/testing) would ship inside a package without anyone noticing, while an
+    // import of one that is not a dependency fails scripts/pack-check.mjs.
+    external: [/^@stowage\//],
     sourcemap: true,
     clean: true,
     treeshake: true,
