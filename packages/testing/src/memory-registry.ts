@@ -443,27 +443,19 @@ export function createMemoryRegistry(
       })
     : undefined;
   if (!sessions) return core;
+  /** A session member that refuses once the registry is closed. */
+  const guarded =
+    <A extends unknown[], R>(member: (...args: A) => Promise<R>) =>
+    async (...args: A): Promise<R> => {
+      open();
+      return member(...args);
+    };
   return {
     ...core,
-    async startUpload(name, opts = {}) {
-      open();
-      return sessions.startUpload(name, opts);
-    },
-    async appendUpload(name, id, opts) {
-      open();
-      return sessions.appendUpload(name, id, opts);
-    },
-    async getUpload(name, id, opts = {}) {
-      open();
-      return sessions.getUpload(name, id, opts);
-    },
-    async finishUpload(name, id, opts) {
-      open();
-      return sessions.finishUpload(name, id, opts);
-    },
-    async cancelUpload(name, id, opts = {}) {
-      open();
-      return sessions.cancelUpload(name, id, opts);
-    },
+    startUpload: guarded(sessions.startUpload),
+    appendUpload: guarded(sessions.appendUpload),
+    getUpload: guarded(sessions.getUpload),
+    finishUpload: guarded(sessions.finishUpload),
+    cancelUpload: guarded(sessions.cancelUpload),
   };
 }

@@ -1,6 +1,6 @@
 import { digestOf } from '@stowage/oci';
 import { collect, pushImage, randomBlob, randomImage } from '../random.js';
-import { type Conformance, chunked } from './suite.js';
+import { type Conformance, chunked, manifestBody } from './suite.js';
 
 /** Concurrent pushes of the same content, to the same tags, through different sessions. */
 export function concurrencyCases(c: Conformance): void {
@@ -29,17 +29,10 @@ export function concurrencyCases(c: Conformance): void {
       await Promise.all(
         Array.from({ length: 20 }, (_, i) => {
           const image = images[i % images.length]!;
-          return r.putManifest(name, `t${i}`, {
-            bytes: image.manifest.bytes,
-            mediaType: image.manifest.mediaType,
-          });
+          return r.putManifest(name, `t${i}`, manifestBody(image.manifest));
         }),
       );
-      await Promise.all(
-        images.map((image) =>
-          r.putManifest(name, 'same', { bytes: image.manifest.bytes, mediaType: image.manifest.mediaType }),
-        ),
-      );
+      await Promise.all(images.map((image) => r.putManifest(name, 'same', manifestBody(image.manifest))));
       const tags = (await r.listTags(name)).items;
       expect(tags).toHaveLength(21);
       const same = await r.headManifest(name, 'same');

@@ -1,6 +1,6 @@
 import { MediaType } from '@stowage/oci';
 import { pushImage, randomArtifact, randomImage } from '../random.js';
-import { type Conformance, codeOf } from './suite.js';
+import { type Conformance, codeOf, manifestBody } from './suite.js';
 
 /** Referrers: manifests with a `subject`, listed by the API or through the tag schema. */
 export function referrerCases(c: Conformance): void {
@@ -46,10 +46,7 @@ export function referrerCases(c: Conformance): void {
       });
       for (const blob of artifact.blobs)
         await r.putBlob(name, blob.bytes, { digest: blob.descriptor.digest });
-      const result = await r.putManifest(name, artifact.manifest.digest, {
-        bytes: artifact.manifest.bytes,
-        mediaType: artifact.manifest.mediaType,
-      });
+      const result = await r.putManifest(name, artifact.manifest.digest, manifestBody(artifact.manifest));
       expect(result.subject).toBe(image.manifest.digest);
     });
 

@@ -4,11 +4,13 @@
 import {
   hasUploadSessions,
   isStowageError,
+  type PutManifestOptions,
   type Registry,
   type RegistryCapabilities,
   type UploadSessions,
 } from '@stowage/oci';
 import type * as Vitest from 'vitest';
+import type { RandomManifest } from '../random.js';
 import { vitestGlobals } from '../vitest-globals.js';
 
 export interface ConformanceSubject {
@@ -70,6 +72,14 @@ export async function codeOf(promise: Promise<unknown>): Promise<string> {
     throw error;
   }
   throw new Error('expected the operation to fail, it succeeded');
+}
+
+/** The `putManifest` options that push a built manifest as it is, plus `extra`. */
+export function manifestBody(
+  manifest: Pick<RandomManifest, 'bytes' | 'mediaType'>,
+  extra: Omit<PutManifestOptions, 'bytes' | 'mediaType'> = {},
+): PutManifestOptions {
+  return { bytes: manifest.bytes, mediaType: manifest.mediaType, ...extra };
 }
 
 /** A body of chunks of `size` bytes. */

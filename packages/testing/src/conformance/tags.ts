@@ -1,5 +1,5 @@
 import { pushImage, randomBlob, randomImage } from '../random.js';
-import { type Conformance, codeOf } from './suite.js';
+import { type Conformance, codeOf, manifestBody } from './suite.js';
 
 /** Tags and repositories: listing order, paging, the catalog, name and tag validation. */
 export function tagCases(c: Conformance): void {
@@ -11,11 +11,7 @@ export function tagCases(c: Conformance): void {
       const image = randomImage();
       await pushImage(r, name, image);
       const tags = ['v2', 'B', 'a', 'v10', '1', '_x', 'v1.0-rc', 'latest', 'Z9'];
-      for (const tag of tags)
-        await r.putManifest(name, tag, {
-          bytes: image.manifest.bytes,
-          mediaType: image.manifest.mediaType,
-        });
+      for (const tag of tags) await r.putManifest(name, tag, manifestBody(image.manifest));
       const expected = [...tags].sort((a, b) => (a < b ? -1 : 1));
       expect((await r.listTags(name)).items).toEqual(expected);
     });
@@ -31,10 +27,7 @@ export function tagCases(c: Conformance): void {
       await pushImage(r, name, image);
       const tags = Array.from({ length: 25 }, (_, i) => `t${String(i).padStart(2, '0')}`);
       for (const tag of [...tags].reverse()) {
-        await r.putManifest(name, tag, {
-          bytes: image.manifest.bytes,
-          mediaType: image.manifest.mediaType,
-        });
+        await r.putManifest(name, tag, manifestBody(image.manifest));
       }
       const seen: string[] = [];
       let last: string | undefined;
@@ -107,9 +100,7 @@ export function tagCases(c: Conformance): void {
       const image = randomImage();
       await pushImage(r, name, image);
       for (const tag of ['.hidden', '-dash', 't'.repeat(129), 'a/b', 'sp ace', '']) {
-        const code = await codeOf(
-          r.putManifest(name, tag, { bytes: image.manifest.bytes, mediaType: image.manifest.mediaType }),
-        );
+        const code = await codeOf(r.putManifest(name, tag, manifestBody(image.manifest)));
         expect(['TAG_INVALID', 'DIGEST_INVALID', 'MANIFEST_UNKNOWN', 'NAME_INVALID']).toContain(code);
       }
       expect((await r.listTags(name).catch(() => ({ items: [] }))).items).toEqual([]);
