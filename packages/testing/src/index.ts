@@ -11,7 +11,12 @@ export {
   type StartDockerRegistryOptions,
   startDockerRegistry,
 } from './docker-registry.js';
-export { createMemoryRegistry, type MemoryRegistry, type MemoryRegistryOptions } from './memory-registry.js';
+export {
+  createMemoryRegistry,
+  type MemoryRegistry,
+  type MemoryRegistryOptions,
+  type MemoryRegistryWithoutSessions,
+} from './memory-registry.js';
 export { findExecutable, isCI, type PeerStatus, peerStatus, requirePeers } from './peers.js';
 export {
   createTestDatabase,
