@@ -7,11 +7,18 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { type Digest, DigestMismatchError, digestOf, isStowageError, MediaType } from '@stowage/oci';
+import {
+  type Digest,
+  DigestMismatchError,
+  digestOf,
+  isStowageError,
+  MediaType,
+  RegistryError,
+} from '@stowage/oci';
 import { findExecutable, selfSignedCertificate } from '@stowage/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createRegistryClient, type RegistryClient } from './client.js';
-import { RegistryResponseError } from './errors.js';
+import { isResponseError, RegistryResponseError, RegistryServerError } from './errors.js';
 import { REQUEST_CHANNEL, type RequestEvent } from './internal/transport.js';
 import type { RegistryClientOptions } from './options.js';
 
@@ -605,5 +612,196 @@ describe('uploads', () => {
     expect(server.seen.some((s) => s.method === 'PUT')).toBe(false);
     expect(blobs.size).toBe(0);
     expect(isStowageError(error, 'DIGEST_INVALID')).toBe(true);
+  });
+});
+
+describe('capabilities and origin', () => {
+  const manifest = Buffer.from(
+    JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] }),
+  );
+
+  /** A registry that answers `/v2/` with the given `Stowage-Capabilities` (none when undefined) and takes manifests. */
+  function declaring(header: string | undefined) {
+    return fake((request, response) => {
+      if (request.url === '/v2/')
+        return json(response, 200, {}, header === undefined ? {} : { 'stowage-capabilities': header });
+      if (request.method === 'PUT') {
+        response.writeHead(201, { 'docker-content-digest': digestOf(request.body) });
+        return response.end();
+      }
+      json(response, 404, { errors: [{ code: 'MANIFEST_UNKNOWN', message: 'unknown' }] });
+    });
+  }
+
+  it('reads the Stowage-Capabilities header of the /v2/ ping, once per client', async () => {
+    const server = await declaring(
+      'catalog, catalogPaging, tagPaging, deleteTag, deleteManifest, deleteBlob, mount, anonymousMount, uploadStatus, ranges, sha512, sparseIndex, lock, futureThing, referrers=api',
+    );
+    const registry = client({ registry: server.host });
+    const capabilities = await registry.capabilities();
+    expect(capabilities).toEqual({
+      catalog: true,
+      catalogPaging: true,
+      tagPaging: true,
+      deleteTag: true,
+      deleteManifest: true,
+      deleteBlob: true,
+      referrers: 'api',
+      mount: true,
+      anonymousMount: true,
+      // the client's own: it has sessions and checks chunk offsets itself, and has no lock or GC
+      uploadSessions: true,
+      uploadStatus: true,
+      outOfOrderChunkRefusal: true,
+      ranges: true,
+      sha512: true,
+      sparseIndex: true,
+      lock: false,
+      garbageCollect: false,
+    });
+    expect(await registry.capabilities()).toBe(capabilities);
+    expect(server.seen.filter((s) => s.url === '/v2/')).toHaveLength(1);
+  });
+
+  it('takes the distribution 2.8 profile without the header, and the option over both', async () => {
+    const plain = await declaring(undefined);
+    expect(await client({ registry: plain.host }).capabilities()).toMatchObject({
+      deleteTag: false,
+      anonymousMount: false,
+      sparseIndex: false,
+      lock: false,
+      garbageCollect: false,
+      referrers: 'tag-schema',
+      catalog: true,
+      mount: true,
+      tagPaging: true,
+    });
+    const overridden = await client({
+      registry: plain.host,
+      capabilities: { deleteTag: true, sha512: false },
+    }).capabilities();
+    expect(overridden).toMatchObject({ deleteTag: true, sha512: false, anonymousMount: false });
+    const declared = await declaring('catalog, referrers=none');
+    expect(
+      await client({ registry: declared.host, capabilities: { catalog: false } }).capabilities(),
+    ).toMatchObject({ catalog: false, deleteBlob: false, referrers: 'tag-schema' });
+  });
+
+  it('refuses an invalid capabilities option', () => {
+    expect(() =>
+      createRegistryClient({ registry: '127.0.0.1:1', capabilities: { referrers: 'maybe' as 'api' } }),
+    ).toThrow(expect.objectContaining({ code: 'OPTIONS_INVALID' }));
+    expect(() =>
+      createRegistryClient({ registry: '127.0.0.1:1', capabilities: { lock: 'yes' as unknown as boolean } }),
+    ).toThrow(expect.objectContaining({ code: 'OPTIONS_INVALID' }));
+  });
+
+  it('sends a sparse index with Stowage-Sparse-Index when the registry declares sparseIndex', async () => {
+    const server = await declaring('sparseIndex, referrers=api');
+    const registry = client({ registry: server.host });
+    await registry.putManifest('a/b', 'v1', { bytes: manifest, mediaType: MediaType.OciIndex, sparse: true });
+    await registry.putManifest('a/b', 'v2', { bytes: manifest, mediaType: MediaType.OciIndex });
+    const puts = server.seen.filter((s) => s.method === 'PUT');
+    expect(puts.map((s) => s.headers['stowage-sparse-index'])).toEqual(['true', undefined]);
+  });
+
+  it('refuses a sparse index with UNSUPPORTED, before any PUT, when the registry lacks sparseIndex', async () => {
+    for (const header of [undefined, 'catalog, referrers=api']) {
+      const server = await declaring(header);
+      const error = await client({ registry: server.host })
+        .putManifest('a/b', 'v1', { bytes: manifest, mediaType: MediaType.OciIndex, sparse: true })
+        .catch((e: unknown) => e);
+      expect(isStowageError(error, 'UNSUPPORTED')).toBe(true);
+      expect(server.seen.filter((s) => s.method === 'PUT')).toEqual([]);
+    }
+  });
+
+  it('fails capabilities() on a malformed header rather than guessing', async () => {
+    const server = await declaring('catalog, referrers=sometimes');
+    await expect(client({ registry: server.host }).capabilities()).rejects.toMatchObject({
+      code: 'PROTOCOL_ERROR',
+    });
+  });
+
+  it('gives one origin to clients of one host with one credential identity, and another to the rest', () => {
+    const make = (options: Omit<RegistryClientOptions, 'registry'>, registry = '127.0.0.1:5000') =>
+      client({ registry, ...options }).origin;
+    const anonymous = make({});
+    expect(anonymous).toBe('http://127.0.0.1:5000');
+    expect(make({}, 'ghcr.io')).toBe('https://ghcr.io');
+    const alice = make({ credentials: { username: 'alice', password: 'one' } });
+    expect(alice).toMatch(/^http:\/\/127\.0\.0\.1:5000#[0-9a-f]{16}$/);
+    expect(alice).not.toContain('alice');
+    expect(make({ credentials: { username: 'alice', password: 'rotated' } })).toBe(alice);
+    expect(make({ credentials: { username: 'bob', password: 'one' } })).not.toBe(alice);
+    expect(make({ credentials: { identityToken: 'refresh-1' } })).not.toBe(
+      make({ credentials: { identityToken: 'refresh-2' } }),
+    );
+    expect(make({ credentials: { username: 'alice', password: 'one' } }, '127.0.0.1:5001')).not.toBe(alice);
+    // A credentials function is one identity, whatever it resolves to later.
+    const lookup = () => ({ username: 'carol', password: 'x' });
+    expect(make({ credentials: lookup })).toBe(make({ credentials: lookup }));
+    expect(make({ credentials: lookup })).not.toBe(make({ credentials: () => undefined }));
+    // Config files: the files read are the identity.
+    const files = (paths: string[]) => make({ auth: { useConfigFiles: true, configPaths: paths } });
+    expect(files(['/a/config.json'])).toBe(files(['/a/config.json']));
+    expect(files(['/a/config.json'])).not.toBe(files(['/b/config.json']));
+    expect(files(['/a/config.json'])).not.toBe(anonymous);
+  });
+});
+
+describe('logging and errors', () => {
+  it('logs object first, as pino does, and never the credentials', async () => {
+    const lines: { fields: object; message?: string }[] = [];
+    const logger = { debug: (fields: object, message?: string) => lines.push({ fields, message }) };
+    const server = await fake((request, response) => {
+      if (request.headers.authorization === undefined)
+        return json(response, 401, {}, { 'www-authenticate': 'Basic realm="x"' });
+      json(response, 200, { name: 'a/b', tags: ['v1'] });
+    });
+    await client({
+      registry: server.host,
+      logger,
+      credentials: { username: 'u', password: 'hunter2' },
+    }).listTags('a/b');
+    const requests = lines.filter((l) => l.message === 'registry request');
+    expect(requests.length).toBeGreaterThan(0);
+    expect(requests[0]?.fields).toMatchObject({ method: 'GET', status: 401 });
+    expect(lines.find((l) => l.message === 'registry auth discovered')?.fields).toMatchObject({
+      scheme: 'basic',
+    });
+    expect(JSON.stringify(lines)).not.toContain('hunter2');
+  });
+
+  it('raises a 503 as a RegistryServerError, a RegistryError with UNAVAILABLE and the Retry-After', async () => {
+    const slept: number[] = [];
+    const clock = { now: () => Date.now(), sleep: async (ms: number) => void slept.push(ms) };
+    const server = await fake((request, response) => {
+      if (request.url === '/v2/') return json(response, 200, {});
+      json(response, 503, {}, { 'retry-after': '7' });
+    });
+    const error = await client({ registry: server.host, retry: { retries: 2, clock } })
+      .listTags('a/b')
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RegistryServerError);
+    expect(error).toBeInstanceOf(RegistryError);
+    expect(error).toMatchObject({ code: 'UNAVAILABLE', status: 503, retryAfterMs: 7_000, retryable: true });
+    expect(isResponseError(error)).toBe(true);
+    // Both waits were the server's 7 s, on the injected clock: no real time passed.
+    expect(slept).toEqual([7_000, 7_000]);
+  });
+
+  it('recognises response errors by brand and code, not by class', () => {
+    const real = new RegistryResponseError({
+      status: 404,
+      method: 'GET',
+      url: 'https://r/',
+      endpoint: 'blob',
+    });
+    expect(isResponseError(real)).toBe(true);
+    // Same shape, no brand: an error from elsewhere is not mistaken for one.
+    const lookalike = Object.assign(new RegistryError('BLOB_UNKNOWN', 'x'), { status: 404, method: 'GET' });
+    expect(isResponseError(lookalike)).toBe(false);
+    expect(isResponseError({ code: 'BLOB_UNKNOWN', status: 404 })).toBe(false);
   });
 });
