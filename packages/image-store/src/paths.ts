@@ -53,11 +53,6 @@ export class StorePaths {
     return this.#inside('.stowage', ...parts);
   }
 
-  casBlob(digest: Digest): string {
-    const d = parseDigest(digest);
-    return this.internal('blobs', digestAlgorithm(d), digestHex(d));
-  }
-
   tmp(name: string): string {
     return this.internal('tmp', name);
   }

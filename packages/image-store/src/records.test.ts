@@ -151,10 +151,10 @@ describe('image records', () => {
     expect(image.digest).toBeUndefined();
     const manifest = '{"schemaVersion":2}';
     const manifestDigest = digestOf(manifest);
-    await store.images.setBigData('img', `manifest-${manifestDigest}`, manifest);
-    await store.images.setBigData('img', 'manifest', manifest);
+    await store.images.setBigData('img', { key: `manifest-${manifestDigest}`, data: manifest });
+    await store.images.setBigData('img', { key: 'manifest', data: manifest });
     const config = new Uint8Array([123, 125]);
-    const after = await store.images.setBigData('img', digestOf(config), config);
+    const after = await store.images.setBigData('img', { key: digestOf(config), data: config });
     expect(after.digest).toBe(manifestDigest);
     expect(after.digests).toEqual([manifestDigest]);
     expect(after.bigDataNames).toEqual([`manifest-${manifestDigest}`, 'manifest', digestOf(config)]);
@@ -165,15 +165,17 @@ describe('image records', () => {
     expect(await code(store.images.byDigest(digestOf('other')))).toBe('IMAGE_UNKNOWN');
     // the primary digest sticks; a second manifest only adds to digests
     const second = '{"schemaVersion":2,"x":1}';
-    const more = await store.images.setBigData('img', `manifest-${digestOf(second)}`, second);
+    const more = await store.images.setBigData('img', { key: `manifest-${digestOf(second)}`, data: second });
     expect(more.digest).toBe(manifestDigest);
     expect(more.digests).toEqual([manifestDigest, digestOf(second)]);
     // a custom manifest digest function
-    const custom = await store.images.setBigData('img', 'manifest-x', 'abc', {
+    const custom = await store.images.setBigData('img', {
+      key: 'manifest-x',
+      data: 'abc',
       digestManifest: () => `sha512:${'0'.repeat(128)}`,
     });
     expect(custom.digests).toContain(`sha512:${'0'.repeat(128)}`);
-    expect(await code(store.images.setBigData('img', '', 'x'))).toBe('INVALID_BIG_DATA_NAME');
+    expect(await code(store.images.setBigData('img', { key: '', data: 'x' }))).toBe('INVALID_BIG_DATA_NAME');
     expect(await code(store.images.getBigData('img', ''))).toBe('INVALID_BIG_DATA_NAME');
     expect(await code(store.images.getBigData('img', 'missing'))).toBe('BIG_DATA_UNKNOWN');
     expect(await code(store.images.bigDataSize('img', 'missing'))).toBe('SIZE_UNKNOWN');
@@ -231,7 +233,7 @@ describe('image records', () => {
       store.images.setMetadata('img', 'x'),
       store.images.setFlag('img', 'f', 1),
       store.images.clearFlag('img', 'f'),
-      store.images.setBigData('img', 'k', 'v'),
+      store.images.setBigData('img', { key: 'k', data: 'v' }),
       store.images.delete('img'),
       store.images.garbageCollect(),
     ];
@@ -273,7 +275,7 @@ describe('image records', () => {
       store.images.bigDataSize(record.id, ''),
       store.images.bigDataDigest(record.id, ''),
       store.images.getBigData(record.id, ''),
-      store.images.setBigData(record.id, '', 'x'),
+      store.images.setBigData(record.id, { key: '', data: 'x' }),
     ]) {
       expect(await code(call)).toBe('INVALID_BIG_DATA_NAME');
     }
@@ -281,7 +283,7 @@ describe('image records', () => {
     expect(await code(store.images.bigDataSize(record.id, 'constructor'))).toBe('SIZE_UNKNOWN');
     expect(await code(store.images.bigDataDigest(record.id, 'toString'))).toBe('DIGEST_UNKNOWN');
     await store.images.setFlag(record.id, '__proto__', 'kept');
-    await store.images.setBigData(record.id, '__proto__', 'abc');
+    await store.images.setBigData(record.id, { key: '__proto__', data: 'abc' });
     const again = await createImageStore({ root: store.root });
     expect((await again.images.get(record.id)).flags).toEqual({ ['__proto__']: 'kept' });
     expect(await again.images.bigDataSize(record.id, '__proto__')).toBe(3);
@@ -296,7 +298,9 @@ describe('image records', () => {
     const b = await createImageStore({ root });
     const record = await a.images.create({});
     const values = Array.from({ length: 20 }, (_, i) => 'x'.repeat(i + 1));
-    await Promise.all(values.map((v, i) => (i % 2 ? a : b).images.setBigData(record.id, 'item', v)));
+    await Promise.all(
+      values.map((v, i) => (i % 2 ? a : b).images.setBigData(record.id, { key: 'item', data: v })),
+    );
     const bytes = await a.images.getBigData(record.id, 'item');
     expect(await a.images.bigDataSize(record.id, 'item')).toBe(bytes.byteLength);
     expect(await a.images.bigDataDigest(record.id, 'item')).toBe(digestOf(bytes));

@@ -1,53 +1,41 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isValidRepositoryName, isValidTag, StowageError } from '@stowage/oci';
+import { truncate } from '@stowage/oci';
 import { ifExists, writeFileAtomic } from './fs-utils.js';
-import { byBytes, goJson, goString } from './go-json.js';
+import { byBytes } from './go-json.js';
 import type { StoreLocks } from './lock.js';
+import {
+  bigDataFileName,
+  clone,
+  compareCreated,
+  dedupe,
+  fail,
+  formatRecord,
+  GO_DIGEST,
+  generateId,
+  goTime,
+  type ImageRecord,
+  isPlainId,
+  parseImageName,
+  parseRecord,
+  type Rec,
+  recomputeDigests,
+  requireItemName,
+  setOwn,
+  sha256,
+  view,
+} from './records-format.js';
+import { ChangeJournal } from './records-journal.js';
 
-/** The failures of the image-record view; messages follow containers/storage's sentinels. */
-export type ImageRecordErrorCode =
-  | 'IMAGE_UNKNOWN'
-  | 'DUPLICATE_ID'
-  | 'DUPLICATE_NAME'
-  | 'DUPLICATE_IMAGE_NAMES'
-  | 'STORE_READ_ONLY'
-  | 'INVALID_BIG_DATA_NAME'
-  | 'BIG_DATA_UNKNOWN'
-  | 'SIZE_UNKNOWN'
-  | 'DIGEST_UNKNOWN'
-  | 'INVALID_ID'
-  | 'INVALID_NAME'
-  | 'INVALID_DIGEST'
-  | 'CORRUPT_RECORD';
-
-export class ImageRecordError extends StowageError<ImageRecordErrorCode> {}
-
-/** One image record, as containers/storage keeps it (images.json), plus the derived `digests`. */
-export interface ImageRecord {
-  readonly id: string;
-  /** The primary digest: the given one, else the first `manifest*` big-data digest (then kept). */
-  readonly digest?: string;
-  /** `digest` and every `manifest*` big-data digest, without repeats. */
-  readonly digests: readonly string[];
-  /** Unique names: each is `repository:tag`, the same name as the store's tag. */
-  readonly names: readonly string[];
-  /** Past names, newest first, no repeats. */
-  readonly namesHistory: readonly string[];
-  readonly topLayer?: string;
-  readonly mappedTopLayers: readonly string[];
-  readonly metadata?: string;
-  readonly bigDataNames: readonly string[];
-  readonly bigDataSizes: Readonly<Record<string, number>>;
-  readonly bigDataDigests: Readonly<Record<string, string>>;
-  /** RFC 3339 with up to nanoseconds, as Go writes it. */
-  readonly created: string;
-  readonly flags: Readonly<Record<string, unknown>>;
-  /** Loaded from a read-only store. */
-  readonly readOnly: boolean;
-}
+export {
+  bigDataFileName,
+  formatImagesJson,
+  type ImageRecord,
+  ImageRecordError,
+  type ImageRecordErrorCode,
+  parseImageName,
+  parseImagesJson,
+} from './records-format.js';
 
 export interface CreateImageOptions {
   /** Default: 64 random hex characters whose first 12 are not all digits. */
@@ -63,7 +51,11 @@ export interface CreateImageOptions {
   readonly bigData?: readonly { readonly key: string; readonly data: Uint8Array | string }[];
 }
 
+/** One big-data item to save. */
 export interface SetBigDataOptions {
+  /** The item's name; `manifest*` items add their digest to the record's digests. */
+  readonly key: string;
+  readonly data: Uint8Array | string;
   /** Digest of a `manifest*` item. Default: sha256 of the bytes. */
   readonly digestManifest?: (data: Uint8Array) => string;
 }
@@ -87,12 +79,8 @@ export interface ImageRecords {
   setMetadata(idOrName: string, metadata: string): Promise<ImageRecord>;
   setFlag(idOrName: string, flag: string, value: unknown): Promise<ImageRecord>;
   clearFlag(idOrName: string, flag: string): Promise<ImageRecord>;
-  setBigData(
-    idOrName: string,
-    key: string,
-    data: Uint8Array | string,
-    options?: SetBigDataOptions,
-  ): Promise<ImageRecord>;
+  /** Saves a big-data item (the file first, then the record). */
+  setBigData(idOrName: string, item: SetBigDataOptions): Promise<ImageRecord>;
   getBigData(idOrName: string, key: string): Promise<Uint8Array>;
   bigDataSize(idOrName: string, key: string): Promise<number>;
   bigDataDigest(idOrName: string, key: string): Promise<string>;
@@ -106,259 +94,11 @@ export interface ImageRecords {
   changeToken(): Promise<Uint8Array>;
 }
 
-interface Rec {
-  id: string;
-  digest?: string;
-  names: string[];
-  namesHistory: string[];
-  layer?: string;
-  mappedLayers: string[];
-  metadata?: string;
-  bigDataNames: string[];
-  bigDataSizes: Record<string, number>;
-  bigDataDigests: Record<string, string>;
-  created: string;
-  flags: Record<string, unknown>;
-  digests: string[];
-}
-
-const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$/;
-const GO_DIGEST = /^(sha256:[a-f0-9]{64}|sha384:[a-f0-9]{96}|sha512:[a-f0-9]{128})$/;
-const JOURNAL_MAGIC = 'stowage image journal ';
-const COMPACT_AT = 8 << 20;
-
 /** The outcome of one record write: the records to save and delete, and what to return. */
 interface Written<T> {
   changed: Rec[];
   deleted?: string[];
   result: T;
-}
-
-/** Sets an own property, whatever the key (`__proto__` included). */
-function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
-}
-
-function fail(code: ImageRecordErrorCode, message: string, details?: Record<string, unknown>): never {
-  throw new ImageRecordError(code, message, details ? { details } : {});
-}
-
-/** Big-data items are named: an empty name is refused, whatever the operation. */
-function requireItemName(item: string, operation: string): void {
-  if (item === '') {
-    fail(
-      'INVALID_BIG_DATA_NAME',
-      `can't ${operation} an image big data item with an empty name: not a valid name for a big data item`,
-    );
-  }
-}
-
-/** `repository:tag`, both by the OCI grammar; the tag is what follows the last colon. */
-export function parseImageName(name: string): { repository: string; tag: string } {
-  const colon = name.lastIndexOf(':');
-  const repository = colon < 0 ? '' : name.slice(0, colon);
-  const tag = colon < 0 ? '' : name.slice(colon + 1);
-  if (!isValidRepositoryName(repository) || !isValidTag(tag)) {
-    fail('INVALID_NAME', `image name ${JSON.stringify(name.slice(0, 300))} is not repository:tag`, {
-      name: name.slice(0, 300),
-    });
-  }
-  return { repository, tag };
-}
-
-/**
- * The file name of a big-data item: the key itself while it is only `.0-9a-z`
- * (containers/storage lets one last other character through), else `=` and
- * its base64. Unlike containers/storage, a key that would name `.`, `..` or
- * contain `/` is encoded too, and a `/` inside the base64 becomes `_`.
- */
-export function bigDataFileName(key: string): string {
-  let consumed = 0;
-  let stopped = false;
-  for (const char of key) {
-    consumed += char.length;
-    const code = char.codePointAt(0) as number;
-    const plain = code === 0x2e || (code >= 0x30 && code <= 0x39) || (code >= 0x61 && code <= 0x7a);
-    if (!plain) {
-      stopped = true;
-      break;
-    }
-  }
-  const raw = !stopped || consumed === key.length;
-  if (raw && key !== '.' && key !== '..' && !key.includes('/') && !key.includes('\0')) return key;
-  return `=${Buffer.from(key, 'utf8').toString('base64').replaceAll('/', '_')}`;
-}
-
-function isPlainId(id: string): boolean {
-  return ID_PATTERN.test(id);
-}
-
-function generateId(taken: (id: string) => boolean): string {
-  for (;;) {
-    const id = randomBytes(32).toString('hex');
-    if (/^[0-9]{12}/.test(id) || taken(id)) continue;
-    return id;
-  }
-}
-
-/** Go's time.RFC3339Nano of a JS date: UTC, trailing zeros of the fraction dropped. */
-function goTime(date: Date): string {
-  const iso = date.toISOString();
-  const [head, fraction] = iso.slice(0, -1).split('.') as [string, string];
-  const trimmed = fraction.replace(/0+$/, '');
-  return `${head}${trimmed ? `.${trimmed}` : ''}Z`;
-}
-
-/** Nanoseconds since the epoch, for ordering; unparseable times sort first. */
-function timeKey(created: string): bigint {
-  const match = /^(.*?)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$/.exec(created);
-  const ms = Date.parse(match ? `${match[1]}${match[3]}` : created);
-  if (Number.isNaN(ms)) return -1n;
-  const fraction = (match?.[2] ?? '').padEnd(9, '0').slice(0, 9);
-  return BigInt(ms) * 1_000_000n + BigInt(fraction || '0');
-}
-
-function dedupe(items: readonly string[]): string[] {
-  return [...new Set(items)];
-}
-
-function recomputeDigests(rec: Rec): void {
-  const list: string[] = [];
-  const check = (digest: string, where: string) => {
-    if (!GO_DIGEST.test(digest)) {
-      fail('INVALID_DIGEST', `image ${rec.id}: ${where} has an invalid digest ${JSON.stringify(digest)}`, {
-        id: rec.id,
-      });
-    }
-  };
-  if (rec.digest) {
-    check(rec.digest, 'digest');
-    list.push(rec.digest);
-  }
-  for (const name of rec.bigDataNames) {
-    const digest = Object.hasOwn(rec.bigDataDigests, name) ? rec.bigDataDigests[name] : undefined;
-    if (!name.startsWith('manifest') || digest === undefined) continue;
-    check(digest, `big data ${name}`);
-    if (!list.includes(digest)) list.push(digest);
-  }
-  if (!rec.digest && list.length > 0) rec.digest = list[0];
-  rec.digests = list;
-}
-
-/** One record as an element of images.json: Go struct order, omitempty, Go escaping. */
-function formatRecord(rec: Rec): string {
-  const parts = [`"id":${goString(rec.id)}`];
-  if (rec.digest) parts.push(`"digest":${goString(rec.digest)}`);
-  if (rec.names.length) parts.push(`"names":${goJson(rec.names)}`);
-  if (rec.namesHistory.length) parts.push(`"names-history":${goJson(rec.namesHistory)}`);
-  if (rec.layer) parts.push(`"layer":${goString(rec.layer)}`);
-  if (rec.mappedLayers.length) parts.push(`"mapped-layers":${goJson(rec.mappedLayers)}`);
-  if (rec.metadata) parts.push(`"metadata":${goString(rec.metadata)}`);
-  if (rec.bigDataNames.length) parts.push(`"big-data-names":${goJson(rec.bigDataNames)}`);
-  if (Object.keys(rec.bigDataSizes).length) parts.push(`"big-data-sizes":${goJson(rec.bigDataSizes)}`);
-  if (Object.keys(rec.bigDataDigests).length) parts.push(`"big-data-digests":${goJson(rec.bigDataDigests)}`);
-  parts.push(`"created":${goString(rec.created)}`);
-  if (Object.keys(rec.flags).length) parts.push(`"flags":${goJson(rec.flags)}`);
-  return `{${parts.join(',')}}`;
-}
-
-function strings(value: unknown): string[] {
-  return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
-}
-
-function record(value: unknown): Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? { ...(value as Record<string, unknown>) }
-    : {};
-}
-
-/** Reads one images.json element; throws `CORRUPT_RECORD` for anything that is not one. */
-function parseRecord(value: unknown, where: string): Rec {
-  if (typeof value !== 'object' || value === null || typeof (value as { id?: unknown }).id !== 'string') {
-    fail('CORRUPT_RECORD', `${where}: not an image record`, { where });
-  }
-  const v = value as Record<string, unknown>;
-  const text = (key: string) =>
-    typeof v[key] === 'string' && v[key] !== '' ? (v[key] as string) : undefined;
-  const rec: Rec = {
-    id: v.id as string,
-    names: strings(v.names),
-    namesHistory: strings(v['names-history']),
-    mappedLayers: strings(v['mapped-layers']),
-    bigDataNames: strings(v['big-data-names']),
-    bigDataSizes: record(v['big-data-sizes']) as Record<string, number>,
-    bigDataDigests: record(v['big-data-digests']) as Record<string, string>,
-    created: text('created') ?? '0001-01-01T00:00:00Z',
-    flags: record(v.flags),
-    digests: [],
-  };
-  const digest = text('digest');
-  const layer = text('layer');
-  const metadata = text('metadata');
-  if (digest) rec.digest = digest;
-  if (layer) rec.layer = layer;
-  if (metadata) rec.metadata = metadata;
-  recomputeDigests(rec);
-  return rec;
-}
-
-/** Parses a containers/storage images.json (an empty file is no images). */
-export function parseImagesJson(text: string): ImageRecord[] {
-  if (text.trim() === '') return [];
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (error) {
-    fail('CORRUPT_RECORD', `images.json is not JSON: ${(error as Error).message}`);
-  }
-  if (!Array.isArray(value)) fail('CORRUPT_RECORD', 'images.json is not an array');
-  return value.map((item, i) => view(parseRecord(item, `images.json[${i}]`), false));
-}
-
-/** Writes records as containers/storage's images.json, byte for byte. */
-export function formatImagesJson(records: readonly ImageRecord[]): string {
-  return `[${records.map((r) => formatRecord(fromView(r))).join(',')}]`;
-}
-
-function fromView(r: ImageRecord): Rec {
-  return {
-    id: r.id,
-    ...(r.digest ? { digest: r.digest } : {}),
-    names: [...r.names],
-    namesHistory: [...r.namesHistory],
-    ...(r.topLayer ? { layer: r.topLayer } : {}),
-    mappedLayers: [...r.mappedTopLayers],
-    ...(r.metadata ? { metadata: r.metadata } : {}),
-    bigDataNames: [...r.bigDataNames],
-    bigDataSizes: { ...r.bigDataSizes },
-    bigDataDigests: { ...r.bigDataDigests },
-    created: r.created,
-    flags: { ...r.flags },
-    digests: [...r.digests],
-  };
-}
-
-function view(rec: Rec, readOnly: boolean): ImageRecord {
-  return Object.freeze({
-    id: rec.id,
-    ...(rec.digest ? { digest: rec.digest } : {}),
-    digests: Object.freeze([...rec.digests]),
-    names: Object.freeze([...rec.names]),
-    namesHistory: Object.freeze([...rec.namesHistory]),
-    ...(rec.layer ? { topLayer: rec.layer } : {}),
-    mappedTopLayers: Object.freeze([...rec.mappedLayers]),
-    ...(rec.metadata ? { metadata: rec.metadata } : {}),
-    bigDataNames: Object.freeze([...rec.bigDataNames]),
-    bigDataSizes: Object.freeze({ ...rec.bigDataSizes }),
-    bigDataDigests: Object.freeze({ ...rec.bigDataDigests }),
-    created: rec.created,
-    flags: Object.freeze(structuredClone(rec.flags)),
-    readOnly,
-  });
-}
-
-function clone(rec: Rec): Rec {
-  return structuredClone(rec);
 }
 
 export interface RecordStoreOptions {
@@ -390,17 +130,18 @@ export class RecordStore implements ImageRecords {
   #byName = new Map<string, string>();
   #byDigest = new Map<string, Set<string>>();
   #sorted: string[] | undefined;
-  #token: Buffer = Buffer.alloc(0);
-  #generation = '';
-  #offset = 0;
-  #counter = 0n;
-  #tokenHandle: FileHandle | undefined;
+  readonly #journal: ChangeJournal;
 
   constructor(options: RecordStoreOptions) {
     this.#dir = options.dir;
     this.#locks = options.locks;
     this.#readOnly = options.readOnly;
     this.#onNames = options.onNames;
+    this.#journal = new ChangeJournal({
+      tokenPath: join(this.#dir, '..', 'images.lock'),
+      journalPath: join(this.#dir, '..', 'images.journal'),
+      readOnly: this.#readOnly,
+    });
   }
 
   // --- paths ---
@@ -413,46 +154,8 @@ export class RecordStore implements ImageRecords {
     return join(this.#dir, id);
   }
 
-  get #tokenPath(): string {
-    return join(this.#dir, '..', 'images.lock');
-  }
-
-  get #journalPath(): string {
-    return join(this.#dir, '..', 'images.journal');
-  }
-
-  // --- the change token ---
-
-  async #readToken(): Promise<Buffer> {
-    if (!this.#tokenHandle) {
-      const flags = this.#readOnly ? constants.O_RDONLY : constants.O_RDWR | constants.O_CREAT;
-      try {
-        this.#tokenHandle = await open(this.#tokenPath, flags, 0o644);
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return Buffer.alloc(0);
-        throw error;
-      }
-    }
-    const buffer = Buffer.alloc(64);
-    const { bytesRead } = await this.#tokenHandle.read(buffer, 0, 64, 0);
-    return buffer.subarray(0, bytesRead);
-  }
-
-  async #writeToken(): Promise<void> {
-    await this.#readToken();
-    const token = Buffer.alloc(64);
-    const now = BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n);
-    token.writeBigUInt64LE(now, 0);
-    this.#counter++;
-    token.writeBigUInt64LE(this.#counter, 8);
-    token.writeUInt32LE(process.pid >>> 0, 16);
-    randomBytes(44).copy(token, 20);
-    await (this.#tokenHandle as FileHandle).write(token, 0, 64, 0);
-    this.#token = token;
-  }
-
   async changeToken(): Promise<Uint8Array> {
-    return new Uint8Array(await this.#readToken());
+    return new Uint8Array(await this.#journal.readToken());
   }
 
   // --- indexes ---
@@ -491,17 +194,13 @@ export class RecordStore implements ImageRecords {
   #absorb(recs: readonly Rec[]): Rec[] {
     const losers = new Map<string, Rec>();
     for (const rec of recs) this.#unindex(rec.id);
-    const ordered = [...recs].sort((a, b) => {
-      const ta = timeKey(a.created);
-      const tb = timeKey(b.created);
-      return ta < tb ? -1 : ta > tb ? 1 : byBytes(a.id, b.id);
-    });
+    const ordered = [...recs].sort(compareCreated);
     for (const rec of ordered) {
       for (const name of rec.names) {
         const ownerId = this.#byName.get(name);
         const owner = ownerId === undefined ? undefined : this.#byId.get(ownerId);
         if (!owner || owner.id === rec.id) continue;
-        const ownerFirst = timeKey(owner.created) <= timeKey(rec.created);
+        const ownerFirst = compareCreated(owner, rec) <= 0;
         const loser = ownerFirst ? owner : rec;
         if (loser === rec) {
           rec.names = rec.names.filter((n) => n !== name);
@@ -532,36 +231,13 @@ export class RecordStore implements ImageRecords {
     return rec;
   }
 
-  async #readJournalHeader(): Promise<{ generation: string; size: number } | undefined> {
-    const handle = await ifExists(open(this.#journalPath, 'r'));
-    if (!handle) return undefined;
-    try {
-      const buffer = Buffer.alloc(128);
-      const { bytesRead } = await handle.read(buffer, 0, 128, 0);
-      const line = buffer.subarray(0, bytesRead).toString('utf8').split('\n')[0] ?? '';
-      const size = (await handle.stat()).size;
-      return line.startsWith(JOURNAL_MAGIC) ? { generation: line, size } : undefined;
-    } finally {
-      await handle.close();
-    }
-  }
-
-  async #newJournal(): Promise<void> {
-    const header = `${JOURNAL_MAGIC}${randomBytes(16).toString('hex')}\n`;
-    await writeFileAtomic(this.#journalPath, header);
-    this.#generation = header.slice(0, -1);
-    this.#offset = Buffer.byteLength(header);
-  }
-
   /** Reads every record (under the lock). */
   async #loadAll(): Promise<Rec[]> {
     this.#byId.clear();
     this.#byName.clear();
     this.#byDigest.clear();
     this.#sorted = undefined;
-    const header = await this.#readJournalHeader();
-    this.#generation = header?.generation ?? '';
-    this.#offset = header?.size ?? 0;
+    await this.#journal.rewind();
     const recs: Rec[] = [];
     for (const entry of (await ifExists(readdir(this.#dir))) ?? []) {
       if (!entry.endsWith('.json') || entry.startsWith('.')) continue;
@@ -574,25 +250,13 @@ export class RecordStore implements ImageRecords {
 
   /** Brings memory up to date with disk (the caller holds the lock). */
   async #catchUp(): Promise<void> {
-    const token = await this.#readToken();
-    if (this.#loaded && token.equals(this.#token)) return;
+    const token = await this.#journal.readToken();
+    if (this.#loaded && this.#journal.matches(token)) return;
     let losers: Rec[];
-    const header = await this.#readJournalHeader();
-    if (!this.#loaded || !header || header.generation !== this.#generation || header.size < this.#offset) {
+    const ids = this.#loaded ? await this.#journal.changesSince() : undefined;
+    if (ids === undefined) {
       losers = await this.#loadAll();
     } else {
-      const handle = await open(this.#journalPath, 'r');
-      let text: string;
-      try {
-        const buffer = Buffer.alloc(header.size - this.#offset);
-        await handle.read(buffer, 0, buffer.length, this.#offset);
-        const end = buffer.lastIndexOf(0x0a) + 1;
-        text = buffer.subarray(0, end).toString('utf8');
-        this.#offset += end;
-      } finally {
-        await handle.close();
-      }
-      const ids = dedupe(text.split('\n').filter(Boolean));
       const recs: Rec[] = [];
       for (const id of ids) {
         const rec = isPlainId(id) ? await this.#readRecord(id) : undefined;
@@ -601,7 +265,7 @@ export class RecordStore implements ImageRecords {
       }
       losers = this.#absorb(recs);
     }
-    this.#token = token;
+    this.#journal.caughtUp(token);
     if (losers.length === 0) return;
     if (this.#readOnly) {
       // Not repaired, so not trusted: every call until a writer repairs it fails the same way.
@@ -615,7 +279,7 @@ export class RecordStore implements ImageRecords {
 
   /** Makes sure memory reflects every write any process made, checking the token first. */
   async #fresh(): Promise<void> {
-    if (this.#loaded && (await this.#readToken()).equals(this.#token)) return;
+    if (this.#loaded && this.#journal.matches(await this.#journal.readToken())) return;
     let lock: AsyncDisposable;
     try {
       lock = await this.#locks.acquire('stowage:images');
@@ -636,17 +300,8 @@ export class RecordStore implements ImageRecords {
   /** Saves records and deletions: token, journal, then the files. The lock is held. */
   async #persist(changed: readonly Rec[], deleted: readonly string[]): Promise<void> {
     await mkdir(this.#dir, { recursive: true, mode: 0o700 });
-    await this.#writeToken();
-    // #catchUp just ran under this lock, so the generation and offset are current.
-    if (!this.#generation || this.#offset > COMPACT_AT) await this.#newJournal();
-    const lines = [...changed.map((r) => r.id), ...deleted].map((id) => `${id}\n`).join('');
-    const journal = await open(this.#journalPath, 'a');
-    try {
-      await journal.write(lines);
-    } finally {
-      await journal.close();
-    }
-    this.#offset += Buffer.byteLength(lines);
+    // #catchUp just ran under this lock, so the journal's position is current.
+    await this.#journal.record([...changed.map((r) => r.id), ...deleted]);
     for (const rec of changed) {
       await writeFileAtomic(this.#recordPath(rec.id), formatRecord(rec));
     }
@@ -673,8 +328,8 @@ export class RecordStore implements ImageRecords {
   /** Resolves by exact ID, exact name, then unique ID prefix. */
   #lookup(key: string): Rec {
     const unknown = (reason: string): never =>
-      fail('IMAGE_UNKNOWN', `locating image with ID ${JSON.stringify(key.slice(0, 300))}: image not known`, {
-        key: key.slice(0, 300),
+      fail('IMAGE_UNKNOWN', `locating image with ID ${JSON.stringify(truncate(key, 300))}: image not known`, {
+        key: truncate(key, 300),
         reason,
       });
     const exact = this.#byId.get(key);
@@ -766,13 +421,13 @@ export class RecordStore implements ImageRecords {
     if (givenId !== undefined && !isPlainId(givenId)) {
       fail(
         'INVALID_ID',
-        `image ID ${JSON.stringify(givenId.slice(0, 300))} is not [A-Za-z0-9][A-Za-z0-9_-]*`,
+        `image ID ${JSON.stringify(truncate(givenId, 300))} is not [A-Za-z0-9][A-Za-z0-9_-]*`,
       );
     }
     const names = dedupe(options.names ?? []);
     for (const name of names) parseImageName(name);
     if (options.digest !== undefined && !GO_DIGEST.test(options.digest)) {
-      fail('INVALID_DIGEST', `invalid image digest ${JSON.stringify(options.digest.slice(0, 300))}`);
+      fail('INVALID_DIGEST', `invalid image digest ${JSON.stringify(truncate(options.digest, 300))}`);
     }
     const created =
       options.created === undefined
@@ -820,7 +475,7 @@ export class RecordStore implements ImageRecords {
       return { changed: [fresh], result: fresh };
     });
     try {
-      for (const item of options.bigData ?? []) await this.setBigData(rec.id, item.key, item.data);
+      for (const item of options.bigData ?? []) await this.setBigData(rec.id, item);
     } catch (error) {
       await this.delete(rec.id).catch(() => undefined);
       throw error;
@@ -854,7 +509,7 @@ export class RecordStore implements ImageRecords {
     if (!ids || ids.size === 0) {
       fail(
         'IMAGE_UNKNOWN',
-        `locating image with digest ${JSON.stringify(digest.slice(0, 300))}: image not known`,
+        `locating image with digest ${JSON.stringify(truncate(digest, 300))}: image not known`,
       );
     }
     return [...ids].map((id) => view(this.#byId.get(id) as Rec, this.#readOnly));
@@ -921,12 +576,8 @@ export class RecordStore implements ImageRecords {
     });
   }
 
-  async setBigData(
-    key: string,
-    item: string,
-    data: Uint8Array | string,
-    options: SetBigDataOptions = {},
-  ): Promise<ImageRecord> {
+  async setBigData(key: string, options: SetBigDataOptions): Promise<ImageRecord> {
+    const { key: item, data } = options;
     this.#writable('save data items associated with images');
     requireItemName(item, 'set');
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data;
@@ -1015,20 +666,11 @@ export class RecordStore implements ImageRecords {
 
   async exportImagesJson(): Promise<string> {
     await this.#fresh();
-    const recs = [...this.#byId.values()].sort((a, b) => {
-      const ta = timeKey(a.created);
-      const tb = timeKey(b.created);
-      return ta < tb ? -1 : ta > tb ? 1 : byBytes(a.id, b.id);
-    });
+    const recs = [...this.#byId.values()].sort(compareCreated);
     return `[${recs.map(formatRecord).join(',')}]`;
   }
 
   async close(): Promise<void> {
-    await this.#tokenHandle?.close();
-    this.#tokenHandle = undefined;
+    await this.#journal.close();
   }
-}
-
-function sha256(bytes: Uint8Array): string {
-  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }

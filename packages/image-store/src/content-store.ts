@@ -1,0 +1,154 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { createFileBlobStore, type FileBlobStore } from '@stowage/blob-store';
+import {
+  type BlobBody,
+  type BlobInfo,
+  type Digest,
+  DigestMismatchError,
+  digestAlgorithm,
+  digestStream,
+  isDigest,
+} from '@stowage/oci';
+import { fsyncPath, ifExists, syncDir, tempBeside, touch } from './fs-utils.js';
+import type { StorePaths } from './paths.js';
+
+/** Link errors that mean "this filesystem has no hard links". */
+const NO_HARD_LINKS: ReadonlySet<string> = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
+
+export interface ContentStoreOptions {
+  readonly paths: StorePaths;
+  readonly readOnly: boolean;
+  /** Runs before the first blob is linked into a repository (makes its OCI layout). */
+  readonly beforeFirstLink: (repository: string) => Promise<void>;
+}
+
+/**
+ * The blobs of a store: the content-addressed store under `.stowage/blobs`
+ * (a `@stowage/blob-store` file store in the `stowage` layout, writing through
+ * `.stowage/tmp`) and the hard links into each repository's `blobs/`.
+ */
+export interface ContentStore {
+  /** The content-addressed store itself: stat, read, list, delete. */
+  readonly blobs: FileBlobStore;
+  /** Stores a body after verifying it (nothing visible on a mismatch) and links it into `repository`. */
+  put(
+    repository: string,
+    body: BlobBody,
+    options: { digest: Digest; size?: number; signal?: AbortSignal },
+  ): Promise<BlobInfo>;
+  /**
+   * Puts a file whose bytes were verified to hash to `digest` into the content
+   * store without copying it (a finished upload, a blob another tool wrote):
+   * hard-linked, or with `mayMove` renamed where the filesystem has no hard
+   * links. False when the content store held the blob already.
+   */
+  adoptVerifiedFile(path: string, digest: Digest, options: { mayMove: boolean }): Promise<boolean>;
+  /** Hard-links a stored blob into a repository (a copy where links are impossible), refreshing its age. */
+  link(repository: string, digest: Digest): Promise<void>;
+  /** Verifies a blob another tool wrote into a repository and shares its inode with the content store. */
+  adoptRepositoryBlob(repository: string, digest: Digest): Promise<void>;
+  /** The blob files a repository links, by digest. */
+  repositoryBlobs(repository: string): Promise<Map<Digest, string>>;
+}
+
+export function createContentStore(options: ContentStoreOptions): ContentStore {
+  const { paths } = options;
+  const blobs = createFileBlobStore({
+    root: paths.internal('blobs'),
+    layout: 'stowage',
+    tmpDir: paths.internal('tmp'),
+    readOnly: options.readOnly,
+  });
+
+  async function linkInto(repository: string, digest: Digest): Promise<void> {
+    const target = paths.repoBlob(repository, digest);
+    if (await ifExists(stat(target))) {
+      // A fresh push refreshes the time garbage collection's grace period counts from.
+      await touch(target);
+      return;
+    }
+    await options.beforeFirstLink(repository);
+    await mkdir(dirname(target), { recursive: true });
+    const temp = tempBeside(target);
+    try {
+      await link(blobs.path(digest), temp);
+      // The link shares the content store's inode and its old mtime: make it young, or
+      // garbage collection could take the blob before the manifest that needs it arrives.
+      await touch(temp);
+    } catch {
+      await rm(temp, { force: true });
+      await pipeline(createReadStream(blobs.path(digest)), createWriteStream(temp));
+      await fsyncPath(temp);
+    }
+    await rename(temp, target);
+    await syncDir(dirname(target));
+  }
+
+  async function adoptVerifiedFile(
+    path: string,
+    digest: Digest,
+    opts: { mayMove: boolean },
+  ): Promise<boolean> {
+    const target = blobs.path(digest);
+    await mkdir(dirname(target), { recursive: true });
+    try {
+      await link(path, target);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? '';
+      if (code === 'EEXIST') return false;
+      if (!opts.mayMove || !NO_HARD_LINKS.has(code)) throw error;
+      if (await ifExists(stat(target))) return false;
+      await rename(path, target);
+    }
+    await syncDir(dirname(target));
+    return true;
+  }
+
+  return {
+    blobs,
+    link: linkInto,
+    adoptVerifiedFile,
+
+    async put(repository, body, opts) {
+      const written = await blobs.write(body, opts);
+      await linkInto(repository, opts.digest);
+      return { digest: written.digest, size: written.size };
+    },
+
+    async adoptRepositoryBlob(repository, digest) {
+      const path = paths.repoBlob(repository, digest);
+      const info = await stat(path);
+      const stored = await ifExists(stat(blobs.path(digest)));
+      if (stored?.ino === info.ino) return;
+      const actual = await digestStream(
+        createReadStream(path, { highWaterMark: 1 << 20 }),
+        digestAlgorithm(digest),
+      );
+      if (actual.digest !== digest) throw new DigestMismatchError(digest, actual.digest);
+      if (!stored && (await adoptVerifiedFile(path, digest, { mayMove: false }))) return;
+      // The content store has it already: replace the repository's copy with a link to it.
+      const temp = tempBeside(path);
+      try {
+        await link(blobs.path(digest), temp);
+        await rename(temp, path);
+      } catch {
+        await rm(temp, { force: true });
+      }
+    },
+
+    async repositoryBlobs(repository) {
+      const dir = join(paths.repoDir(repository), 'blobs');
+      const found = new Map<Digest, string>();
+      for (const algorithm of (await ifExists(readdir(dir))) ?? []) {
+        for (const hex of (await ifExists(readdir(join(dir, algorithm)))) ?? []) {
+          const digest = `${algorithm}:${hex}`;
+          if (isDigest(digest)) found.set(digest, join(dir, algorithm, hex));
+        }
+      }
+      return found;
+    },
+  };
+}
