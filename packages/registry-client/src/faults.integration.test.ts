@@ -120,6 +120,10 @@ describe('faults between the client and docker-registry', () => {
   let proxy: FaultProxy;
   let client: RegistryClient;
   let direct: RegistryClient;
+  /** The client's clock: no real waits; it records what the retry loops asked to wait, and its time stands still. */
+  const now = Date.parse('2026-01-01T00:00:00Z');
+  const slept: number[] = [];
+  const clock = { now: () => now, sleep: async (ms: number) => void slept.push(ms) };
 
   beforeAll(async () => {
     registry = await startDockerRegistry();
@@ -127,7 +131,7 @@ describe('faults between the client and docker-registry', () => {
     const host = await proxy.listen();
     client = createRegistryClient({
       registry: host,
-      retry: { retries: 4, minDelayMs: 10, maxDelayMs: 50 },
+      retry: { retries: 4, minDelayMs: 10, maxDelayMs: 50, clock },
       chunkSize: 256 * 1024,
       monolithicMaxBytes: 512 * 1024,
     });
@@ -149,10 +153,11 @@ describe('faults between the client and docker-registry', () => {
       status: 429,
       headers: { 'retry-after': '1' },
     });
-    const started = Date.now();
+    slept.length = 0;
     const got = await client.getManifest('faults/retry-after', 'v1');
     expect(got.digest).toBe(image.manifest.digest);
-    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    // The server's second, in full, though maxDelayMs is 50.
+    expect(slept).toEqual([1000]);
     expect(proxy.seen.filter((s) => s.url === '/v2/faults/retry-after/manifests/v1')).toHaveLength(2);
   });
 
@@ -162,9 +167,11 @@ describe('faults between the client and docker-registry', () => {
     proxy.arm((req) => req.method === 'HEAD' && req.url === '/v2/faults/retry-date/manifests/v1', {
       kind: 'status',
       status: 429,
-      headers: { 'retry-after': new Date(Date.now() + 2000).toUTCString() },
+      headers: { 'retry-after': new Date(now + 2000).toUTCString() },
     });
+    slept.length = 0;
     expect((await client.headManifest('faults/retry-date', 'v1'))?.digest).toBe(image.manifest.digest);
+    expect(slept).toEqual([2000]); // the date, read against the client's clock
     expect(
       proxy.seen.filter((s) => s.method === 'HEAD' && s.url === '/v2/faults/retry-date/manifests/v1'),
     ).toHaveLength(2);
