@@ -1,7 +1,7 @@
 // Every endpoint and error code of the server, spoken to as raw HTTP.
 import { createServer, request as httpRequest } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
-import { digestOf, MediaType, type Registry, RegistryError } from '@stowage/oci';
+import { digestOf, MediaType, type Registry, RegistryError, StowageError } from '@stowage/oci';
 import { createMemoryRegistry, pushImage, randomArtifact, randomBlob, randomImage } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Served, serve } from '../test/serve.js';
@@ -594,6 +594,56 @@ describe('registry-server refusals from the backend and the authorizer', () => {
       expect(body[0]).toEqual({ code: 'UNKNOWN', message: 'internal error' });
     } finally {
       await busy.close();
+      await broken.close();
+    }
+  });
+
+  it("sends Retry-After from the delay of the backend's 429 or 503, rounded up to whole seconds", async () => {
+    const busy = await serve({
+      registry: failing(new RegistryError('TOOMANYREQUESTS', 'slow down', { retryAfterMs: 2500 })),
+    });
+    const draining = await serve({
+      registry: failing(new RegistryError('UNAVAILABLE', 'draining', { retryAfterMs: 10_000 })),
+    });
+    const quick = await serve({
+      registry: failing(new RegistryError('UNAVAILABLE', 'draining', { retryAfterMs: 1 })),
+    });
+    try {
+      const limited = await fetch(`${busy.url}/v2/a/tags/list`);
+      expect(limited.status).toBe(429);
+      expect(limited.headers.get('retry-after')).toBe('3');
+      const unavailable = await fetch(`${draining.url}/v2/a/manifests/v1`);
+      expect(unavailable.status).toBe(503);
+      expect(unavailable.headers.get('retry-after')).toBe('10');
+      expect((await errorsOf(unavailable))[0]).toEqual({ code: 'UNAVAILABLE', message: 'draining' });
+      expect((await fetch(`${quick.url}/v2/a/tags/list`)).headers.get('retry-after')).toBe('1');
+    } finally {
+      await busy.close();
+      await draining.close();
+      await quick.close();
+    }
+  });
+
+  it('answers a Stowage error whose code the wire lacks with a fixed 500, and logs the real one with the request id', async () => {
+    class LockError extends StowageError<'LOCK_TIMEOUT'> {}
+    const logged: { fields: Record<string, unknown>; message?: string }[] = [];
+    const broken = await serve({
+      registry: failing(new LockError('LOCK_TIMEOUT', 'lock /srv/stowage/.lock held by pid 4242')),
+      // pino's shape, object first; only the level it needs
+      logger: {
+        error: (fields, message) => logged.push({ fields: fields as Record<string, unknown>, message }),
+      },
+    });
+    try {
+      const response = await fetch(`${broken.url}/v2/a/tags/list`, { headers: { 'x-request-id': 'req-42' } });
+      expect(response.status).toBe(500);
+      const text = await response.text();
+      expect(JSON.parse(text)).toEqual({ errors: [{ code: 'UNKNOWN', message: 'internal error' }] });
+      expect(text).not.toContain('/srv/stowage');
+      const entry = logged.find((line) => line.fields.requestId === 'req-42');
+      expect(entry?.message).toBe('request failed');
+      expect((entry?.fields.err as Error).message).toBe('lock /srv/stowage/.lock held by pid 4242');
+    } finally {
       await broken.close();
     }
   });
