@@ -9,6 +9,7 @@ import { createImageStore, type ImageStore } from '@stowage/image-store';
 import { pushImage, pushIndex, randomImage, randomIndex, requirePeers } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Served, serve } from '../test/serve.js';
+import { withoutSessions } from '../test/without-sessions.js';
 import { createHtpasswdAuthorizer } from './auth/htpasswd.js';
 
 const run = promisify(execFile);
@@ -87,6 +88,50 @@ describe('skopeo against registry-server', () => {
     expect((await out.getManifest('out-single', 'v1')).digest).toBe(image.manifest.digest);
     expect((await out.getManifest('out-multi', 'v1')).digest).toBe(index.index.digest);
     await out.close();
+  });
+
+  it('pushes and pulls through a backend without upload sessions (the shared ones, staged in files)', async () => {
+    const bare = withoutSessions();
+    const shared = await serve({ registry: bare });
+    try {
+      const image = randomImage({ layers: 3 });
+      const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'], sharedLayers: 1 });
+      await pushImage(source, 'src/bare-single', image, 'v1');
+      await pushIndex(source, 'src/bare-multi', index, 'v1');
+      await source.flush();
+      for (const name of ['single', 'multi']) {
+        await skopeo(
+          'copy',
+          '--quiet',
+          '--all',
+          '--preserve-digests',
+          ...tls,
+          `oci:${join(source.root, `src/bare-${name}`)}:v1`,
+          `docker://${shared.host}/bare/${name}:v1`,
+        );
+      }
+      expect((await bare.getManifest('bare/single', 'v1')).digest).toBe(image.manifest.digest);
+      expect((await bare.getManifest('bare/multi', 'v1')).digest).toBe(index.index.digest);
+      for (const layer of image.layers) {
+        expect(await bare.headBlob('bare/single', layer.descriptor.digest)).toMatchObject({
+          size: layer.descriptor.size,
+        });
+      }
+      await skopeo(
+        'copy',
+        '--quiet',
+        '--all',
+        '--preserve-digests',
+        ...tls,
+        `docker://${shared.host}/bare/multi:v1`,
+        `oci:${join(work, 'out-bare')}:v1`,
+      );
+      const out = await createImageStore({ root: work });
+      expect((await out.getManifest('out-bare', 'v1')).digest).toBe(index.index.digest);
+      await out.close();
+    } finally {
+      await shared.close();
+    }
   });
 
   it('lists tags and deletes', async () => {
