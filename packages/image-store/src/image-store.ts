@@ -50,10 +50,6 @@ import { type ImageRecords, parseImageName, RecordStore } from './records.js';
 import { TagFiles } from './tags.js';
 import { Uploads } from './uploads.js';
 
-export type { FsckProblem, FsckReport } from './fsck.js';
-export type { ImageStoreGcOptions, ImageStoreGcReport } from './gc.js';
-export type { ImageStoreOptions } from './options.js';
-
 export interface ImageStore extends RegistryWithUploads {
   readonly root: string;
   /** A named lock shared by every process that opens this root. */

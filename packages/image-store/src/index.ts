@@ -1,12 +1,8 @@
-export {
-  createImageStore,
-  type FsckProblem,
-  type FsckReport,
-  type ImageStore,
-  type ImageStoreGcOptions,
-  type ImageStoreGcReport,
-  type ImageStoreOptions,
-} from './image-store.js';
+export { GC_CHANNEL, type ImageStoreGcMessage } from './diagnostics.js';
+export type { FsckProblem, FsckReport } from './fsck.js';
+export type { ImageStoreGcOptions, ImageStoreGcReport } from './gc.js';
+export { createImageStore, type ImageStore } from './image-store.js';
+export type { ImageStoreOptions } from './options.js';
 export {
   bigDataFileName,
   type CreateImageOptions,

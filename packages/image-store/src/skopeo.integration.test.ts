@@ -171,4 +171,21 @@ describe('skopeo reads and writes repositories of the store as OCI layouts', () 
     const inspected = JSON.parse(await skopeo('inspect', '--raw', `oci:${join(root, 'imported/single')}:v1`));
     expect(inspected.layers).toHaveLength(3);
   }, 120_000);
+
+  it('inspect --raw of a sparse index prints its original bytes', async () => {
+    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64', 'linux/s390x'] });
+    const [kept] = index.images;
+    await pushImage(store, 'apps/sparse', kept as (typeof index.images)[number]);
+    await store.putManifest('apps/sparse', 'v1', {
+      bytes: index.index.bytes,
+      mediaType: index.index.mediaType,
+      sparse: true,
+    });
+    await store.flush();
+    const raw = await run('skopeo', ['inspect', '--raw', `oci:${join(root, 'apps/sparse')}:v1`], {
+      encoding: 'buffer',
+      maxBuffer: 64 << 20,
+    });
+    expect(Buffer.from(raw.stdout).equals(Buffer.from(index.index.bytes))).toBe(true);
+  });
 });

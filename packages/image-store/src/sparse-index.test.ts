@@ -1,0 +1,177 @@
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { isStowageError } from '@stowage/oci';
+import { pushImage, randomBlob, randomIndex } from '@stowage/testing';
+import { afterAll, describe, expect, it } from 'vitest';
+import { GC_CHANNEL, type ImageStoreGcMessage } from './diagnostics.js';
+import { createImageStore } from './image-store.js';
+
+const roots: string[] = [];
+async function freshRoot(): Promise<string> {
+  const root = await mkdtemp(join(tmpdir(), 'stowage-image-store-sparse-'));
+  roots.push(root);
+  return root;
+}
+afterAll(async () => {
+  for (const root of roots) await rm(root, { recursive: true, force: true });
+});
+
+async function code(promise: Promise<unknown>): Promise<string | undefined> {
+  try {
+    await promise;
+  } catch (error) {
+    if (isStowageError(error)) return error.code;
+    throw error;
+  }
+  return undefined;
+}
+
+const REF_NAME = 'org.opencontainers.image.ref.name';
+
+describe('sparse indexes', () => {
+  it('are claimed, accepted only when asked for, and kept out of index.json', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root, indexFlushDelayMs: 1e9 });
+    expect((await store.capabilities()).sparseIndex).toBe(true);
+    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'] });
+    const [kept, absent] = index.images;
+    await pushImage(store, 'sparse/app', kept!);
+    const put = { bytes: index.index.bytes, mediaType: index.index.mediaType };
+    expect(await code(store.putManifest('sparse/app', 'v1', put))).toBe('MANIFEST_BLOB_UNKNOWN');
+    expect(await store.headManifest('sparse/app', index.index.digest)).toBeUndefined();
+
+    const result = await store.putManifest('sparse/app', 'v1', { ...put, sparse: true });
+    expect(result.digest).toBe(index.index.digest);
+    const served = await store.getManifest('sparse/app', 'v1');
+    expect(Buffer.from(served.bytes).equals(Buffer.from(index.index.bytes))).toBe(true);
+    expect(await store.headManifest('sparse/app', absent!.manifest.digest)).toBeUndefined();
+
+    // the sparseness lives in the manifest's metadata file, never in index.json
+    const hex = index.index.digest.slice('sha256:'.length);
+    const meta = JSON.parse(
+      await readFile(join(root, 'sparse/app/.stowage/manifests/sha256', `${hex}.json`), 'utf8'),
+    );
+    expect(meta.sparse).toBe(true);
+    await store.flush();
+    const layout = JSON.parse(await readFile(join(root, 'sparse/app/index.json'), 'utf8'));
+    expect(layout.manifests).toEqual([
+      {
+        mediaType: index.index.mediaType,
+        digest: index.index.digest,
+        size: index.index.size,
+        annotations: { [REF_NAME]: 'v1' },
+      },
+    ]);
+    await store.close();
+  });
+
+  it('fsck does not report the children a sparse index lacks, but still reports what it has lost', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'] });
+    const [kept] = index.images;
+    await pushImage(store, 'sparse/fsck', kept!);
+    await store.putManifest('sparse/fsck', 'v1', {
+      bytes: index.index.bytes,
+      mediaType: index.index.mediaType,
+      sparse: true,
+    });
+    expect((await store.fsck()).problems).toEqual([]);
+    // a layer of the child that is there is still checked
+    const layer = kept!.layers[0]!.descriptor.digest;
+    await store.deleteBlob('sparse/fsck', layer);
+    expect((await store.fsck()).problems.map((p) => [p.kind, p.digest])).toEqual([['missing-blob', layer]]);
+    await store.close();
+  });
+
+  it('becomes whole when pushed again with every child present, and then a lost child is reported', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'] });
+    const [kept, late] = index.images;
+    await pushImage(store, 'sparse/whole', kept!);
+    const put = { bytes: index.index.bytes, mediaType: index.index.mediaType };
+    await store.putManifest('sparse/whole', 'v1', { ...put, sparse: true });
+    await pushImage(store, 'sparse/whole', late!);
+    await store.putManifest('sparse/whole', 'v1', put);
+    const hex = index.index.digest.slice('sha256:'.length);
+    const meta = JSON.parse(
+      await readFile(join(root, 'sparse/whole/.stowage/manifests/sha256', `${hex}.json`), 'utf8'),
+    );
+    expect(meta.sparse).toBeUndefined();
+    await rm(join(root, 'sparse/whole/blobs/sha256', late!.manifest.digest.slice('sha256:'.length)));
+    expect((await store.fsck()).problems.map((p) => [p.kind, p.digest])).toEqual(
+      expect.arrayContaining([['missing-blob', late!.manifest.digest]]),
+    );
+    await store.close();
+  });
+
+  it('garbage collection runs over a sparse index, keeps what it has and removes nothing it needs', async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'] });
+    const [kept] = index.images;
+    await pushImage(store, 'sparse/gc', kept!);
+    await store.putManifest('sparse/gc', 'v1', {
+      bytes: index.index.bytes,
+      mediaType: index.index.mediaType,
+      sparse: true,
+    });
+    const orphan = randomBlob(64);
+    await store.putBlob('sparse/gc', orphan.bytes, { digest: orphan.descriptor.digest });
+    const report = await store.garbageCollect({ gracePeriodMs: 0, deleteUntagged: true });
+    expect(report.manifestsRemoved).toEqual([]);
+    expect(report.blobsRemoved).toEqual([orphan.descriptor.digest]);
+    expect((await store.getManifest('sparse/gc', 'v1')).digest).toBe(index.index.digest);
+    expect(await store.headManifest('sparse/gc', kept!.manifest.digest)).toBeDefined();
+    for (const blob of kept!.blobs)
+      expect(await store.headBlob('sparse/gc', blob.descriptor.digest)).toBeDefined();
+    expect((await store.fsck()).problems).toEqual([]);
+    await store.close();
+  });
+});
+
+describe('diagnostics', () => {
+  it(`publishes one report per garbage collection run on ${GC_CHANNEL}`, async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    const orphan = randomBlob(32);
+    await store.putBlob('diag/app', orphan.bytes, { digest: orphan.descriptor.digest });
+    const seen: ImageStoreGcMessage[] = [];
+    const listener = (message: unknown) => {
+      seen.push(message as ImageStoreGcMessage);
+    };
+    subscribe(GC_CHANNEL, listener);
+    try {
+      await store.garbageCollect({ gracePeriodMs: 0, dryRun: true });
+      await store.garbageCollect({ gracePeriodMs: 0 });
+    } finally {
+      unsubscribe(GC_CHANNEL, listener);
+    }
+    expect(seen.map((m) => [m.root, m.report.dryRun, m.report.blobsRemoved])).toEqual([
+      [store.root, true, [orphan.descriptor.digest]],
+      [store.root, false, [orphan.descriptor.digest]],
+    ]);
+    await store.close();
+  });
+
+  it('logs through the logger it is given, and only there', async () => {
+    const root = await freshRoot();
+    const lines: { level: string; fields: object; message?: string }[] = [];
+    const logger = {
+      info: (fields: object, message?: string) => lines.push({ level: 'info', fields, message }),
+    };
+    const store = await createImageStore({ root, logger });
+    await store.garbageCollect({ gracePeriodMs: 0 });
+    expect(lines).toEqual([
+      expect.objectContaining({
+        level: 'info',
+        message: 'garbage collection done',
+        fields: expect.objectContaining({ root: store.root, dryRun: false }),
+      }),
+    ]);
+    await store.close();
+  });
+});
