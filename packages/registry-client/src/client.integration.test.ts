@@ -1,7 +1,7 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buffer } from 'node:stream/consumers';
-import { type Digest, digestOf, MediaType } from '@stowage/oci';
+import { type Digest, digestOf, fullCapabilities, isStowageError, MediaType } from '@stowage/oci';
 import {
   type DockerRegistry,
   registryConformance,
@@ -210,5 +210,36 @@ describe('registry-client on docker-registry 2.8: the gaps and how the client co
     await client.putBlob('gaps/upload', other, { digest: digestOf(other) });
     expect(await uploadsLeft('gaps/upload')).toBe(0);
     expect((await client.headBlob('gaps/upload', digestOf(other)))?.size).toBe(other.byteLength);
+  });
+
+  it('capabilities: without a Stowage-Capabilities header the client reports exactly the 2.8 profile', async () => {
+    expect(await client.capabilities()).toEqual({
+      ...fullCapabilities,
+      deleteTag: false,
+      anonymousMount: false,
+      lock: false,
+      garbageCollect: false,
+      referrers: 'tag-schema',
+      sparseIndex: false,
+    });
+  });
+
+  it('sparse index: 2.8 has none; the client refuses with UNSUPPORTED and pushes nothing', async () => {
+    const bytes = encode({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] });
+    const error = await client
+      .putManifest('gaps/sparse', 'v1', { bytes, mediaType: MediaType.OciIndex, sparse: true })
+      .catch((e: unknown) => e);
+    expect(isStowageError(error, 'UNSUPPORTED')).toBe(true);
+    expect(await client.headManifest('gaps/sparse', 'v1')).toBeUndefined();
+  });
+
+  it('origin: two anonymous clients of the registry share one, so a copy between them mounts', async () => {
+    const other = createRegistryClient({ registry: registry.host, auth: { useConfigFiles: false } });
+    try {
+      expect(other.origin).toBe(client.origin);
+      expect(client.origin).toBe(`http://${registry.host}`);
+    } finally {
+      await other.close();
+    }
   });
 });

@@ -112,31 +112,30 @@ function summary(init: ResponseErrorInit, url: string): string {
 /** Marks the errors built from an HTTP response, so `isResponseError` works across duplicate installs. */
 const RESPONSE_BRAND = Symbol.for('@stowage/registry-client:response-error');
 
-/** What both response errors carry, set once by `describeResponse`. */
-interface ResponseFacts {
+/**
+ * What both response errors share: the status, method, redacted URL and
+ * parsed diagnostics of the exchange, and the brand `isResponseError` looks for.
+ */
+export abstract class RegistryHttpError extends RegistryError {
   readonly status: number;
   readonly method: string;
   readonly url: string;
   readonly diagnostics: readonly RegistryDiagnostic[];
-}
 
-function errorOptions(init: ResponseErrorInit, url: string) {
-  return {
-    retryable: init.retryable ?? isRetryableStatus(init.status),
-    details: { status: init.status, method: init.method, url },
-    cause: init.cause,
-    ...(init.retryAfterMs === undefined ? {} : { retryAfterMs: init.retryAfterMs }),
-  };
-}
-
-function describeResponse(error: ResponseFacts, init: ResponseErrorInit, url: string): void {
-  Object.assign(error, {
-    status: init.status,
-    method: init.method,
-    url,
-    diagnostics: init.diagnostics ?? [],
-  });
-  Object.defineProperty(error, RESPONSE_BRAND, { value: true });
+  constructor(code: RegistryErrorCode, init: ResponseErrorInit) {
+    const url = redactUrl(init.url);
+    super(code, init.message ?? summary(init, url), {
+      retryable: init.retryable ?? isRetryableStatus(init.status),
+      details: { status: init.status, method: init.method, url },
+      cause: init.cause,
+      ...(init.retryAfterMs === undefined ? {} : { retryAfterMs: init.retryAfterMs }),
+    });
+    this.status = init.status;
+    this.method = init.method;
+    this.url = url;
+    this.diagnostics = init.diagnostics ?? [];
+    Object.defineProperty(this, RESPONSE_BRAND, { value: true });
+  }
 }
 
 /**
@@ -145,17 +144,9 @@ function describeResponse(error: ResponseFacts, init: ResponseErrorInit, url: st
  * `diagnostics` the parsed error list, `url` the request URL with credentials
  * and signatures removed, `retryAfterMs` the `Retry-After` of a 429.
  */
-export class RegistryResponseError extends RegistryError implements ResponseFacts {
-  declare readonly status: number;
-  declare readonly method: string;
-  declare readonly url: string;
-  declare readonly diagnostics: readonly RegistryDiagnostic[];
-
+export class RegistryResponseError extends RegistryHttpError {
   constructor(init: ResponseErrorInit) {
-    const url = redactUrl(init.url);
-    const code = init.code ?? registryErrorCode(init.status, init.endpoint, init.diagnostics);
-    super(code, init.message ?? summary(init, url), errorOptions(init, url));
-    describeResponse(this, init, url);
+    super(init.code ?? registryErrorCode(init.status, init.endpoint, init.diagnostics), init);
   }
 }
 
@@ -168,19 +159,14 @@ export type RegistryServerErrorCode = Extract<RegistryErrorCode, 'UNAVAILABLE' |
  * 502/503/504 (with `retryAfterMs` from a 503's `Retry-After`), `UNKNOWN`
  * otherwise; 5xx is always `retryable`.
  */
-export class RegistryServerError extends RegistryError implements ResponseFacts {
+export class RegistryServerError extends RegistryHttpError {
   declare readonly code: RegistryServerErrorCode;
-  declare readonly status: number;
-  declare readonly method: string;
-  declare readonly url: string;
-  declare readonly diagnostics: readonly RegistryDiagnostic[];
 
   constructor(init: ResponseErrorInit) {
-    const url = redactUrl(init.url);
-    const code: RegistryServerErrorCode =
-      init.status === 502 || init.status === 503 || init.status === 504 ? 'UNAVAILABLE' : 'UNKNOWN';
-    super(code, init.message ?? summary(init, url), errorOptions(init, url));
-    describeResponse(this, init, url);
+    super(
+      init.status === 502 || init.status === 503 || init.status === 504 ? 'UNAVAILABLE' : 'UNKNOWN',
+      init,
+    );
   }
 }
 
