@@ -121,10 +121,23 @@ describe('stowage-server', () => {
       req.write(blob.bytes.subarray(0, 32 * 1024));
       setTimeout(() => req.end(blob.bytes.subarray(32 * 1024)), 300);
     });
+    // a readiness probe whose request line is in before the shutdown, and its end after
+    const probe = connect(port, '127.0.0.1');
+    let probed = '';
+    probe.setEncoding('latin1');
+    probe.on('data', (chunk: string) => {
+      probed += chunk;
+    });
+    const probeClosed = new Promise<void>((resolve) => probe.once('close', () => resolve()));
+    probe.on('error', () => {});
+    await new Promise<void>((resolve) => probe.write('GET /readyz HTTP/1.1\r\nHost: x\r\n', () => resolve()));
     await new Promise((resolve) => setTimeout(resolve, 100));
     const closed = running.close();
-    expect((await fetch(`${running.url}/readyz`).catch(() => undefined))?.status ?? 503).toBe(503);
+    probe.write('\r\n');
     expect(await answered).toBe(202);
+    await probeClosed;
+    expect(probed).toMatch(/^HTTP\/1\.1 503 /);
+    expect(probed).toMatch(/\r\nretry-after: 1\r\n/i);
     await closed;
     await expect(fetch(`${running.url}/v2/`)).rejects.toThrow();
   });

@@ -2,12 +2,8 @@ import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
-import {
-  type Authorizer,
-  createRegistryHandler,
-  createRegistryServer,
-  type Logger,
-} from '@stowage/registry-server';
+import { type Logger, resolveLogger } from '@stowage/oci';
+import { type Authorizer, createRegistryHandler, createRegistryServer } from '@stowage/registry-server';
 import type { ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
 
@@ -22,7 +18,8 @@ export interface RunningServer {
 }
 
 export interface StartOptions {
-  readonly logger: Logger & { child?: (bindings: object) => Logger };
+  /** A pino logger (or anything of `@stowage/oci`'s `Logger` shape); the handler and the HTTP server log through it too. */
+  readonly logger?: Logger;
   /** Who may do what; default: anyone, anything. */
   readonly auth?: Authorizer;
 }
@@ -68,7 +65,7 @@ export function connectionsWithin(requested: number, openFiles: number): number 
 
 /** Starts stowage-server: the registry API over the image store at `config.root`, plus health and metrics. */
 export async function startServer(config: ServerConfig, options: StartOptions): Promise<RunningServer> {
-  const logger = options.logger;
+  const logger = resolveLogger(options.logger);
   const store = await createImageStore({
     root: config.root,
     readOnly: config.readOnly,
@@ -80,7 +77,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     registry: store,
     ...(options.auth ? { auth: options.auth } : {}),
     limits: config.limits,
-    logger,
+    logger: options.logger,
     readOnly: config.readOnly,
     allowDelete: config.deleteEnabled,
     onRequest: (record) => metrics.record(record),
@@ -101,6 +98,8 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       return undefined;
     }
     if (path === '/readyz') {
+      // while draining, the 503 says when to look again like every other 503 of the server (1 s)
+      if (draining) response.setHeader('retry-after', '1');
       plain(response, draining ? 503 : 200, 'text/plain', draining ? 'draining\n' : 'ready\n');
       return undefined;
     }
@@ -137,7 +136,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
   // minimum rate is cut, and so are headers slower than 60 s.
   const server = createRegistryServer({
     handler: onRequest,
-    logger,
+    logger: options.logger,
     minBodyRate: config.limits.minBodyRate,
     maxConnections,
     headersTimeoutMs: 60_000,
