@@ -14,7 +14,7 @@
 //      with both TypeScript versions without extra flags (no `types: ["node"]`), then runs
 //      under node both ways; the apps' bins print their version.
 //   5. `npm i -g --prefix <tmp>` of the CLI tarball with only the tarballs it depends on, then
-//      `<tmp>/bin/stowage --version`.
+//      `<tmp>/bin/stowage --version`; the same for the server app and `stowage-server`.
 //
 // Exits non-zero when any step fails. Everything lives in one temp directory, removed at the
 // end unless PACK_CHECK_KEEP=1. Nothing is cached in the repository.
@@ -103,16 +103,28 @@ console.log(`pack-check: ${packages.length} published packages, working in ${wor
 
 // ---- 1. pack and inspect --------------------------------------------------------------------
 
+// one `pnpm -r pack` for all of them (pnpm starts once), then a look inside each tarball
+const packedInfo = new Map();
+step('pnpm pack every published package', () => {
+  const missing = packages.filter((pkg) => !existsSync(join(pkg.dir, 'dist')));
+  if (missing.length) {
+    throw new Error(`no dist in ${missing.map((pkg) => pkg.rel).join(', ')}: run pnpm turbo run build`);
+  }
+  const filters = packages.flatMap((pkg) => ['--filter', `./${pkg.rel}`]);
+  const packed = must(
+    run('pnpm', ['-r', ...filters, 'pack', '--json', '--pack-destination', tarballs], { cwd: repo }),
+    'pnpm pack',
+  );
+  const list = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('[')));
+  for (const info of list) packedInfo.set(info.name, info);
+  return `${list.length} tarballs`;
+});
 for (const pkg of packages) {
-  step(`pack ${pkg.manifest.name}`, () => {
-    if (!existsSync(join(pkg.dir, 'dist')))
-      throw new Error(`${pkg.rel}/dist missing: run pnpm turbo run build`);
-    const packed = must(
-      run('pnpm', ['pack', '--json', '--pack-destination', tarballs], { cwd: pkg.dir }),
-      'pnpm pack',
-    );
-    const info = JSON.parse(packed.stdout.slice(packed.stdout.indexOf('{')));
+  step(`tarball of ${pkg.manifest.name}`, () => {
+    const info = packedInfo.get(pkg.manifest.name);
+    if (!info) throw new Error('not packed');
     pkg.tarball = info.filename.startsWith('/') ? info.filename : join(tarballs, info.filename);
+    // what is in the tarball itself, not what pnpm says it put there
     const files = must(run('tar', ['-tzf', pkg.tarball]), 'tar -t')
       .stdout.split('\n')
       .filter(Boolean)
@@ -384,24 +396,32 @@ function closure(name, into = new Map()) {
   }
   return into;
 }
-step('npm i -g the CLI with only its dependencies, then stowage --version', () => {
-  const cli = byName.get('@stowage/cli');
-  if (!cli?.tarball) throw new Error('@stowage/cli did not pack');
-  const set = closure('@stowage/cli');
-  must(
-    run('npm', ['install', '--global', '--prefix', globalPrefix, ...NPM_FLAGS, ...set.values()], {
-      cwd: work,
-    }),
-    'npm i -g',
-  );
-  const out = must(
-    run(join(globalPrefix, 'bin', 'stowage'), ['--version'], { cwd: work }),
-    'stowage --version',
-  );
-  if (out.stdout.trim() !== `stowage ${cli.manifest.version}`)
-    throw new Error(`printed ${out.stdout.trim()}`);
-  return `${out.stdout.trim()} (installed ${[...set.keys()].join(', ')})`;
-});
+// The CLI is what the acceptance check names; the server app gets the same treatment.
+const globalApps = [
+  '@stowage/cli',
+  ...apps.map((pkg) => pkg.manifest.name).filter((n) => n !== '@stowage/cli'),
+];
+for (const name of globalApps) {
+  const app = byName.get(name);
+  const bins = Object.keys(app?.manifest.bin ?? {});
+  step(`npm i -g ${name} with only its dependencies, then ${bins.join(', ') || 'its bin'} --version`, () => {
+    if (!app?.tarball) throw new Error(`${name} did not pack`);
+    if (bins.length === 0) throw new Error(`${name} has no bin`);
+    const set = closure(name);
+    const prefix = join(globalPrefix, name.replace('/', '__'));
+    must(
+      run('npm', ['install', '--global', '--prefix', prefix, ...NPM_FLAGS, ...set.values()], { cwd: work }),
+      'npm i -g',
+    );
+    const printed = bins.map((bin) => {
+      const out = must(run(join(prefix, 'bin', bin), ['--version'], { cwd: work }), `${bin} --version`);
+      if (out.stdout.trim() !== `${bin} ${app.manifest.version}`)
+        throw new Error(`${bin} printed ${out.stdout.trim()}`);
+      return out.stdout.trim();
+    });
+    return `${printed.join(', ')} (installed ${[...set.keys()].join(', ')})`;
+  });
+}
 
 if (process.env.PACK_CHECK_KEEP === '1') console.log(`kept ${work}`);
 else rmSync(work, { recursive: true, force: true });
