@@ -7,6 +7,11 @@ import { join } from 'node:path';
 
 const problems = [];
 const REPOSITORY_URL = 'git+https://github.com/stowage/stowage.git';
+// the names users install (`npm i -g @stowage/cli`) and the commands they get
+const PUBLISHED_APPS = {
+  'apps/cli': { name: '@stowage/cli', bin: 'stowage' },
+  'apps/server': { name: '@stowage/server', bin: 'stowage-server' },
+};
 const license = existsSync('LICENSE') ? readFileSync('LICENSE') : undefined;
 if (!license?.includes('Apache License') || !license.includes('Version 2.0, January 2004')) {
   problems.push('LICENSE: the root needs the Apache License 2.0 text');
@@ -73,6 +78,10 @@ for (const group of ['packages', 'apps']) {
       // an app's tarball is its bundle, README and LICENSE: no sources, tests or build logs
       if (pkg.private) problems.push(`${dir}: apps are published; drop "private"`);
       if (!pkg.bin || Object.keys(pkg.bin).length === 0) problems.push(`${dir}: an app needs "bin"`);
+      const promised = PUBLISHED_APPS[dir];
+      if (promised && (pkg.name !== promised.name || !pkg.bin?.[promised.bin])) {
+        problems.push(`${dir}: is published as ${promised.name} with bin ${promised.bin}`);
+      }
       if ([...(pkg.files ?? [])].sort().join() !== 'LICENSE,dist') {
         problems.push(`${dir}: "files" must be exactly ["dist", "LICENSE"]`);
       }
