@@ -1,7 +1,5 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isStowageError } from '@stowage/oci';
 import {
   pushImage,
   pushIndex,
@@ -11,18 +9,11 @@ import {
   randomIndex,
   registryConformance,
 } from '@stowage/testing';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { refusalCode, tempRoots } from '../test/temp-roots.js';
 import { createImageStore } from './image-store.js';
 
-const roots: string[] = [];
-async function freshRoot(): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-image-store-'));
-  roots.push(root);
-  return root;
-}
-afterAll(async () => {
-  for (const root of roots) await rm(root, { recursive: true, force: true });
-});
+const freshRoot = tempRoots('stowage-image-store-');
 
 registryConformance({
   name: 'image-store',
@@ -32,15 +23,7 @@ registryConformance({
   },
 });
 
-async function code(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isStowageError(error)) return error.code;
-    throw error;
-  }
-  return undefined;
-}
+const code = refusalCode;
 
 describe('image store on disk', () => {
   it('stores a blob once however many repositories link it', async () => {

@@ -1,32 +1,16 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { digestOf, isStowageError } from '@stowage/oci';
 import { pushImage, randomImage } from '@stowage/testing';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { refusalCode, tempRoots } from '../test/temp-roots.js';
 import { goString } from './go-json.js';
 import { createImageStore } from './image-store.js';
 import { bigDataFileName, formatImagesJson, parseImageName, parseImagesJson } from './records.js';
 
-const roots: string[] = [];
-async function freshRoot(): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-records-'));
-  roots.push(root);
-  return root;
-}
-afterAll(async () => {
-  for (const root of roots) await rm(root, { recursive: true, force: true });
-});
+const freshRoot = tempRoots('stowage-records-');
 
-async function code(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isStowageError(error)) return error.code;
-    throw error;
-  }
-  return undefined;
-}
+const code = refusalCode;
 
 /** images.json written by Debian's containers-storage 1.43 (spec B.12), byte for byte. */
 const B12 =

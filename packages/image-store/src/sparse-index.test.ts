@@ -1,31 +1,26 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isStowageError } from '@stowage/oci';
-import { pushImage, randomBlob, randomIndex } from '@stowage/testing';
-import { afterAll, describe, expect, it } from 'vitest';
+import { pushImage, type RandomImage, randomBlob, randomIndex } from '@stowage/testing';
+import { describe, expect, it } from 'vitest';
+import { refusalCode, tempRoots } from '../test/temp-roots.js';
 import { GC_CHANNEL, type ImageStoreGcMessage } from './diagnostics.js';
-import { createImageStore } from './image-store.js';
+import { createImageStore, type ImageStore } from './image-store.js';
 
-const roots: string[] = [];
-async function freshRoot(): Promise<string> {
-  const root = await mkdtemp(join(tmpdir(), 'stowage-image-store-sparse-'));
-  roots.push(root);
-  return root;
-}
-afterAll(async () => {
-  for (const root of roots) await rm(root, { recursive: true, force: true });
-});
+const freshRoot = tempRoots('stowage-image-store-sparse-');
+const code = refusalCode;
 
-async function code(promise: Promise<unknown>): Promise<string | undefined> {
-  try {
-    await promise;
-  } catch (error) {
-    if (isStowageError(error)) return error.code;
-    throw error;
-  }
-  return undefined;
+/** Pushes the first child of a two-platform index, then the index as a sparse one tagged `v1`. */
+async function pushSparse(store: ImageStore, repository: string) {
+  const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'] });
+  const [kept, absent] = index.images as [RandomImage, RandomImage];
+  await pushImage(store, repository, kept);
+  await store.putManifest(repository, 'v1', {
+    bytes: index.index.bytes,
+    mediaType: index.index.mediaType,
+    sparse: true,
+  });
+  return { index, kept, absent };
 }
 
 const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -70,17 +65,10 @@ describe('sparse indexes', () => {
   it('fsck does not report the children a sparse index lacks, but still reports what it has lost', async () => {
     const root = await freshRoot();
     const store = await createImageStore({ root });
-    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'] });
-    const [kept] = index.images;
-    await pushImage(store, 'sparse/fsck', kept!);
-    await store.putManifest('sparse/fsck', 'v1', {
-      bytes: index.index.bytes,
-      mediaType: index.index.mediaType,
-      sparse: true,
-    });
+    const { kept } = await pushSparse(store, 'sparse/fsck');
     expect((await store.fsck()).problems).toEqual([]);
     // a layer of the child that is there is still checked
-    const layer = kept!.layers[0]!.descriptor.digest;
+    const layer = kept.layers[0]!.descriptor.digest;
     await store.deleteBlob('sparse/fsck', layer);
     expect((await store.fsck()).problems.map((p) => [p.kind, p.digest])).toEqual([['missing-blob', layer]]);
     await store.close();
@@ -89,21 +77,20 @@ describe('sparse indexes', () => {
   it('becomes whole when pushed again with every child present, and then a lost child is reported', async () => {
     const root = await freshRoot();
     const store = await createImageStore({ root });
-    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'] });
-    const [kept, late] = index.images;
-    await pushImage(store, 'sparse/whole', kept!);
-    const put = { bytes: index.index.bytes, mediaType: index.index.mediaType };
-    await store.putManifest('sparse/whole', 'v1', { ...put, sparse: true });
-    await pushImage(store, 'sparse/whole', late!);
-    await store.putManifest('sparse/whole', 'v1', put);
+    const { index, absent: late } = await pushSparse(store, 'sparse/whole');
+    await pushImage(store, 'sparse/whole', late);
+    await store.putManifest('sparse/whole', 'v1', {
+      bytes: index.index.bytes,
+      mediaType: index.index.mediaType,
+    });
     const hex = index.index.digest.slice('sha256:'.length);
     const meta = JSON.parse(
       await readFile(join(root, 'sparse/whole/.stowage/manifests/sha256', `${hex}.json`), 'utf8'),
     );
     expect(meta.sparse).toBeUndefined();
-    await rm(join(root, 'sparse/whole/blobs/sha256', late!.manifest.digest.slice('sha256:'.length)));
+    await rm(join(root, 'sparse/whole/blobs/sha256', late.manifest.digest.slice('sha256:'.length)));
     expect((await store.fsck()).problems.map((p) => [p.kind, p.digest])).toEqual(
-      expect.arrayContaining([['missing-blob', late!.manifest.digest]]),
+      expect.arrayContaining([['missing-blob', late.manifest.digest]]),
     );
     await store.close();
   });
@@ -111,22 +98,15 @@ describe('sparse indexes', () => {
   it('garbage collection runs over a sparse index, keeps what it has and removes nothing it needs', async () => {
     const root = await freshRoot();
     const store = await createImageStore({ root });
-    const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'] });
-    const [kept] = index.images;
-    await pushImage(store, 'sparse/gc', kept!);
-    await store.putManifest('sparse/gc', 'v1', {
-      bytes: index.index.bytes,
-      mediaType: index.index.mediaType,
-      sparse: true,
-    });
+    const { index, kept } = await pushSparse(store, 'sparse/gc');
     const orphan = randomBlob(64);
     await store.putBlob('sparse/gc', orphan.bytes, { digest: orphan.descriptor.digest });
     const report = await store.garbageCollect({ gracePeriodMs: 0, deleteUntagged: true });
     expect(report.manifestsRemoved).toEqual([]);
     expect(report.blobsRemoved).toEqual([orphan.descriptor.digest]);
     expect((await store.getManifest('sparse/gc', 'v1')).digest).toBe(index.index.digest);
-    expect(await store.headManifest('sparse/gc', kept!.manifest.digest)).toBeDefined();
-    for (const blob of kept!.blobs)
+    expect(await store.headManifest('sparse/gc', kept.manifest.digest)).toBeDefined();
+    for (const blob of kept.blobs)
       expect(await store.headBlob('sparse/gc', blob.descriptor.digest)).toBeDefined();
     expect((await store.fsck()).problems).toEqual([]);
     await store.close();
