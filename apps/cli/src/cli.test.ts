@@ -35,6 +35,7 @@ afterAll(async () => {
 const BUILT_FROM = [
   ['apps/cli', 'dist/cli.js'],
   ['packages/importer', 'dist/index.js'],
+  ['packages/blob-store', 'dist/index.js'],
   ['packages/metadata-db', 'dist/index.js'],
   ['packages/oci', 'dist/index.js'],
 ] as const;
@@ -382,7 +383,7 @@ describe('stowage, as a user meets it', () => {
     const debug = await stowage(['db', 'status', '--database-url', url, '--debug'], { cwd });
     expect(debug.code).toBe(4);
     expect(debug.lines[0]).toBe(line);
-    expect(debug.err).toMatch(/\n {4}at .*\n[\s\S]*code: 'CONNECTION'/);
+    expect(debug.err).toMatch(/\n {4}at .*\n[\s\S]*code: 'UNAVAILABLE'/);
     expect(plain.err + debug.err).not.toContain('s3cret');
   });
 

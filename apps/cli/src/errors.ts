@@ -2,8 +2,8 @@
 // scripts branch on. Branches on error codes, never on message text.
 import { statSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { ImportError } from '@stowage/importer';
-import { DatabaseError, redactDatabaseUrl } from '@stowage/metadata-db';
+import { isImportError } from '@stowage/importer';
+import { type DatabaseError, isDatabaseError, redactDatabaseUrl } from '@stowage/metadata-db';
 import { isStowageError } from '@stowage/oci';
 import { UsageError } from './args.js';
 import type { DatabaseChoice } from './database.js';
@@ -42,11 +42,11 @@ function explainDatabase(error: DatabaseError, context: ErrorContext): string {
   const choice = context.database;
   const source = choice?.source ?? '--database-url';
   switch (error.code) {
-    case 'INVALID_URL':
+    case 'OPTIONS_INVALID':
       return `${source} is ${error.message}`;
-    case 'CONNECTION':
+    case 'UNAVAILABLE':
       return `cannot reach the database at ${databaseName(choice)} (${error.message}): check ${source} and that PostgreSQL is running`;
-    case 'DATABASE_NOT_FOUND': {
+    case 'DATABASE_UNKNOWN': {
       if (choice?.url !== undefined)
         return `${error.message} on ${databaseName(choice)}: create it, or fix ${source}`;
       const dir = choice?.dataDir ?? '';
@@ -73,11 +73,11 @@ function explainDatabase(error: DatabaseError, context: ErrorContext): string {
 /** What a failure means for the user: one line and an exit code. */
 export function explain(error: unknown, context: ErrorContext = {}): Explained {
   if (error instanceof UsageError) return { exitCode: ExitCode.usage, line: error.message };
-  if (error instanceof ImportError) {
+  if (isImportError(error)) {
     switch (error.code) {
       case 'NOT_A_DISTRIBUTION_TREE':
         return { exitCode: ExitCode.input, line: error.message };
-      case 'REPOSITORY_NOT_FOUND':
+      case 'NAME_UNKNOWN':
         return { exitCode: ExitCode.input, line: `${error.message}: check the --repository names` };
       case 'MANIFEST_NOT_JSON':
       case 'MANIFEST_UNKNOWN_MEDIA_TYPE':
@@ -87,13 +87,13 @@ export function explain(error: unknown, context: ErrorContext = {}): Explained {
         };
       case 'ABORTED':
         return { exitCode: ExitCode.interrupted, line: 'stopped; run the same command again to continue' };
-      case 'INVALID_OPTIONS':
+      case 'OPTIONS_INVALID':
         return { exitCode: ExitCode.usage, line: error.message };
       default:
         return { exitCode: ExitCode.failure, line: error.message };
     }
   }
-  if (error instanceof DatabaseError) {
+  if (isDatabaseError(error)) {
     return { exitCode: ExitCode.database, line: explainDatabase(error, context) };
   }
   if (isStowageError(error)) return { exitCode: ExitCode.failure, line: `${error.code}: ${error.message}` };

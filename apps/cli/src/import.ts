@@ -5,11 +5,12 @@ import {
   type ImportMode,
   type ImportProgress,
   importTree,
+  isImportError,
   openDistributionTree,
 } from '@stowage/importer';
-import { isStowageError } from '@stowage/oci';
 import { helpOf, UsageError, type Values } from './args.js';
 import { chooseDatabase, type DatabaseChoice, openChosen } from './database.js';
+import { jsonLinesLogger } from './log.js';
 
 /** What the command needs from its caller: where to note the database for error messages. */
 export interface CommandRun {
@@ -112,7 +113,7 @@ export async function importCommand(
       ...(values.repository ? { repositories: values.repository } : {}),
       ...(skipMs > 0 ? { preImportSkipRecentMs: skipMs } : {}),
       ...(logFile ? { logFile } : {}),
-      ...(toStdout ? { onLog: (entry) => process.stdout.write(`${JSON.stringify(entry)}\n`) } : {}),
+      ...(toStdout ? { logger: jsonLinesLogger((line) => process.stdout.write(line)) } : {}),
       lockfiles: !values['no-lockfiles'],
       signal: controller.signal,
       onWarning: (w) =>
@@ -145,7 +146,7 @@ export async function importCommand(
     return 0;
   } catch (error) {
     // whatever the interrupted work threw, SIGINT is what stopped it
-    if (controller.signal.aborted && !isStowageError(error, 'ABORTED')) {
+    if (controller.signal.aborted && !isImportError(error, 'ABORTED')) {
       throw new ImportError('ABORTED', 'the import was interrupted', { cause: error });
     }
     throw error;

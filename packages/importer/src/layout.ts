@@ -1,7 +1,8 @@
 import type { Stats } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
-import { type Digest, isValidRepositoryName } from '@stowage/oci';
+import { createFileBlobStore, type FileBlobStore } from '@stowage/blob-store';
+import { type BlobContent, type Digest, isStowageError, isValidRepositoryName } from '@stowage/oci';
 import { ImportError } from './errors.js';
 
 /** What reading a link file found. */
@@ -52,6 +53,7 @@ export class DistributionTree {
   readonly v2: string;
   /** `<root>/docker/registry`: where GitLab's lockfiles live. */
   readonly registryDir: string;
+  readonly #blobs: FileBlobStore;
 
   /** `root` is the storage root directory (or its `docker/registry/v2` itself). */
   constructor(root: string) {
@@ -60,6 +62,12 @@ export class DistributionTree {
       ? absolute
       : join(absolute, 'docker', 'registry', 'v2');
     this.registryDir = resolve(this.v2, '..');
+    // distribution's own blob layout under the storage root, read in place and never written
+    this.#blobs = createFileBlobStore({
+      root: resolve(this.v2, '..', '..', '..'),
+      layout: 'distribution',
+      readOnly: true,
+    });
   }
 
   #repo(repository: string, ...parts: string[]): string {
@@ -132,33 +140,27 @@ export class DistributionTree {
     return result;
   }
 
-  #blobPath(digest: Digest): string {
-    const [algorithm, hex] = split(digest);
-    return join(this.v2, 'blobs', algorithm, hex.slice(0, 2), hex, 'data');
-  }
-
   /** A blob's bytes (manifests and configs); `undefined` when the data file is missing. */
   async blob(digest: Digest): Promise<Buffer | undefined> {
-    return maybe(readFile(this.#blobPath(digest)));
+    let content: BlobContent;
+    try {
+      content = await this.#blobs.read(digest);
+    } catch (error) {
+      if (isStowageError(error, 'BLOB_UNKNOWN')) return undefined;
+      throw error;
+    }
+    const chunks: Buffer[] = [];
+    for await (const chunk of content.stream) chunks.push(Buffer.from(chunk as Uint8Array));
+    return Buffer.concat(chunks);
   }
 
   async blobSize(digest: Digest): Promise<number | undefined> {
-    return (await maybe(stat(this.#blobPath(digest))))?.size;
+    return (await this.#blobs.stat(digest))?.size;
   }
 
-  /** Every blob in the blob store, with its size. */
+  /** Every blob in the blob store, with its size, in the order the directories list them. */
   async *blobs(): AsyncGenerator<{ digest: Digest; size: number }> {
-    for (const algorithm of ((await maybe(readdir(join(this.v2, 'blobs')))) ?? []).sort()) {
-      if (HEX_LENGTH[algorithm] === undefined) continue;
-      for (const shard of ((await maybe(readdir(join(this.v2, 'blobs', algorithm)))) ?? []).sort()) {
-        for (const hex of ((await maybe(readdir(join(this.v2, 'blobs', algorithm, shard)))) ?? []).sort()) {
-          const parsed = parseLink(`${algorithm}:${hex}`);
-          if (!parsed.ok || hex.slice(0, 2) !== shard) continue;
-          const size = await this.blobSize(parsed.digest);
-          if (size !== undefined) yield { digest: parsed.digest, size };
-        }
-      }
-    }
+    for await (const blob of this.#blobs.list()) yield { digest: blob.digest, size: blob.size };
   }
 }
 

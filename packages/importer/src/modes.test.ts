@@ -9,7 +9,8 @@ import { DistributionTreeWriter, populateTree } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRows } from '../test/fixture.js';
 import { ImportError } from './errors.js';
-import { importTree, Lockfiles } from './importer.js';
+import { importTree } from './importer.js';
+import { Lockfiles } from './lockfiles.js';
 
 let dir: string;
 let names: string[];
@@ -88,13 +89,13 @@ describe('import modes', () => {
       lockfiles: false,
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ImportError);
-    expect((error as ImportError).code).toBe('REPOSITORY_NOT_FOUND');
+    expect((error as ImportError).code).toBe('NAME_UNKNOWN');
     expect((error as ImportError).message).toMatch(/"team0\/no-such-app", "\.\.\/escape"/);
     expect((error as ImportError).details).toEqual({ repositories: ['team0/no-such-app', '../escape'] });
     expect((await readRows(db)).repositories).toEqual([]);
     for (const tagConcurrency of [0, 2.5, Number.NaN]) {
       const invalid = await importTree({ db, root: dir, tagConcurrency }).catch((e: unknown) => e);
-      expect((invalid as ImportError).code, String(tagConcurrency)).toBe('INVALID_OPTIONS');
+      expect((invalid as ImportError).code, String(tagConcurrency)).toBe('OPTIONS_INVALID');
     }
     await db.close();
   });

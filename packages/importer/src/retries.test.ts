@@ -4,8 +4,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createPgliteDatabase, type Database, DatabaseError, migrate } from '@stowage/metadata-db';
+import { isStowageError } from '@stowage/oci';
 import { DistributionTreeWriter } from '@stowage/testing';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fakeClock } from '../test/fake-clock.js';
 import { withFaults } from '../test/faulty-database.js';
 import { readRows } from '../test/fixture.js';
 import { ImportError } from './errors.js';
@@ -28,20 +30,19 @@ async function freshDb(): Promise<Database> {
   return db;
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 describe('retrying a repository', () => {
   it('retries a transaction that took longer than the budget before it failed', async () => {
     const tree = await freshTree();
     const image = await tree.image('slow/app');
     await tree.tag('slow/app', 'v1', image.digest);
     const inner = await freshDb();
+    const clock = fakeClock();
     // the first attempt runs three times the budget, then loses its connection
     const db = withFaults(inner, {
-      async beforeCommit(n) {
+      beforeCommit(n) {
         if (n !== 1) return;
-        await sleep(150);
-        throw new DatabaseError('CONNECTION', 'connection lost (injected)');
+        clock.advance(150);
+        throw new DatabaseError('UNAVAILABLE', 'connection lost (injected)');
       },
     });
     const result = await importTree({
@@ -50,8 +51,10 @@ describe('retrying a repository', () => {
       mode: 'import',
       lockfiles: false,
       retryBudgetMs: 50,
+      clock,
     });
     expect(result.retries).toBe(1);
+    expect(clock.sleeps).toHaveLength(1);
     expect((await readRows(inner)).tags).toEqual([`slow/app v1 ${image.digest}`]);
     await inner.close();
   });
@@ -61,9 +64,12 @@ describe('retrying a repository', () => {
     const image = await tree.image('down/app');
     await tree.tag('down/app', 'v1', image.digest);
     const inner = await freshDb();
+    const clock = fakeClock();
+    let firstFailure: number | undefined;
     const db = withFaults(inner, {
       beforeCommit() {
-        throw new DatabaseError('CONNECTION', 'connection lost (injected)');
+        firstFailure ??= clock.now();
+        throw new DatabaseError('UNAVAILABLE', 'connection lost (injected)');
       },
     });
     const error = await importTree({
@@ -72,10 +78,16 @@ describe('retrying a repository', () => {
       mode: 'import',
       lockfiles: false,
       retryBudgetMs: 300,
+      clock,
     }).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(DatabaseError);
-    expect((error as DatabaseError).code).toBe('CONNECTION');
-    expect(db.events.filter((e) => e.startsWith('rollback')).length).toBeGreaterThan(1);
+    expect(isStowageError(error, 'UNAVAILABLE')).toBe(true);
+    const rollbacks = db.events.filter((e) => e.startsWith('rollback')).length;
+    expect(rollbacks).toBeGreaterThan(1);
+    // one wait between each two attempts, and the last attempt began inside the budget
+    expect(clock.sleeps).toHaveLength(rollbacks - 1);
+    const waited = clock.sleeps.reduce((sum, ms) => sum + ms, 0);
+    expect(waited - (clock.sleeps.at(-1) ?? 0)).toBeLessThan(300);
+    expect(clock.now() - (firstFailure ?? 0)).toBeGreaterThanOrEqual(300);
     await inner.close();
   });
 
@@ -102,6 +114,7 @@ describe('retrying a repository', () => {
       root: tree.root,
       mode: 'import',
       lockfiles: false,
+      clock: fakeClock(),
       onWarning: (w) => db.events.push(`warning ${w.reason} ${w.repository}`),
     }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ImportError);
@@ -124,6 +137,45 @@ describe('retrying a repository', () => {
       repositories: [repo],
     });
     expect(dry.warnings.map((w) => w.reason)).toEqual(['missing-tag-link', 'unlinked-layer']);
+    await inner.close();
+  });
+
+  it('stops waiting for the next attempt when the signal fires, as ABORTED, and writes nothing', async () => {
+    const tree = await freshTree();
+    const image = await tree.image('halted/app');
+    await tree.tag('halted/app', 'v1', image.digest);
+    const inner = await freshDb();
+    const controller = new AbortController();
+    const clock = fakeClock();
+    // the wait between attempts is where the signal is seen: this clock's sleep never ends on its own
+    const waiting: typeof clock = {
+      ...clock,
+      sleep: (ms, signal) =>
+        new Promise((_, reject) => {
+          clock.sleeps.push(ms);
+          signal?.addEventListener('abort', () => reject(signal.reason), { once: true });
+          controller.abort();
+        }),
+    };
+    const db = withFaults(inner, {
+      beforeCommit() {
+        throw new DatabaseError('UNAVAILABLE', 'connection lost (injected)');
+      },
+    });
+    const error = await importTree({
+      db,
+      root: tree.root,
+      mode: 'import',
+      lockfiles: false,
+      retryBudgetMs: 60_000,
+      clock: waiting,
+      signal: controller.signal,
+    }).catch((e: unknown) => e);
+    expect(isStowageError(error, 'ABORTED')).toBe(true);
+    expect(isStowageError((error as Error).cause, 'UNAVAILABLE')).toBe(true);
+    expect(clock.sleeps).toHaveLength(1);
+    expect(db.events).toEqual(['rollback 1']);
+    expect((await readRows(inner)).tags).toEqual([]);
     await inner.close();
   });
 });

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { createPgliteDatabase, type Database, DatabaseError, migrate } from '@stowage/metadata-db';
 import { DistributionTreeWriter as TreeWriter } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fakeClock } from '../test/fake-clock.js';
 import { withFaults } from '../test/faulty-database.js';
 import { readRows } from '../test/fixture.js';
 import { ImportError } from './errors.js';
@@ -215,7 +216,7 @@ describe('skip rules', () => {
         }
       },
     });
-    const result = await importTree({ db: flaky, root: tree.root, lockfiles: false });
+    const result = await importTree({ db: flaky, root: tree.root, lockfiles: false, clock: fakeClock() });
     expect(failed).toBe(true);
     expect(result.retries).toBe(1);
     expect(result.warnings).toEqual([]);

@@ -1,7 +1,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
-import { StowageError } from '@stowage/oci';
+import { isStowageError, StowageError } from '@stowage/oci';
 import pg from 'pg';
 
 export type DatabaseErrorCode =
@@ -11,8 +11,12 @@ export type DatabaseErrorCode =
   | 'NOT_NULL_VIOLATION'
   | 'SERIALIZATION_FAILURE'
   | 'DEADLOCK'
-  | 'CONNECTION'
-  | 'ADMIN_SHUTDOWN'
+  /**
+   * The database cannot serve now: a connection refused, lost or timed out, a
+   * host that does not resolve, a backend terminated or a server shutting down
+   * (57P01–03, class 08); `sqlState` tells which when the server said.
+   */
+  | 'UNAVAILABLE'
   | 'QUERY_CANCELED'
   | 'LOCK_NOT_AVAILABLE'
   | 'TOO_MANY_CONNECTIONS'
@@ -21,10 +25,10 @@ export type DatabaseErrorCode =
   | 'MIGRATION_UNKNOWN'
   | 'MIGRATION_EDITED'
   | 'MIGRATIONS_PENDING'
-  /** A connection string that is not a PostgreSQL URL; refused before any connection or DNS lookup. */
-  | 'INVALID_URL'
+  /** An option that cannot be used: a connection string that is not a PostgreSQL URL (refused before any connection or DNS lookup). */
+  | 'OPTIONS_INVALID'
   /** No embedded database in the data directory (and `create: false`), or a server without that database (3D000). */
-  | 'DATABASE_NOT_FOUND'
+  | 'DATABASE_UNKNOWN'
   | 'DATABASE';
 
 /**
@@ -36,12 +40,14 @@ export type DatabaseErrorCode =
 const RETRYABLE: ReadonlySet<DatabaseErrorCode> = new Set<DatabaseErrorCode>([
   'SERIALIZATION_FAILURE',
   'DEADLOCK',
-  'CONNECTION',
-  'ADMIN_SHUTDOWN',
+  'UNAVAILABLE',
   'QUERY_CANCELED',
   'LOCK_NOT_AVAILABLE',
   'TOO_MANY_CONNECTIONS',
 ]);
+
+/** Marks a `DatabaseError`, so `isDatabaseError` works across duplicate installs. */
+const DATABASE_ERROR: unique symbol = Symbol.for('@stowage/metadata-db:database-error') as never;
 
 /** A database failure; `retryable` says whether running the same transaction again may work. */
 export class DatabaseError extends StowageError<DatabaseErrorCode> {
@@ -49,16 +55,24 @@ export class DatabaseError extends StowageError<DatabaseErrorCode> {
   constructor(
     code: DatabaseErrorCode,
     message: string,
-    options: { sqlState?: string; cause?: unknown } = {},
+    options: { sqlState?: string; cause?: unknown; details?: Readonly<Record<string, unknown>> } = {},
   ) {
     const retryable = RETRYABLE.has(code);
     super(code, message, {
       retryable,
       ...(options.cause === undefined ? {} : { cause: options.cause }),
-      details: options.sqlState ? { sqlState: options.sqlState } : {},
+      details: { ...options.details, ...(options.sqlState ? { sqlState: options.sqlState } : {}) },
     });
     this.sqlState = options.sqlState;
+    Object.defineProperty(this, DATABASE_ERROR, { value: true });
   }
+}
+
+/** True for a `DatabaseError` (optionally with the given code), from any copy of this package. */
+export function isDatabaseError(value: unknown, code?: DatabaseErrorCode): value is DatabaseError {
+  return (
+    isStowageError(value, code) && (value as unknown as Record<symbol, unknown>)[DATABASE_ERROR] === true
+  );
 }
 
 const BY_STATE: Readonly<Record<string, DatabaseErrorCode>> = {
@@ -68,15 +82,15 @@ const BY_STATE: Readonly<Record<string, DatabaseErrorCode>> = {
   '23502': 'NOT_NULL_VIOLATION',
   '40001': 'SERIALIZATION_FAILURE',
   '40P01': 'DEADLOCK',
-  '57P01': 'ADMIN_SHUTDOWN',
-  '57P02': 'ADMIN_SHUTDOWN',
-  '57P03': 'CONNECTION',
+  '57P01': 'UNAVAILABLE',
+  '57P02': 'UNAVAILABLE',
+  '57P03': 'UNAVAILABLE',
   '57014': 'QUERY_CANCELED',
   '55P03': 'LOCK_NOT_AVAILABLE',
   '53300': 'TOO_MANY_CONNECTIONS',
   '25006': 'READ_ONLY',
   '42501': 'PERMISSION',
-  '3D000': 'DATABASE_NOT_FOUND',
+  '3D000': 'DATABASE_UNKNOWN',
 };
 
 const NETWORK_CODES = new Set([
@@ -97,7 +111,7 @@ const CONNECTION_MESSAGE =
 
 /** What a transaction's work threw: database and network failures mapped, anything else as it was. */
 function rethrowable(error: unknown): unknown {
-  if (error instanceof StowageError) return error;
+  if (isStowageError(error)) return error;
   const e = error as { code?: unknown; severity?: unknown; message?: unknown };
   const looksLikeDb =
     typeof e?.code === 'string' &&
@@ -108,17 +122,17 @@ function rethrowable(error: unknown): unknown {
 
 /** Maps what pg, PGlite or the network threw to a `DatabaseError` (a `DatabaseError` passes through). */
 export function toDatabaseError(error: unknown): DatabaseError {
-  if (error instanceof DatabaseError) return error;
+  if (isDatabaseError(error)) return error;
   const e = error as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? e.code : undefined;
   const message = typeof e?.message === 'string' ? e.message : String(error);
   if (code && BY_STATE[code])
     return new DatabaseError(BY_STATE[code], message, { sqlState: code, cause: error });
   if (code?.startsWith('08'))
-    return new DatabaseError('CONNECTION', message, { sqlState: code, cause: error });
-  if (code && NETWORK_CODES.has(code)) return new DatabaseError('CONNECTION', message, { cause: error });
+    return new DatabaseError('UNAVAILABLE', message, { sqlState: code, cause: error });
+  if (code && NETWORK_CODES.has(code)) return new DatabaseError('UNAVAILABLE', message, { cause: error });
   if (CONNECTION_MESSAGE.test(message)) {
-    return new DatabaseError('CONNECTION', message, { cause: error });
+    return new DatabaseError('UNAVAILABLE', message, { cause: error });
   }
   return new DatabaseError('DATABASE', message, { ...(code ? { sqlState: code } : {}), cause: error });
 }
@@ -249,14 +263,15 @@ export function redactDatabaseUrl(text: string): string {
 
 /**
  * A pg pool on a PostgreSQL server. A connection string that is not a
- * PostgreSQL URL throws `INVALID_URL` here, before any connection is tried.
+ * PostgreSQL URL throws `OPTIONS_INVALID` here, before any connection is tried.
  */
 export function createPostgresDatabase(options: PostgresOptions): Database {
   const problem = databaseUrlProblem(options.connectionString);
   if (problem !== undefined) {
     throw new DatabaseError(
-      'INVALID_URL',
+      'OPTIONS_INVALID',
       `not a PostgreSQL URL (${problem}): expected postgres://user@host:5432/database`,
+      { details: { option: 'connectionString', problem } },
     );
   }
   const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 4 });
@@ -310,10 +325,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
         return result;
       } catch (error) {
         const thrown = rethrowable(error);
-        if (
-          thrown instanceof DatabaseError &&
-          (thrown.code === 'CONNECTION' || thrown.code === 'ADMIN_SHUTDOWN')
-        ) {
+        if (isDatabaseError(thrown, 'UNAVAILABLE')) {
           broken = true;
         }
         if (!broken) await runner.exec('ROLLBACK').catch(() => undefined);
@@ -332,7 +344,7 @@ export interface PgliteOptions {
   readonly dataDir?: string;
   /**
    * Create the database when `dataDir` holds none. Default true; with false,
-   * a missing database throws `DATABASE_NOT_FOUND` and nothing is written
+   * a missing database throws `DATABASE_UNKNOWN` and nothing is written
    * (what read-only commands want).
    */
   readonly create?: boolean;
@@ -350,7 +362,7 @@ function holdsDatabase(dataDir: string): boolean {
   };
   const dir = kind(dataDir);
   if (dir === 'file') {
-    throw new DatabaseError('DATABASE_NOT_FOUND', `${dataDir} is a file, not a database directory`);
+    throw new DatabaseError('DATABASE_UNKNOWN', `${dataDir} is a file, not a database directory`);
   }
   return dir === 'directory' && kind(join(dataDir, 'PG_VERSION')) === 'file';
 }
@@ -358,7 +370,7 @@ function holdsDatabase(dataDir: string): boolean {
 /** Embedded PostgreSQL (PGlite): the zero-setup default. One connection; transactions queue. */
 export async function createPgliteDatabase(options: PgliteOptions = {}): Promise<Database> {
   if (options.dataDir !== undefined && !holdsDatabase(options.dataDir) && options.create === false) {
-    throw new DatabaseError('DATABASE_NOT_FOUND', `no database in ${options.dataDir}`);
+    throw new DatabaseError('DATABASE_UNKNOWN', `no database in ${options.dataDir}`);
   }
   const lite = options.dataDir ? new PGlite(options.dataDir) : new PGlite();
   await lite.waitReady;
@@ -410,7 +422,7 @@ export async function createPgliteDatabase(options: PgliteOptions = {}): Promise
 
 /**
  * PostgreSQL when a URL is given, else PGlite (in `dataDir`, or in memory).
- * `create: false` refuses (`DATABASE_NOT_FOUND`) a `dataDir` holding no database instead of creating one.
+ * `create: false` refuses (`DATABASE_UNKNOWN`) a `dataDir` holding no database instead of creating one.
  */
 export async function openDatabase(
   options: { url?: string; dataDir?: string; max?: number; create?: boolean } = {},

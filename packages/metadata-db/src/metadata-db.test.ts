@@ -73,7 +73,12 @@ function suite(name: string, open: () => Promise<{ db: Database; cleanup: () => 
               payload: new Uint8Array([1]),
             },
           });
-          await s.layer(repo, id, layer, 5, 'application/vnd.oci.image.layer.v1.tar+gzip');
+          await s.layer(repo, {
+            manifestId: id,
+            digest: layer,
+            size: 5,
+            mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip',
+          });
           await s.tag(repo, 'v1', id);
         });
       }
@@ -142,7 +147,7 @@ function suite(name: string, open: () => Promise<{ db: Database; cleanup: () => 
       await expect(
         db.transaction(async (tx) => {
           await write(store.on(tx), 'attempt one', fresh);
-          throw new DatabaseError('CONNECTION', 'lost in the middle');
+          throw new DatabaseError('UNAVAILABLE', 'lost in the middle');
         }),
       ).rejects.toThrow('lost in the middle');
       // the retry must insert it again, not reuse the id of the rolled-back row
@@ -222,15 +227,15 @@ describe('error classification', () => {
       [pgError('57014', 'canceling statement due to statement timeout'), 'QUERY_CANCELED'],
       [pgError('55P03', 'could not obtain lock on row'), 'LOCK_NOT_AVAILABLE'],
       [pgError('53300', 'sorry, too many clients already'), 'TOO_MANY_CONNECTIONS'],
-      [pgError('57P01', 'terminating connection due to administrator command'), 'ADMIN_SHUTDOWN'],
-      [pgError('08006'), 'CONNECTION'],
-      [network('ECONNRESET'), 'CONNECTION'],
-      [network('ETIMEDOUT'), 'CONNECTION'],
-      [network('ECONNREFUSED'), 'CONNECTION'],
-      [network('EPIPE'), 'CONNECTION'],
-      [new Error('Connection terminated unexpectedly'), 'CONNECTION'],
-      [new Error('Connection terminated due to connection timeout'), 'CONNECTION'],
-      [new Error('Client has encountered a connection error and is not queryable'), 'CONNECTION'],
+      [pgError('57P01', 'terminating connection due to administrator command'), 'UNAVAILABLE'],
+      [pgError('08006'), 'UNAVAILABLE'],
+      [network('ECONNRESET'), 'UNAVAILABLE'],
+      [network('ETIMEDOUT'), 'UNAVAILABLE'],
+      [network('ECONNREFUSED'), 'UNAVAILABLE'],
+      [network('EPIPE'), 'UNAVAILABLE'],
+      [new Error('Connection terminated unexpectedly'), 'UNAVAILABLE'],
+      [new Error('Connection terminated due to connection timeout'), 'UNAVAILABLE'],
+      [new Error('Client has encountered a connection error and is not queryable'), 'UNAVAILABLE'],
     ];
     for (const [error, expected] of cases) {
       const mapped = toDatabaseError(error);

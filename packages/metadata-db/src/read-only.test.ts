@@ -5,14 +5,15 @@
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { StowageError } from '@stowage/oci';
 import { createTestDatabase, postgresPeer, requirePeers, type TestDatabase } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   createPgliteDatabase,
   createPostgresDatabase,
   type Database,
-  DatabaseError,
   databaseUrlProblem,
+  isDatabaseError,
   openDatabase,
   redactDatabaseUrl,
 } from './database.js';
@@ -35,7 +36,7 @@ function codeOf(work: () => unknown): Promise<string | undefined> {
     .then(work)
     .then(
       () => undefined,
-      (error: unknown) => (error instanceof DatabaseError ? error.code : `not a DatabaseError: ${error}`),
+      (error: unknown) => (isDatabaseError(error) ? error.code : `not a DatabaseError: ${error}`),
     );
 }
 
@@ -63,18 +64,18 @@ describe('read-only use', () => {
   it('an embedded database is not created with create: false', async () => {
     const dir = await scratch();
     const missing = join(dir, 'missing');
-    expect(await codeOf(() => openDatabase({ dataDir: missing, create: false }))).toBe('DATABASE_NOT_FOUND');
+    expect(await codeOf(() => openDatabase({ dataDir: missing, create: false }))).toBe('DATABASE_UNKNOWN');
     await expect(stat(missing)).rejects.toThrow(/ENOENT/);
     // an empty directory is no database either, and stays empty
     const empty = join(dir, 'empty');
     await mkdir(empty);
     expect(await codeOf(() => createPgliteDatabase({ dataDir: empty, create: false }))).toBe(
-      'DATABASE_NOT_FOUND',
+      'DATABASE_UNKNOWN',
     );
     expect(await readdir(empty)).toEqual([]);
     const file = join(dir, 'file');
     await writeFile(file, 'x');
-    expect(await codeOf(() => openDatabase({ dataDir: file }))).toBe('DATABASE_NOT_FOUND');
+    expect(await codeOf(() => openDatabase({ dataDir: file }))).toBe('DATABASE_UNKNOWN');
     // created by default; then create: false opens it
     const made = await openDatabase({ dataDir: join(dir, 'made') });
     await migrate(made);
@@ -104,9 +105,19 @@ describe('read-only use', () => {
       expect(databaseUrlProblem(text), text).toBeTypeOf('string');
       // thrown at creation: no pool exists, so nothing was looked up or connected
       expect(await codeOf(() => createPostgresDatabase({ connectionString: text })), text).toBe(
-        'INVALID_URL',
+        'OPTIONS_INVALID',
       );
     }
+    // the refusal names the option at fault and why, for callers that branch on it
+    const refused = await Promise.resolve()
+      .then(() => createPostgresDatabase({ connectionString: 'http://127.0.0.1/registry' }))
+      .catch((error: unknown) => error);
+    expect(isDatabaseError(refused, 'OPTIONS_INVALID') && refused.details).toEqual({
+      option: 'connectionString',
+      problem: databaseUrlProblem('http://127.0.0.1/registry'),
+    });
+    // the guard is the brand, not the code: another package's error with the same code is not one
+    expect(isDatabaseError(new StowageError('OPTIONS_INVALID', 'not from the database'))).toBe(false);
     for (const text of [
       'postgres://127.0.0.1/registry',
       'postgresql://user:secret@db.example:5432/registry?sslmode=require',
@@ -120,7 +131,7 @@ describe('read-only use', () => {
     // a host that does not resolve is an unreachable database, like a refused connection
     const unresolvable = createPostgresDatabase({ connectionString: 'postgres://stowage.invalid/registry' });
     try {
-      expect(await codeOf(() => migrationStatus(unresolvable))).toBe('CONNECTION');
+      expect(await codeOf(() => migrationStatus(unresolvable))).toBe('UNAVAILABLE');
     } finally {
       await unresolvable.close();
     }
@@ -146,12 +157,12 @@ describe('read-only use', () => {
       }
     });
 
-    it('a database the server does not have is DATABASE_NOT_FOUND', async () => {
+    it('a database the server does not have is DATABASE_UNKNOWN', async () => {
       const url = new URL(test.url);
       url.pathname = `/${test.name}_absent`;
       const db = createPostgresDatabase({ connectionString: url.toString() });
       try {
-        expect(await codeOf(() => migrationStatus(db))).toBe('DATABASE_NOT_FOUND');
+        expect(await codeOf(() => migrationStatus(db))).toBe('DATABASE_UNKNOWN');
       } finally {
         await db.close();
       }

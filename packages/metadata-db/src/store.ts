@@ -38,6 +38,14 @@ export interface NewManifest {
   readonly artifactMediaType?: string;
 }
 
+/** A layer row: which manifest, which blob (its size) and its media type. */
+export interface NewLayer {
+  readonly manifestId: number;
+  readonly digest: Digest;
+  readonly size: number;
+  readonly mediaType: string;
+}
+
 export interface RowCounts {
   readonly namespaces: number;
   readonly repositories: number;
@@ -240,13 +248,9 @@ export class MetadataStore {
     return num(rows[0]?.id);
   }
 
-  async layer(
-    repository: RepositoryRow,
-    manifestId: number,
-    digest: Digest,
-    size: number,
-    mediaType: string,
-  ) {
+  /** Records a layer of an image manifest (create-or-find). */
+  async layer(repository: RepositoryRow, layer: NewLayer): Promise<void> {
+    const { manifestId, digest, size, mediaType } = layer;
     const mediaTypeId = await this.mediaTypeId(mediaType);
     await this.#db.query(
       `INSERT INTO layers (top_level_namespace_id, repository_id, manifest_id, digest, size, media_type_id)
