@@ -1,4 +1,5 @@
 export { GC_CHANNEL, type ImageStoreGcMessage } from './diagnostics.js';
+export { ImageStoreOptionsError } from './errors.js';
 export type { FsckProblem, FsckReport } from './fsck.js';
 export type { ImageStoreGcOptions, ImageStoreGcReport } from './gc.js';
 export { createImageStore, type ImageStore } from './image-store.js';

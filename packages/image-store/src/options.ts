@@ -1,4 +1,5 @@
 import { type Logger, type ResolvedLogger, resolveLogger } from '@stowage/oci';
+import { ImageStoreOptionsError } from './errors.js';
 
 export interface ImageStoreOptions {
   /** The store's directory; created when missing. */
@@ -28,14 +29,34 @@ export interface ResolvedImageStoreOptions {
   readonly logger: ResolvedLogger;
 }
 
+function duration(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !(value >= 0)) {
+    throw new ImageStoreOptionsError(`${name} must be a number of milliseconds, at least 0`, {
+      [name]: value,
+    });
+  }
+  return value;
+}
+
+/** Fills in the defaults; `OPTIONS_INVALID` for a missing root or a value out of range. */
 export function resolveOptions(options: ImageStoreOptions): ResolvedImageStoreOptions {
+  if (typeof options?.root !== 'string' || options.root === '') {
+    throw new ImageStoreOptionsError('an image store needs a root directory');
+  }
+  const max = options.maxManifestSize;
+  if (max !== undefined && (typeof max !== 'number' || !(max > 0))) {
+    throw new ImageStoreOptionsError('maxManifestSize must be a positive number of bytes', {
+      maxManifestSize: max,
+    });
+  }
   return {
     root: options.root,
     readOnly: options.readOnly ?? false,
     maxManifestSize: options.maxManifestSize,
-    uploadTtlMs: options.uploadTtlMs ?? 24 * 60 * 60 * 1000,
-    indexFlushDelayMs: options.indexFlushDelayMs ?? 200,
-    staleLockMs: options.staleLockMs ?? 10_000,
+    uploadTtlMs: duration('uploadTtlMs', options.uploadTtlMs, 24 * 60 * 60 * 1000),
+    indexFlushDelayMs: duration('indexFlushDelayMs', options.indexFlushDelayMs, 200),
+    staleLockMs: duration('staleLockMs', options.staleLockMs, 10_000),
     logger: resolveLogger(options.logger),
   };
 }

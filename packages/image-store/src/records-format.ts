@@ -4,26 +4,9 @@
  * the rules every record keeps (IDs, names, derived digests).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { isValidRepositoryName, isValidTag, StowageError, truncate } from '@stowage/oci';
+import { isValidRepositoryName, isValidTag, truncate } from '@stowage/oci';
+import { ImageRecordError, type ImageRecordErrorCode } from './errors.js';
 import { byBytes, goJson, goString } from './go-json.js';
-
-/** The failures of the image-record view; messages follow containers/storage's sentinels. */
-export type ImageRecordErrorCode =
-  | 'IMAGE_UNKNOWN'
-  | 'DUPLICATE_ID'
-  | 'DUPLICATE_NAME'
-  | 'DUPLICATE_IMAGE_NAMES'
-  | 'STORE_READ_ONLY'
-  | 'INVALID_BIG_DATA_NAME'
-  | 'BIG_DATA_UNKNOWN'
-  | 'SIZE_UNKNOWN'
-  | 'DIGEST_UNKNOWN'
-  | 'INVALID_ID'
-  | 'INVALID_NAME'
-  | 'INVALID_DIGEST'
-  | 'CORRUPT_RECORD';
-
-export class ImageRecordError extends StowageError<ImageRecordErrorCode> {}
 
 /** One image record, as containers/storage keeps it (images.json), plus the derived `digests`. */
 export interface ImageRecord {

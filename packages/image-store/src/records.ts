@@ -27,12 +27,11 @@ import {
 } from './records-format.js';
 import { ChangeJournal } from './records-journal.js';
 
+export { ImageRecordError, type ImageRecordErrorCode } from './errors.js';
 export {
   bigDataFileName,
   formatImagesJson,
   type ImageRecord,
-  ImageRecordError,
-  type ImageRecordErrorCode,
   parseImageName,
   parseImagesJson,
 } from './records-format.js';

@@ -1,6 +1,6 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat, truncate } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, stat, truncate as truncateFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -16,6 +16,7 @@ import {
   parseDigest,
   RegistryError,
   SizeMismatchError,
+  truncate,
   type UploadStatus,
 } from '@stowage/oci';
 import type { ContentStore } from './content-store.js';
@@ -198,7 +199,7 @@ export class Uploads {
     const { paths, ttlMs } = this.#o;
     paths.repository(repository);
     const unknown = () =>
-      new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is not known in ${repository}`);
+      new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${truncate(id, 64)} is not known in ${repository}`);
     let dir: string;
     try {
       dir = paths.upload(id);
@@ -266,7 +267,7 @@ export class Uploads {
       if (running) running.offset = start + written;
     } catch (error) {
       this.#hashes.delete(id);
-      await truncate(data, start);
+      await truncateFile(data, start);
       throw error;
     }
   }
