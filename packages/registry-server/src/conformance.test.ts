@@ -13,81 +13,55 @@ import { createMemoryRegistry, registryConformance } from '@stowage/testing';
 import { serve } from '../test/serve.js';
 import { withoutSessions } from '../test/without-sessions.js';
 import { createRulesAuthorizer } from './auth/anonymous.js';
+import type { RegistryHandlerOptions } from './handler.js';
 
-function client(host: string) {
-  // No client-side emulation: the server's referrers API is what gets tested.
-  return createRegistryClient({
-    registry: host,
-    auth: { useConfigFiles: false },
-    referrersTagFallback: false,
+/** The suite through a client against a server of `options`; `cleanup` is the backend's own. */
+function throughServer(
+  name: string,
+  backend: () => Promise<{ options: RegistryHandlerOptions; cleanup?: () => Promise<void> }>,
+): void {
+  registryConformance({
+    name: `registry-client → registry-server ${name}`,
+    create: async () => {
+      const { options, cleanup } = await backend();
+      const served = await serve(options);
+      // No client-side emulation: the server's referrers API is what gets tested.
+      const registry = createRegistryClient({
+        registry: served.host,
+        auth: { useConfigFiles: false },
+        referrersTagFallback: false,
+      });
+      return {
+        registry,
+        cleanup: async () => {
+          await registry.close();
+          await served.close();
+          await cleanup?.();
+        },
+      };
+    },
   });
 }
 
-registryConformance({
-  name: 'registry-client → registry-server → memory registry',
-  create: async () => {
-    const served = await serve({ registry: createMemoryRegistry() });
-    const registry = client(served.host);
-    return {
-      registry,
-      cleanup: async () => {
-        await registry.close();
-        await served.close();
-      },
-    };
-  },
+throughServer('→ memory registry', async () => ({ options: { registry: createMemoryRegistry() } }));
+
+throughServer('→ image store', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'stowage-server-conformance-'));
+  const store = await createImageStore({ root });
+  return {
+    options: { registry: store },
+    cleanup: async () => {
+      await store.close();
+      await rm(root, { recursive: true, force: true });
+    },
+  };
 });
 
-registryConformance({
-  name: 'registry-client → registry-server → image store',
-  create: async () => {
-    const root = await mkdtemp(join(tmpdir(), 'stowage-server-conformance-'));
-    const store = await createImageStore({ root });
-    const served = await serve({ registry: store });
-    const registry = client(served.host);
-    return {
-      registry,
-      cleanup: async () => {
-        await registry.close();
-        await served.close();
-        await store.close();
-        await rm(root, { recursive: true, force: true });
-      },
-    };
-  },
-});
+throughServer('→ store without upload sessions (shared ones, file staging)', async () => ({
+  options: { registry: withoutSessions() },
+}));
 
-registryConformance({
-  name: 'registry-client → registry-server → store without upload sessions (shared ones, file staging)',
-  create: async () => {
-    const served = await serve({ registry: withoutSessions() });
-    const registry = client(served.host);
-    return {
-      registry,
-      cleanup: async () => {
-        await registry.close();
-        await served.close();
-      },
-    };
-  },
-});
-
-registryConformance({
-  // access control (so no mount without `from`) and deletes off: capabilities the server leaves out
-  name: 'registry-client → registry-server with rules and deletes off → memory registry',
-  create: async () => {
-    const served = await serve({
-      registry: createMemoryRegistry(),
-      auth: createRulesAuthorizer([]),
-      allowDelete: false,
-    });
-    const registry = client(served.host);
-    return {
-      registry,
-      cleanup: async () => {
-        await registry.close();
-        await served.close();
-      },
-    };
-  },
-});
+// access control (so no mount without `from`) and deletes off: capabilities the server leaves out
+throughServer('with rules and deletes off → memory registry', async () => ({
+  options: { registry: createMemoryRegistry(), auth: createRulesAuthorizer([]), allowDelete: false },
+}));

@@ -47,6 +47,15 @@ class OtherError extends StowageError<string> {}
 
 const codeOf = (error: unknown) => toWireError(error).body.errors[0]?.code;
 
+/** Every source file of the package (tests left out), with its text. */
+async function sources(): Promise<{ file: string; text: string }[]> {
+  const dir = import.meta.dirname;
+  const files = (await readdir(dir, { recursive: true }))
+    .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts'))
+    .map((file) => join(dir, file));
+  return Promise.all(files.map(async (file) => ({ file, text: await readFile(file, 'utf8') })));
+}
+
 describe('error codes on the wire', () => {
   it('are the spec list, TAG_INVALID and PAGINATION_NUMBER_INVALID, UNAVAILABLE and UNKNOWN', () => {
     expect(OCI_ERROR_CODES).toHaveLength(14);
@@ -76,13 +85,8 @@ describe('error codes on the wire', () => {
   });
 
   it('raised by the handler itself are in the set (every HttpError in the sources, read)', async () => {
-    const dir = import.meta.dirname;
-    const files = (await readdir(dir, { recursive: true }))
-      .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts'))
-      .map((file) => join(dir, file));
     const found: string[] = [];
-    for (const file of files) {
-      const text = await readFile(file, 'utf8');
+    for (const { file, text } of await sources()) {
       const all = text.match(/new HttpError\(/g) ?? [];
       // a literal code, or an authorizer's decision passed on (whose codes are checked above)
       const literal = [...text.matchAll(/new HttpError\(\s*'([A-Z_]+)'/g)];
@@ -97,13 +101,8 @@ describe('error codes on the wire', () => {
   });
 
   it('written straight onto the wire (parser answers, last-resort 500s, authorizer decisions) are in the set', async () => {
-    const dir = import.meta.dirname;
-    const files = (await readdir(dir, { recursive: true }))
-      .filter((file) => file.endsWith('.ts') && !file.endsWith('.test.ts'))
-      .map((file) => join(dir, file));
     const found: string[] = [];
-    for (const file of files) {
-      const text = await readFile(file, 'utf8');
+    for (const { file, text } of await sources()) {
       // error body entries and decisions: `code: 'X'`
       for (const match of text.matchAll(/\bcode: '([A-Z_]+)'/g)) found.push(match[1] as string);
       // server.ts writes answers itself: every call names its code, or passes on a parser answer's

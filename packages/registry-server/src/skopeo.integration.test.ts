@@ -43,22 +43,24 @@ describe('skopeo against registry-server', () => {
 
   const tls = ['--src-tls-verify=false', '--dest-tls-verify=false'];
 
-  it('copies a single image and a two-platform index in and out with digests unchanged', async () => {
+  /** `skopeo copy --all --preserve-digests` without TLS checks. */
+  const copyAll = (from: string, to: string) =>
+    skopeo('copy', '--quiet', '--all', '--preserve-digests', ...tls, from, to);
+
+  /** A three-layer image and a two-platform index in the source layout, under `<prefix>single` and `<prefix>multi`. */
+  async function sourceImages(prefix: string) {
     const image = randomImage({ layers: 3 });
     const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'], sharedLayers: 1 });
-    await pushImage(source, 'src/single', image, 'v1');
-    await pushIndex(source, 'src/multi', index, 'v1');
+    await pushImage(source, `${prefix}single`, image, 'v1');
+    await pushIndex(source, `${prefix}multi`, index, 'v1');
     await source.flush();
+    return { image, index };
+  }
+
+  it('copies a single image and a two-platform index in and out with digests unchanged', async () => {
+    const { image, index } = await sourceImages('src/');
     for (const name of ['single', 'multi']) {
-      await skopeo(
-        'copy',
-        '--quiet',
-        '--all',
-        '--preserve-digests',
-        ...tls,
-        `oci:${join(source.root, `src/${name}`)}:v1`,
-        `docker://${served.host}/apps/${name}:v1`,
-      );
+      await copyAll(`oci:${join(source.root, `src/${name}`)}:v1`, `docker://${served.host}/apps/${name}:v1`);
     }
     const inspected = JSON.parse(
       await skopeo('inspect', '--tls-verify=false', `docker://${served.host}/apps/single:v1`),
@@ -74,15 +76,7 @@ describe('skopeo against registry-server', () => {
     expect(new TextEncoder().encode(raw)).toEqual(index.index.bytes);
     // out again, into an OCI layout, digests intact
     for (const name of ['single', 'multi']) {
-      await skopeo(
-        'copy',
-        '--quiet',
-        '--all',
-        '--preserve-digests',
-        ...tls,
-        `docker://${served.host}/apps/${name}:v1`,
-        `oci:${join(work, `out-${name}`)}:v1`,
-      );
+      await copyAll(`docker://${served.host}/apps/${name}:v1`, `oci:${join(work, `out-${name}`)}:v1`);
     }
     const out = await createImageStore({ root: work });
     expect((await out.getManifest('out-single', 'v1')).digest).toBe(image.manifest.digest);
@@ -94,18 +88,9 @@ describe('skopeo against registry-server', () => {
     const bare = withoutSessions();
     const shared = await serve({ registry: bare });
     try {
-      const image = randomImage({ layers: 3 });
-      const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'], sharedLayers: 1 });
-      await pushImage(source, 'src/bare-single', image, 'v1');
-      await pushIndex(source, 'src/bare-multi', index, 'v1');
-      await source.flush();
+      const { image, index } = await sourceImages('src/bare-');
       for (const name of ['single', 'multi']) {
-        await skopeo(
-          'copy',
-          '--quiet',
-          '--all',
-          '--preserve-digests',
-          ...tls,
+        await copyAll(
           `oci:${join(source.root, `src/bare-${name}`)}:v1`,
           `docker://${shared.host}/bare/${name}:v1`,
         );
@@ -117,15 +102,7 @@ describe('skopeo against registry-server', () => {
           size: layer.descriptor.size,
         });
       }
-      await skopeo(
-        'copy',
-        '--quiet',
-        '--all',
-        '--preserve-digests',
-        ...tls,
-        `docker://${shared.host}/bare/multi:v1`,
-        `oci:${join(work, 'out-bare')}:v1`,
-      );
+      await copyAll(`docker://${shared.host}/bare/multi:v1`, `oci:${join(work, 'out-bare')}:v1`);
       const out = await createImageStore({ root: work });
       expect((await out.getManifest('out-bare', 'v1')).digest).toBe(index.index.digest);
       await out.close();
