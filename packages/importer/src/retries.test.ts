@@ -12,6 +12,7 @@ import { withFaults } from '../test/faulty-database.js';
 import { readRows } from '../test/fixture.js';
 import { ImportError } from './errors.js';
 import { importTree } from './importer.js';
+import type { ImportOptions } from './options.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -30,11 +31,26 @@ async function freshDb(): Promise<Database> {
   return db;
 }
 
+/** A tree with one repository holding one tagged image. */
+async function oneImage(repository: string) {
+  const tree = await freshTree();
+  const image = await tree.image(repository);
+  await tree.tag(repository, 'v1', image.digest);
+  return { tree, digest: image.digest };
+}
+
+const lostConnection = (): never => {
+  throw new DatabaseError('UNAVAILABLE', 'connection lost (injected)');
+};
+
+/** Step two of the import over `tree`, without lockfiles. */
+function importTags(db: Database, tree: DistributionTreeWriter, options: Partial<ImportOptions> = {}) {
+  return importTree({ db, root: tree.root, mode: 'import', lockfiles: false, ...options });
+}
+
 describe('retrying a repository', () => {
   it('retries a transaction that took longer than the budget before it failed', async () => {
-    const tree = await freshTree();
-    const image = await tree.image('slow/app');
-    await tree.tag('slow/app', 'v1', image.digest);
+    const { tree, digest } = await oneImage('slow/app');
     const inner = await freshDb();
     const clock = fakeClock();
     // the first attempt runs three times the budget, then loses its connection
@@ -42,44 +58,28 @@ describe('retrying a repository', () => {
       beforeCommit(n) {
         if (n !== 1) return;
         clock.advance(150);
-        throw new DatabaseError('UNAVAILABLE', 'connection lost (injected)');
+        lostConnection();
       },
     });
-    const result = await importTree({
-      db,
-      root: tree.root,
-      mode: 'import',
-      lockfiles: false,
-      retryBudgetMs: 50,
-      clock,
-    });
+    const result = await importTags(db, tree, { retryBudgetMs: 50, clock });
     expect(result.retries).toBe(1);
     expect(clock.sleeps).toHaveLength(1);
-    expect((await readRows(inner)).tags).toEqual([`slow/app v1 ${image.digest}`]);
+    expect((await readRows(inner)).tags).toEqual([`slow/app v1 ${digest}`]);
     await inner.close();
   });
 
   it('gives up once the budget after the first failure is spent', async () => {
-    const tree = await freshTree();
-    const image = await tree.image('down/app');
-    await tree.tag('down/app', 'v1', image.digest);
+    const { tree } = await oneImage('down/app');
     const inner = await freshDb();
     const clock = fakeClock();
     let firstFailure: number | undefined;
     const db = withFaults(inner, {
       beforeCommit() {
         firstFailure ??= clock.now();
-        throw new DatabaseError('UNAVAILABLE', 'connection lost (injected)');
+        lostConnection();
       },
     });
-    const error = await importTree({
-      db,
-      root: tree.root,
-      mode: 'import',
-      lockfiles: false,
-      retryBudgetMs: 300,
-      clock,
-    }).catch((e: unknown) => e);
+    const error = await importTags(db, tree, { retryBudgetMs: 300, clock }).catch((e: unknown) => e);
     expect(isStowageError(error, 'UNAVAILABLE')).toBe(true);
     const rollbacks = db.events.filter((e) => e.startsWith('rollback')).length;
     expect(rollbacks).toBeGreaterThan(1);
@@ -109,11 +109,7 @@ describe('retrying a repository', () => {
         if (n === 1) throw new DatabaseError('SERIALIZATION_FAILURE', 'could not serialize (injected)');
       },
     });
-    const error = await importTree({
-      db,
-      root: tree.root,
-      mode: 'import',
-      lockfiles: false,
+    const error = await importTags(db, tree, {
       clock: fakeClock(),
       onWarning: (w) => db.events.push(`warning ${w.reason} ${w.repository}`),
     }).catch((e: unknown) => e);
@@ -128,22 +124,13 @@ describe('retrying a repository', () => {
     ]);
 
     // a dry run has no commit to wait for: it reports them as each repository is done
-    const dry = await importTree({
-      db: inner,
-      root: tree.root,
-      mode: 'import',
-      dryRun: true,
-      lockfiles: false,
-      repositories: [repo],
-    });
+    const dry = await importTags(inner, tree, { dryRun: true, repositories: [repo] });
     expect(dry.warnings.map((w) => w.reason)).toEqual(['missing-tag-link', 'unlinked-layer']);
     await inner.close();
   });
 
   it('stops waiting for the next attempt when the signal fires, as ABORTED, and writes nothing', async () => {
-    const tree = await freshTree();
-    const image = await tree.image('halted/app');
-    await tree.tag('halted/app', 'v1', image.digest);
+    const { tree } = await oneImage('halted/app');
     const inner = await freshDb();
     const controller = new AbortController();
     const clock = fakeClock();
@@ -157,16 +144,8 @@ describe('retrying a repository', () => {
           controller.abort();
         }),
     };
-    const db = withFaults(inner, {
-      beforeCommit() {
-        throw new DatabaseError('UNAVAILABLE', 'connection lost (injected)');
-      },
-    });
-    const error = await importTree({
-      db,
-      root: tree.root,
-      mode: 'import',
-      lockfiles: false,
+    const db = withFaults(inner, { beforeCommit: lostConnection });
+    const error = await importTags(db, tree, {
       retryBudgetMs: 60_000,
       clock: waiting,
       signal: controller.signal,
