@@ -16,13 +16,6 @@ import type { Route } from './routes.js';
 
 const WRITE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-export interface DispatchOptions {
-  /** Refuse every write with 405 `UNSUPPORTED`. */
-  readonly readOnly: boolean;
-  /** Allow `DELETE` of manifests, tags and blobs (upload cancels are always allowed). */
-  readonly allowDelete: boolean;
-}
-
 /**
  * What the route needs from the authorizer. Every upload route (start, status,
  * chunk, finish, cancel) needs pull and push, whatever the method: cancelling
@@ -46,7 +39,6 @@ function accessFor(route: Route, method: string): Access[] {
 /** Serves one request: every refusal is thrown, for the error edge to answer. */
 export async function dispatch(
   context: HandlerContext,
-  options: DispatchOptions,
   exchange: Exchange,
   route: Route | undefined,
 ): Promise<void> {
@@ -69,10 +61,10 @@ export async function dispatch(
   const decision = await context.authorizer.authorize(request, access);
   if (!decision.ok) throw refusalError(decision, access);
   exchange.principal = decision.principal;
-  if (options.readOnly && WRITE_METHODS.has(method)) {
+  if (context.readOnly && WRITE_METHODS.has(method)) {
     throw new HttpError('UNSUPPORTED', 'the registry is in read-only mode', { status: 405 });
   }
-  if (!options.allowDelete && method === 'DELETE' && route.kind !== 'upload') {
+  if (!context.allowDelete && method === 'DELETE' && route.kind !== 'upload') {
     throw new HttpError('UNSUPPORTED', 'deletes are disabled on this registry', { status: 405 });
   }
   switch (route.kind) {

@@ -144,13 +144,14 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
     registry,
     authorizer,
     openAccess,
+    readOnly,
+    allowDelete,
     maxManifestSize: options.limits?.maxManifestSize ?? MAX_MANIFEST_SIZE,
     maxBlobSize: options.limits?.maxBlobSize,
     body: createBodyReader(options.limits?.bodyIdleTimeoutMs ?? 60_000),
     sessions,
     capabilities,
   };
-  const switches = { readOnly, allowDelete };
 
   async function handle(request: IncomingMessage, response: ServerResponse): Promise<void> {
     const started = performance.now();
@@ -192,7 +193,7 @@ export function createRegistryHandler(options: RegistryHandlerOptions): Registry
     try {
       // The raw path, not the URL parser's: it would resolve `..` and `%2e%2e` segments away.
       route = parseRoute((request.url ?? '/').split('?')[0] ?? '/');
-      await dispatch(context, switches, exchange, route);
+      await dispatch(context, exchange, route);
     } catch (error) {
       aborted = clientWentAway(exchange);
       if (aborted) {

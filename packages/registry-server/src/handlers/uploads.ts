@@ -97,15 +97,20 @@ export async function startUpload(
   send(exchange, 202, uploadHeaders(name, status.id, status.offset));
 }
 
+/** An upload session named by a request. */
+interface SessionRef {
+  readonly name: string;
+  readonly id: string;
+}
+
 /** The bytes a chunk may still add under the blob size limit. */
 async function remaining(
   context: HandlerContext,
-  name: string,
-  id: string,
-  signal: AbortSignal,
+  exchange: Exchange,
+  ref: SessionRef,
 ): Promise<number | undefined> {
   if (context.maxBlobSize === undefined) return undefined;
-  const status = await context.registry.getUpload(name, id, { signal });
+  const status = await context.registry.getUpload(ref.name, ref.id, { signal: exchange.signal });
   return context.maxBlobSize - status.offset;
 }
 
@@ -117,15 +122,16 @@ export async function upload(
 ): Promise<void> {
   const name = repositoryName(route.name);
   try {
-    await session(context, exchange, name, route.id);
+    await session(context, exchange, { name, id: route.id });
   } catch (error) {
     await context.sessions.afterFailure(name, route.id, error);
     throw error;
   }
 }
 
-async function session(context: HandlerContext, exchange: Exchange, name: string, id: string): Promise<void> {
+async function session(context: HandlerContext, exchange: Exchange, ref: SessionRef): Promise<void> {
   const { registry, sessions } = context;
+  const { name, id } = ref;
   const { request, url, signal } = exchange;
   const method = request.method;
   if (method === 'GET') {
@@ -136,7 +142,7 @@ async function session(context: HandlerContext, exchange: Exchange, name: string
   if (method === 'PATCH') {
     const range = contentRange(request);
     const length = range?.length ?? contentLength(request);
-    const left = await remaining(context, name, id, signal);
+    const left = await remaining(context, exchange, ref);
     if (left !== undefined && length !== undefined && length > left) {
       throw new HttpError('SIZE_INVALID', `the blob would exceed ${context.maxBlobSize} bytes`, {
         status: 413,
@@ -156,7 +162,7 @@ async function session(context: HandlerContext, exchange: Exchange, name: string
     const range = contentRange(request);
     const length = range?.length ?? contentLength(request);
     const hasBody = (length ?? 0) > 0 || request.headers['transfer-encoding'] !== undefined;
-    const left = hasBody ? await remaining(context, name, id, signal) : undefined;
+    const left = hasBody ? await remaining(context, exchange, ref) : undefined;
     const info = await registry.finishUpload(name, id, {
       digest,
       signal,

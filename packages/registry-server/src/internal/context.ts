@@ -10,6 +10,10 @@ export interface HandlerContext {
   readonly authorizer: Authorizer;
   /** No access control at all: only then may a mount without `from` look in every repository. */
   readonly openAccess: boolean;
+  /** Refuse every write with 405 `UNSUPPORTED`. */
+  readonly readOnly: boolean;
+  /** Allow `DELETE` of manifests, tags and blobs (upload cancels are always allowed). */
+  readonly allowDelete: boolean;
   readonly maxManifestSize: number;
   readonly maxBlobSize: number | undefined;
   readonly body: BodyReader;
