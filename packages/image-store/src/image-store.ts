@@ -1,52 +1,33 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, readFile, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import {
   type AppendUploadOptions,
-  type BlobBody,
-  type BlobContent,
   type BlobInfo,
-  type Descriptor,
-  type Digest,
   type FinishUploadOptions,
-  filterReferrers,
   fullCapabilities,
-  type GetBlobOptions,
-  type GetManifestOptions,
   isDigest,
   type ListOptions,
   type LockOptions,
-  type ManifestContent,
-  type MountBlobOptions,
-  manifestReferences,
   type OperationOptions,
-  type PutBlobOptions,
-  type PutManifestOptions,
-  type PutManifestResult,
   pageOf,
-  parseDigest,
-  parseManifest,
-  parseManifestReference,
-  type Referrers,
-  type ReferrersOptions,
   type RegistryCapabilities,
   RegistryError,
   type RegistryLock,
   type RegistryWithUploads,
-  resolveRange,
 } from '@stowage/oci';
 import { StoreCaches } from './caches.js';
 import { createContentStore } from './content-store.js';
-import { ifExists, syncDir, touch, unlinkIfExists } from './fs-utils.js';
 import { type FsckReport, fsck } from './fsck.js';
 import { GarbageCollector, type ImageStoreGcOptions, type ImageStoreGcReport } from './gc.js';
 import { IndexFlusher } from './index-flush.js';
 import { Layouts } from './layout.js';
 import { StoreLocks } from './lock.js';
-import { descriptorOf, ManifestMetas, metaOf } from './manifest-meta.js';
+import { ManifestMetas } from './manifest-meta.js';
 import { type ImageStoreOptions, resolveOptions } from './options.js';
+import type { StoreParts } from './parts.js';
 import { StorePaths } from './paths.js';
 import { type ImageRecords, parseImageName, RecordStore } from './records.js';
+import { blobApi } from './registry-blobs.js';
+import { manifestApi } from './registry-manifests.js';
 import { TagFiles } from './tags.js';
 import { Uploads } from './uploads.js';
 
@@ -85,7 +66,8 @@ const capabilities: RegistryCapabilities = { ...fullCapabilities, sparseIndex: t
  * manifest metadata and tags (`manifest-meta.ts`, `tags.ts`), the OCI layouts
  * and their `index.json` (`layout.ts`, `index-flush.ts`), the in-memory caches
  * (`caches.ts`), upload sessions (`uploads.ts`), garbage collection (`gc.ts`),
- * `fsck.ts` and the image records (`records.ts`).
+ * `fsck.ts` and the image records (`records.ts`); the registry API by area in
+ * `registry-manifests.ts` and `registry-blobs.ts`. This function composes them.
  */
 export async function createImageStore(options: ImageStoreOptions): Promise<ImageStore> {
   const o = resolveOptions(options);
@@ -127,20 +109,6 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     if (closed) throw new RegistryError('UNAVAILABLE', 'the image store is closed');
   }
 
-  async function resolve(repository: string, reference: string): Promise<Digest | undefined> {
-    paths.repository(repository);
-    await layouts.sync(repository);
-    return tags.resolve(repository, reference);
-  }
-
-  async function manifestBytes(repository: string, digest: Digest): Promise<Uint8Array | undefined> {
-    const hit = caches.bytes(digest);
-    if (hit) return hit;
-    const bytes = await ifExists(readFile(paths.repoBlob(repository, digest)));
-    if (bytes) caches.keepBytes(digest, bytes);
-    return bytes;
-  }
-
   /** A record name moved: publish it as a tag where the repository holds the manifest, else untag. */
   async function retag(changes: readonly { name: string; before?: string; after?: string }[]): Promise<void> {
     for (const { name, before, after } of changes) {
@@ -173,6 +141,18 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
     logger: o.logger,
   });
 
+  const parts: StoreParts = {
+    options: o,
+    paths,
+    caches,
+    metas,
+    tags,
+    content,
+    layouts,
+    flusher,
+    writable,
+    readable,
+  };
   const store: ImageStore = {
     root: paths.root,
     origin: `file://${paths.root}`,
@@ -197,203 +177,8 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       return pageOf(withManifests, opts);
     },
 
-    async listTags(repository: string, opts: ListOptions = {}) {
-      readable();
-      paths.repository(repository);
-      if (!(await layouts.isRepository(repository))) {
-        throw new RegistryError('NAME_UNKNOWN', `repository ${repository} is not known`, {
-          details: { repository },
-        });
-      }
-      return pageOf(await tags.names(repository), opts);
-    },
-
-    async deleteTag(repository: string, tag: string, opts: OperationOptions = {}) {
-      writable();
-      opts.signal?.throwIfAborted();
-      paths.tag(repository, tag);
-      await flusher.changing(repository, async () => {
-        if (!(await tags.remove(repository, tag))) {
-          throw new RegistryError('MANIFEST_UNKNOWN', `tag ${tag} is not in ${repository}`);
-        }
-      });
-    },
-
-    async getManifest(repository: string, reference: string, opts: GetManifestOptions = {}) {
-      readable();
-      opts.signal?.throwIfAborted();
-      const digest = await resolve(repository, reference);
-      const meta = digest && (await metas.present(repository, digest));
-      const bytes = digest && meta && (await manifestBytes(repository, digest));
-      if (!digest || !meta || !bytes) {
-        throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not in ${repository}`);
-      }
-      const found: ManifestContent = {
-        digest,
-        mediaType: meta.mediaType,
-        size: bytes.byteLength,
-        bytes: new Uint8Array(bytes),
-      };
-      return found;
-    },
-
-    async headManifest(repository: string, reference: string, opts: GetManifestOptions = {}) {
-      readable();
-      opts.signal?.throwIfAborted();
-      const digest = await resolve(repository, reference);
-      const meta = digest && (await metas.present(repository, digest));
-      return digest && meta ? { digest, mediaType: meta.mediaType, size: meta.size } : undefined;
-    },
-
-    async putManifest(repository: string, reference: string, opts: PutManifestOptions) {
-      const { bytes } = opts;
-      writable();
-      opts.signal?.throwIfAborted();
-      paths.repository(repository);
-      const target = parseManifestReference(reference);
-      const parsed = parseManifest(bytes, {
-        mediaType: opts.mediaType,
-        ...(o.maxManifestSize === undefined ? {} : { maxSize: o.maxManifestSize }),
-        ...('digest' in target ? { digest: target.digest } : {}),
-      });
-      const references = manifestReferences(parsed);
-      for (const blob of references.blobs) {
-        if (!(await ifExists(stat(paths.repoBlob(repository, blob.digest))))) {
-          throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${blob.digest} is not in ${repository}`, {
-            details: { repository, digest: blob.digest },
-          });
-        }
-      }
-      // A sparse index may lack its child manifests; anything else must have them all.
-      let absentChildren = false;
-      for (const child of references.manifests) {
-        if (await metas.present(repository, child.digest)) continue;
-        if (!opts.sparse) {
-          throw new RegistryError(
-            'MANIFEST_BLOB_UNKNOWN',
-            `manifest ${child.digest} is not in ${repository}`,
-            {
-              details: { repository, digest: child.digest },
-            },
-          );
-        }
-        absentChildren = true;
-      }
-      const meta = metaOf(parsed, absentChildren);
-      // Re-tagging a manifest the repository already holds only writes the tag, and
-      // refreshes the manifest's age, which untagged-manifest collection counts from
-      // (one syscall that also tells whether the repository holds it).
-      const known =
-        (await touch(paths.manifestMeta(repository, parsed.digest))) &&
-        (await metas.cached(repository, parsed.digest));
-      if (!known || !(await ifExists(stat(paths.repoBlob(repository, parsed.digest))))) {
-        await content.put(repository, bytes, { digest: parsed.digest, size: bytes.byteLength });
-        await metas.write(repository, parsed.digest, meta);
-      } else if ((known.sparse ?? false) !== absentChildren) {
-        // an index whose children all arrived is whole now (or one that lost some is sparse)
-        await metas.write(repository, parsed.digest, meta);
-      }
-      if ('tag' in target) {
-        await flusher.changing(repository, () => tags.write(repository, target.tag, parsed.digest));
-      }
-      const result: PutManifestResult = {
-        digest: parsed.digest,
-        ...(meta.subject ? { subject: meta.subject } : {}),
-      };
-      return result;
-    },
-
-    async deleteManifest(repository: string, digest: Digest, opts: OperationOptions = {}) {
-      writable();
-      opts.signal?.throwIfAborted();
-      parseDigest(digest);
-      if (!(await ifExists(stat(paths.manifestMeta(repository, digest))))) {
-        throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in ${repository}`);
-      }
-      await flusher.changing(repository, async () => {
-        // Tags first, so a crash part-way leaves an untagged manifest, never a tag to nothing.
-        for (const [tag, target] of await tags.list(repository)) {
-          if (target === digest) await tags.remove(repository, tag);
-        }
-        const metaPath = paths.manifestMeta(repository, digest);
-        if (!(await unlinkIfExists(metaPath))) {
-          throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not in ${repository}`);
-        }
-        await syncDir(dirname(metaPath));
-        await unlinkIfExists(paths.repoBlob(repository, digest));
-        caches.manifestDeleted(repository, digest);
-      });
-    },
-
-    async listReferrers(repository: string, digest: Digest, opts: ReferrersOptions = {}): Promise<Referrers> {
-      readable();
-      parseDigest(digest);
-      paths.repository(repository);
-      const descriptors: Descriptor[] = [];
-      for (const candidate of await metas.digests(repository)) {
-        const meta = await metas.read(repository, candidate);
-        if (meta?.subject === digest) descriptors.push(descriptorOf(candidate, meta));
-      }
-      return filterReferrers(descriptors, opts.artifactType);
-    },
-
-    async headBlob(repository: string, digest: Digest, opts: OperationOptions = {}) {
-      readable();
-      opts.signal?.throwIfAborted();
-      const info = await ifExists(stat(paths.repoBlob(repository, digest)));
-      return info ? { digest, size: info.size } : undefined;
-    },
-
-    async getBlob(repository: string, digest: Digest, opts: GetBlobOptions = {}): Promise<BlobContent> {
-      readable();
-      opts.signal?.throwIfAborted();
-      const path = paths.repoBlob(repository, digest);
-      const info = await ifExists(stat(path));
-      if (!info) {
-        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in ${repository}`, {
-          details: { repository, digest },
-        });
-      }
-      const size = info.size;
-      const range = resolveRange(opts.range, size);
-      if (!range) return { digest, size, stream: createReadStream(path, { highWaterMark: 1 << 20 }) };
-      return { digest, size, range, stream: createReadStream(path, { ...range, highWaterMark: 1 << 20 }) };
-    },
-
-    async putBlob(repository: string, body: BlobBody, opts: PutBlobOptions): Promise<BlobInfo> {
-      writable();
-      paths.repository(repository);
-      const digest = parseDigest(opts.digest);
-      opts.signal?.throwIfAborted();
-      return content.put(repository, body, {
-        digest,
-        ...(opts.size === undefined ? {} : { size: opts.size }),
-        ...(opts.signal === undefined ? {} : { signal: opts.signal }),
-      });
-    },
-
-    async mountBlob(repository: string, digest: Digest, opts: MountBlobOptions = {}) {
-      writable();
-      paths.repository(repository);
-      parseDigest(digest);
-      if (opts.from !== undefined) {
-        if (!(await ifExists(stat(paths.repoBlob(opts.from, digest))))) return undefined;
-      }
-      const stored = await content.blobs.stat(digest);
-      if (!stored) return undefined;
-      await content.link(repository, digest);
-      return { digest, size: stored.size };
-    },
-
-    async deleteBlob(repository: string, digest: Digest, opts: OperationOptions = {}) {
-      writable();
-      opts.signal?.throwIfAborted();
-      const path = paths.repoBlob(repository, digest);
-      if (!(await unlinkIfExists(path))) {
-        throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not in ${repository}`);
-      }
-      await syncDir(dirname(path));
-    },
+    ...manifestApi(parts),
+    ...blobApi(parts),
 
     async startUpload(repository: string, opts: OperationOptions = {}) {
       writable();
