@@ -17,6 +17,7 @@ import {
   terminateConnections,
 } from '@stowage/testing';
 import { afterAll, describe, expect, it } from 'vitest';
+import { fakeClock } from '../test/fake-clock.js';
 import { readRows } from '../test/fixture.js';
 import { importTree } from './importer.js';
 
@@ -78,6 +79,8 @@ describe('importing while the database connection is killed', () => {
         root: dir,
         lockfiles: false,
         retryBudgetMs: 30_000,
+        // the waits between attempts pass on this clock at once: the kills are real, the backoff is not slept
+        clock: fakeClock(),
         onProgress: () => {
           importing = true;
         },

@@ -43,18 +43,18 @@ async function steps(run: ImportRun, dry: Transaction | undefined): Promise<void
   const mode = run.options.mode;
   if (mode === 'pre-import') {
     await eachRepository(run, 'pre-import', (r) =>
-      importRepository(run, dry, r, { step: 'pre-import', manifests: true, tags: false }),
+      importRepository(run, dry, { repository: r, step: 'pre-import', manifests: true, tags: false }),
     );
   } else if (mode === 'import') {
     await eachRepository(run, 'import', (r) =>
-      importRepository(run, dry, r, { step: 'import', manifests: true, tags: true }),
+      importRepository(run, dry, { repository: r, step: 'import', manifests: true, tags: true }),
     );
   } else if (mode === 'blobs') {
     await importBlobs(run, dry);
   } else {
     // pre-import and import of a repository are one pass: each manifest is imported once, fully
     await eachRepository(run, 'import', (r) =>
-      importRepository(run, dry, r, { step: 'import', manifests: true, tags: true }),
+      importRepository(run, dry, { repository: r, step: 'import', manifests: true, tags: true }),
     );
     await importBlobs(run, dry);
   }

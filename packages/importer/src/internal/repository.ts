@@ -16,8 +16,9 @@ import { type Attempt, newAttempt, note, Skip } from './attempt.js';
 import { importManifest } from './manifest.js';
 import type { ImportRun } from './run.js';
 
-/** What a repository's pass writes: manifests (pre-import), tags (import), or both in one pass. */
-export interface RepositorySteps {
+/** Which repository, and what its pass writes: manifests (pre-import), tags (import), or both in one pass. */
+export interface RepositoryPass {
+  readonly repository: string;
   readonly step: ImportProgress['step'];
   readonly manifests: boolean;
   readonly tags: boolean;
@@ -84,10 +85,10 @@ function tagLinkReason(link: LinkResult & { ok: false }): SkipReason {
 export async function importRepository(
   run: ImportRun,
   dry: Transaction | undefined,
-  repository: string,
-  steps: RepositorySteps,
+  steps: RepositoryPass,
 ): Promise<void> {
   const { options, counters } = run;
+  const { repository } = steps;
   const skipRecent = options.preImportSkipRecentMs;
   const tagged = await readTags(run, repository);
   const retriesBefore = counters.retries;
