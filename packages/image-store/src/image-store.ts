@@ -48,7 +48,10 @@ export interface ImageStore extends RegistryWithUploads {
   purgeUploads(): Promise<number>;
   /** Writes every pending `index.json` now. */
   flush(): Promise<void>;
+  /** Writes pending `index.json` files and closes the store; later calls are refused with `UNAVAILABLE`. */
   close(): Promise<void>;
+  /** `close()`, for `await using store = await createImageStore(…)`. */
+  [Symbol.asyncDispose](): Promise<void>;
 }
 
 /** Everything the store does, with an honest answer: each is covered by its tests. */
@@ -233,6 +236,10 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       await flusher.flush();
       await records.close();
       closed = true;
+    },
+
+    [Symbol.asyncDispose]() {
+      return store.close();
     },
   };
   if (!o.readOnly) await flusher.recover();

@@ -199,7 +199,7 @@ export class Layouts {
       try {
         await this.#adoptManifest(repository, digest, descriptor.mediaType);
       } catch (error) {
-        logger.warn({ repository, digest, error }, 'a manifest of a foreign index.json stays invisible');
+        logger.warn({ repository, digest, err: error }, 'a manifest of a foreign index.json stays invisible');
         continue; // a broken or incomplete image stays invisible
       }
       adopted++;

@@ -1,10 +1,8 @@
-import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pushImage, type RandomImage, randomBlob, randomIndex } from '@stowage/testing';
 import { describe, expect, it } from 'vitest';
 import { refusalCode, tempRoots } from '../test/temp-roots.js';
-import { GC_CHANNEL, type ImageStoreGcMessage } from './diagnostics.js';
 import { createImageStore, type ImageStore } from './image-store.js';
 
 const freshRoot = tempRoots('stowage-image-store-sparse-');
@@ -109,49 +107,6 @@ describe('sparse indexes', () => {
     for (const blob of kept.blobs)
       expect(await store.headBlob('sparse/gc', blob.descriptor.digest)).toBeDefined();
     expect((await store.fsck()).problems).toEqual([]);
-    await store.close();
-  });
-});
-
-describe('diagnostics', () => {
-  it(`publishes one report per garbage collection run on ${GC_CHANNEL}`, async () => {
-    const root = await freshRoot();
-    const store = await createImageStore({ root });
-    const orphan = randomBlob(32);
-    await store.putBlob('diag/app', orphan.bytes, { digest: orphan.descriptor.digest });
-    const seen: ImageStoreGcMessage[] = [];
-    const listener = (message: unknown) => {
-      seen.push(message as ImageStoreGcMessage);
-    };
-    subscribe(GC_CHANNEL, listener);
-    try {
-      await store.garbageCollect({ gracePeriodMs: 0, dryRun: true });
-      await store.garbageCollect({ gracePeriodMs: 0 });
-    } finally {
-      unsubscribe(GC_CHANNEL, listener);
-    }
-    expect(seen.map((m) => [m.root, m.report.dryRun, m.report.blobsRemoved])).toEqual([
-      [store.root, true, [orphan.descriptor.digest]],
-      [store.root, false, [orphan.descriptor.digest]],
-    ]);
-    await store.close();
-  });
-
-  it('logs through the logger it is given, and only there', async () => {
-    const root = await freshRoot();
-    const lines: { level: string; fields: object; message?: string }[] = [];
-    const logger = {
-      info: (fields: object, message?: string) => lines.push({ level: 'info', fields, message }),
-    };
-    const store = await createImageStore({ root, logger });
-    await store.garbageCollect({ gracePeriodMs: 0 });
-    expect(lines).toEqual([
-      expect.objectContaining({
-        level: 'info',
-        message: 'garbage collection done',
-        fields: expect.objectContaining({ root: store.root, dryRun: false }),
-      }),
-    ]);
     await store.close();
   });
 });
