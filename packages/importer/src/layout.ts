@@ -149,8 +149,9 @@ export class DistributionTree {
       if (isStowageError(error, 'BLOB_UNKNOWN')) return undefined;
       throw error;
     }
+    // a file's read stream yields Buffers
     const chunks: Buffer[] = [];
-    for await (const chunk of content.stream) chunks.push(Buffer.from(chunk as Uint8Array));
+    for await (const chunk of content.stream) chunks.push(chunk as Buffer);
     return Buffer.concat(chunks);
   }
 
