@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import {
   type AppendUploadOptions,
   type BlobInfo,
@@ -16,6 +16,7 @@ import {
 } from '@stowage/oci';
 import { StoreCaches } from './caches.js';
 import { createContentStore } from './content-store.js';
+import { ifExists } from './fs-utils.js';
 import { type FsckReport, fsck } from './fsck.js';
 import { GarbageCollector, type ImageStoreGcOptions, type ImageStoreGcReport } from './gc.js';
 import { IndexFlusher } from './index-flush.js';
@@ -175,7 +176,9 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
       const withManifests: string[] = [];
       for (const name of await layouts.repositories()) {
         await layouts.sync(name);
-        if ((await metas.digests(name)).length > 0) withManifests.push(name);
+        // a repository is listed once it has held a manifest (as before the split)
+        const algorithms = await ifExists(readdir(paths.repoMeta(name, 'manifests')));
+        if ((algorithms ?? []).length > 0) withManifests.push(name);
       }
       return pageOf(withManifests, opts);
     },
