@@ -1,50 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
-import { type Digest, digestHex, digestOf, isStowageError } from '@stowage/oci';
-import { afterEach, describe, expect, it } from 'vitest';
+import { type Digest, digestHex, digestOf } from '@stowage/oci';
+import { describe, expect, it } from 'vitest';
+import { blob, chunked, codeOf, collect, tempDirs } from '../test/helpers.js';
 import type { BlobStore } from './blob-store.js';
 import { BLOB_WRITE_CHANNEL, type BlobWriteMessage } from './diagnostics.js';
 import { createFileBlobStore } from './file-blob-store.js';
 import { createMemoryBlobStore } from './memory-blob-store.js';
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'stowage-blob-store-'));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks);
-}
-
-async function codeOf(work: Promise<unknown>): Promise<string> {
-  try {
-    await work;
-  } catch (error) {
-    if (isStowageError(error)) return error.code;
-    return (error as Error).name;
-  }
-  return 'no error';
-}
-
-async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let offset = 0; offset < bytes.byteLength; offset += size) yield bytes.subarray(offset, offset + size);
-}
-
-function blob(size: number, algorithm: 'sha256' | 'sha512' = 'sha256') {
-  const bytes = randomBytes(size);
-  return { bytes, digest: digestOf(bytes, algorithm) };
-}
+const tempDir = tempDirs('stowage-blob-store-');
 
 async function listed(store: BlobStore): Promise<Map<Digest, number>> {
   const out = new Map<Digest, number>();

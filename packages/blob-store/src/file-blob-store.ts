@@ -15,6 +15,7 @@ import {
   parseDigest,
   RegistryError,
   resolveRange,
+  SizeMismatchError,
   VerifyingStream,
 } from '@stowage/oci';
 import type {
@@ -25,9 +26,9 @@ import type {
   WriteBlobResult,
 } from './blob-store.js';
 import { publishWrite } from './diagnostics.js';
+import { fsyncPath, ifExists, isMissing, makeDirDurable, syncDir, unlinkIfExists } from './durable-fs.js';
 import { BlobStoreOptionsError } from './errors.js';
 import { batches, bodyChunks } from './internal/body.js';
-import { ifExists, isMissing, makeDirDurable, syncDir, unlinkIfExists } from './internal/fs.js';
 
 /**
  * Where a file blob store keeps a blob:
@@ -54,12 +55,32 @@ export interface FileBlobStoreOptions {
   readonly tmpDir?: string;
 }
 
-/** A `BlobStore` over a directory tree, with the `path` member. */
+export interface AdoptBlobOptions extends OperationOptions {
+  /**
+   * The digest the file's bytes hash to. The caller vouches for it: `adopt`
+   * does not read the file, so a wrong digest stores wrong bytes under it.
+   */
+  readonly digest: Digest;
+  /** The file's exact length when known; a file of another size is refused with `SIZE_INVALID`. */
+  readonly size?: number;
+}
+
+/** A `BlobStore` over a directory tree, with the `path` and `adopt` members. */
 export interface FileBlobStore extends BlobStore {
   readonly root: string;
   readonly layout: FileBlobLayout;
   readonly readOnly: boolean;
   path(digest: Digest): string;
+  /**
+   * Commits a file whose bytes were already verified (a finished upload, a
+   * blob another tool wrote) without copying it: the file is fsynced and
+   * hard-linked under the blob's name, or, on a filesystem without hard
+   * links, renamed there (then `path` is gone). It must be on the store's
+   * filesystem. Its bytes are NOT hashed: the caller vouches for `digest`.
+   * A blob stored already is kept and touched (`created: false`). Published
+   * on `stowage:blob-store:write` like `write`.
+   */
+  adopt(path: string, options: AdoptBlobOptions): Promise<WriteBlobResult>;
 }
 
 /** Link errors that mean "this filesystem has no hard links": the commit falls back to a rename. */
@@ -157,7 +178,13 @@ export function createFileBlobStore(options: FileBlobStoreOptions): FileBlobStor
     return { temp, size: verifier.bytes };
   }
 
-  /** Puts a verified temp file under its final name; false when the blob got there first. */
+  /** Restarts a stored blob's age, as a fresh write of it does. */
+  async function refresh(target: string): Promise<void> {
+    const now = new Date();
+    await ifExists(utimes(target, now, now));
+  }
+
+  /** Puts a verified file under its final name; false when the blob got there first. */
   async function commit(temp: string, target: string): Promise<boolean> {
     await makeDirDurable(dirname(target));
     try {
@@ -263,8 +290,7 @@ export function createFileBlobStore(options: FileBlobStoreOptions): FileBlobStor
       if (await statPath(digest, target)) {
         const size = await verifyOnly(body, opts, digest);
         // A fresh write restarts the age garbage collection's grace period counts.
-        const now = new Date();
-        await ifExists(utimes(target, now, now));
+        await refresh(target);
         publishWrite(() => ({ store: root, digest, size, created: false }));
         return { digest, size, created: false };
       }
@@ -275,6 +301,29 @@ export function createFileBlobStore(options: FileBlobStoreOptions): FileBlobStor
       } finally {
         await rm(temp, { force: true });
       }
+      publishWrite(() => ({ store: root, digest, size, created }));
+      return { digest, size, created };
+    },
+
+    async adopt(path: string, opts: AdoptBlobOptions): Promise<WriteBlobResult> {
+      writable('adopt blobs');
+      const digest = parseDigest(opts.digest);
+      opts.signal?.throwIfAborted();
+      const info = await ifExists(stat(path));
+      if (!info?.isFile()) {
+        throw new RegistryError('BLOB_UNKNOWN', `nothing to adopt: ${path} is not a file`, {
+          details: { digest, path },
+        });
+      }
+      const size = info.size;
+      if (opts.size !== undefined && opts.size !== size) throw new SizeMismatchError(opts.size, size);
+      const target = pathOf(digest);
+      let created = false;
+      if (!(await statPath(digest, target))) {
+        await fsyncPath(path);
+        created = await commit(path, target);
+      }
+      if (!created) await refresh(target);
       publishWrite(() => ({ store: root, digest, size, created }));
       return { digest, size, created };
     },

@@ -3,9 +3,9 @@ import { join, resolve } from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type BlobBody, type OperationOptions, RegistryError } from '@stowage/oci';
+import { ifExists, makeDirDurable, syncDir } from './durable-fs.js';
 import { BlobStoreOptionsError } from './errors.js';
 import { batches, checkLength } from './internal/body.js';
-import { ifExists, makeDirDurable, syncDir } from './internal/fs.js';
 import {
   type CreateStagedUploadOptions,
   isStagingId,

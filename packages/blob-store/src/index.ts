@@ -11,8 +11,17 @@ export {
   UPLOAD_CHANNEL,
   type UploadMessage,
 } from './diagnostics.js';
+export {
+  fsyncPath,
+  ifExists,
+  isMissing,
+  makeDirDurable,
+  syncDir,
+  unlinkIfExists,
+} from './durable-fs.js';
 export { BlobStoreOptionsError } from './errors.js';
 export {
+  type AdoptBlobOptions,
   createFileBlobStore,
   type FileBlobLayout,
   type FileBlobStore,

@@ -1,18 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import {
-  type BlobBody,
-  type Digest,
-  digestOf,
-  isStowageError,
-  type PutBlobOptions,
-  RegistryError,
-} from '@stowage/oci';
-import { afterEach, describe, expect, it } from 'vitest';
+import { type BlobBody, type Digest, digestOf, type PutBlobOptions, RegistryError } from '@stowage/oci';
+import { describe, expect, it } from 'vitest';
+import { blob, chunked, codeOf, collect, tempDirs } from '../test/helpers.js';
 import { UPLOAD_CHANNEL, type UploadMessage } from './diagnostics.js';
 import { createFileStaging } from './file-staging.js';
 import { createMemoryBlobStore } from './memory-blob-store.js';
@@ -20,40 +13,7 @@ import { createMemoryStaging } from './memory-staging.js';
 import { createUploadSessions } from './upload-sessions.js';
 import type { UploadStaging } from './upload-staging.js';
 
-const dirs: string[] = [];
-async function tempDir(): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'stowage-upload-sessions-'));
-  dirs.push(dir);
-  return dir;
-}
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks);
-}
-
-async function codeOf(work: Promise<unknown>): Promise<string> {
-  try {
-    await work;
-  } catch (error) {
-    if (isStowageError(error)) return error.code;
-    return (error as Error).name;
-  }
-  return 'no error';
-}
-
-async function* chunked(bytes: Uint8Array, size: number): AsyncGenerator<Uint8Array> {
-  for (let offset = 0; offset < bytes.byteLength; offset += size) yield bytes.subarray(offset, offset + size);
-}
-
-function blob(size: number) {
-  const bytes = randomBytes(size);
-  return { bytes, digest: digestOf(bytes) };
-}
+const tempDir = tempDirs('stowage-upload-sessions-');
 
 /** Sessions over a staging area, committing into a memory blob store; `failNext` makes the next commit fail. */
 function setup(staging: UploadStaging) {

@@ -1,7 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import {
   type BlobBody,
   type BlobContent,
@@ -10,33 +7,20 @@ import {
   digestOf,
   fullCapabilities,
   hasUploadSessions,
-  isStowageError,
   type PutBlobOptions,
   type Registry,
   type RegistryCapabilities,
   RegistryError,
 } from '@stowage/oci';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { codeOf, tempDirs } from '../test/helpers.js';
 import type { BlobStore } from './blob-store.js';
 import { createFileStaging } from './file-staging.js';
 import { createMemoryBlobStore } from './memory-blob-store.js';
 import { createMemoryStaging } from './memory-staging.js';
 import { withUploadSessions } from './upload-sessions.js';
 
-const dirs: string[] = [];
-afterEach(async () => {
-  for (const dir of dirs.splice(0)) await rm(dir, { recursive: true, force: true });
-});
-
-async function codeOf(work: Promise<unknown>): Promise<string> {
-  try {
-    await work;
-  } catch (error) {
-    if (isStowageError(error)) return error.code;
-    return (error as Error).name;
-  }
-  return 'no error';
-}
+const tempDir = tempDirs('stowage-with-sessions-');
 
 function unsupported(): never {
   throw new RegistryError('UNSUPPORTED', 'not in this test store');
@@ -181,8 +165,7 @@ describe('withUploadSessions', () => {
   });
 
   it('with a file staging area, a session survives a new wrapper over the same directory', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'stowage-with-sessions-'));
-    dirs.push(dir);
+    const dir = await tempDir();
     const base = new BlobsOnlyRegistry();
     const bytes = randomBytes(5000);
     const first = withUploadSessions(base, { staging: createFileStaging({ dir }) });

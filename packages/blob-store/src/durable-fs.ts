@@ -1,6 +1,14 @@
 import { mkdir, open, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
+/**
+ * Low-level durability helpers for stores that keep their state in files:
+ * the pieces the file blob store commits with, exported so that a store built
+ * on it (the image store) fsyncs and tolerates missing paths the same way,
+ * sharing one group commit per directory with it. Paths only; no blob
+ * semantics.
+ */
+
 /** True for the errors a missing file or directory gives. */
 export function isMissing(error: unknown): boolean {
   const code = (error as NodeJS.ErrnoException | undefined)?.code;

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { syncDir } from './fs-utils.js';
+import { syncDir } from './durable-fs.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
