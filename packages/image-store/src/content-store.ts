@@ -15,9 +15,6 @@ import {
 import { fsyncPath, ifExists, syncDir, tempBeside, touch } from './fs-utils.js';
 import type { StorePaths } from './paths.js';
 
-/** Link errors that mean "this filesystem has no hard links". */
-const NO_HARD_LINKS: ReadonlySet<string> = new Set(['EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
-
 export interface ContentStoreOptions {
   readonly paths: StorePaths;
   readonly readOnly: boolean;
@@ -39,13 +36,6 @@ export interface ContentStore {
     body: BlobBody,
     options: { digest: Digest; size?: number; signal?: AbortSignal },
   ): Promise<BlobInfo>;
-  /**
-   * Puts a file whose bytes were verified to hash to `digest` into the content
-   * store without copying it (a finished upload, a blob another tool wrote):
-   * hard-linked, or with `mayMove` renamed where the filesystem has no hard
-   * links. False when the content store held the blob already.
-   */
-  adoptVerifiedFile(path: string, digest: Digest, options: { mayMove: boolean }): Promise<boolean>;
   /** Hard-links a stored blob into a repository (a copy where links are impossible), refreshing its age. */
   link(repository: string, digest: Digest): Promise<void>;
   /** Verifies a blob another tool wrote into a repository and shares its inode with the content store. */
@@ -87,30 +77,9 @@ export function createContentStore(options: ContentStoreOptions): ContentStore {
     await syncDir(dirname(target));
   }
 
-  async function adoptVerifiedFile(
-    path: string,
-    digest: Digest,
-    opts: { mayMove: boolean },
-  ): Promise<boolean> {
-    const target = blobs.path(digest);
-    await mkdir(dirname(target), { recursive: true });
-    try {
-      await link(path, target);
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code ?? '';
-      if (code === 'EEXIST') return false;
-      if (!opts.mayMove || !NO_HARD_LINKS.has(code)) throw error;
-      if (await ifExists(stat(target))) return false;
-      await rename(path, target);
-    }
-    await syncDir(dirname(target));
-    return true;
-  }
-
   return {
     blobs,
     link: linkInto,
-    adoptVerifiedFile,
 
     async put(repository, body, opts) {
       const written = await blobs.write(body, opts);
@@ -128,7 +97,11 @@ export function createContentStore(options: ContentStoreOptions): ContentStore {
         digestAlgorithm(digest),
       );
       if (actual.digest !== digest) throw new DigestMismatchError(digest, actual.digest);
-      if (!stored && (await adoptVerifiedFile(path, digest, { mayMove: false }))) return;
+      if (!stored && (await blobs.adopt(path, { digest, size: info.size })).created) {
+        // Without hard links the file was moved into the content store: put a copy back.
+        if (!(await ifExists(stat(path)))) await linkInto(repository, digest);
+        return;
+      }
       // The content store has it already: replace the repository's copy with a link to it.
       const temp = tempBeside(path);
       try {

@@ -1,6 +1,6 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, open, readdir, readFile, rm, stat, truncate as truncateFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat, truncate as truncateFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -141,10 +141,8 @@ export class Uploads {
             ? { digest: `sha256:${running.hash.digest('hex')}` as Digest, size }
             : await digestStream(createReadStream(data, { highWaterMark: 1 << 20 }), digestAlgorithm(digest));
         if (actual.digest !== digest) throw new DigestMismatchError(digest, actual.digest);
-        const handle = await open(data, 'r+');
-        await handle.sync();
-        await handle.close();
-        await this.#o.content.adoptVerifiedFile(data, digest, { mayMove: true });
+        // Verified above; adopt fsyncs it and links (or moves) it into the content store.
+        await this.#o.content.blobs.adopt(data, { digest, size });
         await this.#o.content.link(repository, digest);
         return { digest, size: actual.size };
       } finally {
