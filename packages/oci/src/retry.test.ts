@@ -59,6 +59,39 @@ describe('retry on fake timers', () => {
     expect(waits).toEqual([2000, 300]);
   });
 
+  it('with maxRetryAfterMs, waits a requested delay longer than any backoff, up to that ceiling', async () => {
+    const waits: number[] = [];
+    let calls = 0;
+    const work = retry(
+      async () => {
+        if (++calls === 1) throw transient(5000);
+        if (calls === 2) throw transient(60_000);
+        if (calls === 3) throw transient();
+        return calls;
+      },
+      {
+        attempts: 4,
+        baseDelayMs: 100,
+        maxDelayMs: 1000,
+        maxRetryAfterMs: 10_000,
+        random: () => 0.5,
+        onRetry: (i) => waits.push(i.delayMs),
+      },
+    );
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(calls).toBe(1);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(9999);
+    expect(calls).toBe(2);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls).toBe(3);
+    // a failure without a request still backs off under maxDelayMs: half of 100 * 2^2
+    await vi.advanceTimersByTimeAsync(200);
+    await expect(work).resolves.toBe(4);
+    expect(waits).toEqual([5000, 10_000, 200]);
+  });
+
   it('throws the last failure when attempts run out, and a non-retryable one at once', async () => {
     let calls = 0;
     const spent = retry(

@@ -42,6 +42,11 @@ export interface RetryOptions {
   /** Backoff before the second attempt; doubles each time up to `maxDelayMs`. */
   readonly baseDelayMs: number;
   readonly maxDelayMs: number;
+  /**
+   * Ceiling of a wait an error asks for (its `retryAfterMs`, a server's
+   * `Retry-After`), which may be longer than any backoff. Default `maxDelayMs`.
+   */
+  readonly maxRetryAfterMs?: number;
   /** Whether a failure may be retried. Default: a Stowage error with `retryable`. */
   readonly shouldRetry?: (error: unknown, attempt: number) => boolean;
   /** Called before each wait. */
@@ -52,14 +57,18 @@ export interface RetryOptions {
   readonly signal?: AbortSignal;
 }
 
-/** The wait before the attempt after `attempt`: the error's own `retryAfterMs` when it has one, else full-jitter exponential backoff. */
+/**
+ * The wait before the attempt after `attempt`: the error's own `retryAfterMs`
+ * when it has one (at most `maxRetryAfterMs`, default `maxDelayMs`), else
+ * full-jitter exponential backoff.
+ */
 export function retryDelay(
   error: unknown,
   attempt: number,
-  options: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs' | 'random'>,
+  options: Pick<RetryOptions, 'baseDelayMs' | 'maxDelayMs' | 'maxRetryAfterMs' | 'random'>,
 ): number {
   if (isStowageError(error) && error.retryAfterMs !== undefined) {
-    return Math.min(Math.max(0, error.retryAfterMs), options.maxDelayMs);
+    return Math.min(Math.max(0, error.retryAfterMs), options.maxRetryAfterMs ?? options.maxDelayMs);
   }
   const ceiling = Math.min(options.maxDelayMs, options.baseDelayMs * 2 ** (attempt - 1));
   return Math.floor((options.random ?? Math.random)() * ceiling);

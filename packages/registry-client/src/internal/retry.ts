@@ -60,30 +60,22 @@ export interface RetryContext {
  * `@stowage/oci`'s `retry` with the client's policy: `retries` after the first
  * attempt, full-jitter exponential backoff between `minDelayMs` and
  * `maxDelayMs`, and a `Retry-After` waited in full up to `maxRetryAfterMs`
- * (a longer one fails at once). oci's loop caps a requested delay at
- * `maxDelayMs`; the client's policy lets a server ask for longer, so the
- * clock handed to the loop sleeps what the server asked for.
+ * (a longer one fails at once).
  */
 export function retryWith<T>(operation: (attempt: number) => Promise<T>, context: RetryContext): Promise<T> {
   const { policy } = context;
   const shouldRetry = context.shouldRetry ?? isRetryable;
-  let requested: number | undefined;
   return retry(operation, {
     attempts: context.idempotent === false ? 1 : policy.retries + 1,
     baseDelayMs: policy.minDelayMs,
     maxDelayMs: policy.maxDelayMs,
-    clock: {
-      now: () => policy.clock.now(),
-      sleep: (ms, signal) => policy.clock.sleep(requested ?? ms, signal),
-    },
+    maxRetryAfterMs: policy.maxRetryAfterMs,
+    clock: policy.clock,
     shouldRetry: (error) => {
       const asked = retryAfterOf(error);
       return (asked === undefined || asked <= policy.maxRetryAfterMs) && shouldRetry(error);
     },
-    onRetry: (info) => {
-      requested = retryAfterOf(info.error);
-      context.onRetry?.({ ...info, delayMs: requested ?? info.delayMs });
-    },
+    ...(context.onRetry ? { onRetry: context.onRetry } : {}),
     ...(context.random ? { random: context.random } : {}),
     ...(context.signal ? { signal: context.signal } : {}),
   });
