@@ -58,14 +58,13 @@ describe('parseCapabilitiesHeader', () => {
 
 describe('distributionCapabilities', () => {
   it('is what docker-registry 2.8 does, as the client sees it', () => {
-    expect(distributionCapabilities).toEqual({
-      ...fullCapabilities,
-      deleteTag: false,
-      anonymousMount: false,
-      sparseIndex: false,
-      referrers: 'tag-schema',
-      lock: false,
-      garbageCollect: false,
-    });
+    // what 2.8 lacks: tag deletes (400), anonymous mounts (an upload instead), sparse indexes, locks, GC
+    const lacking = new Set(['deleteTag', 'anonymousMount', 'sparseIndex', 'lock', 'garbageCollect']);
+    for (const name of Object.keys(fullCapabilities) as (keyof typeof fullCapabilities)[]) {
+      if (name === 'referrers') continue;
+      expect([name, distributionCapabilities[name]]).toEqual([name, !lacking.has(name)]);
+    }
+    expect(distributionCapabilities.referrers).toBe('tag-schema');
+    expect(Object.keys(distributionCapabilities).sort()).toEqual(Object.keys(fullCapabilities).sort());
   });
 });
