@@ -23,6 +23,7 @@ import {
   COPY_MANIFEST_CHANNEL,
   type CopyBlobMessage,
   type CopyManifestMessage,
+  type CopyOptions,
   type CopyProgressEvent,
   copyImage,
 } from './index.js';
@@ -79,16 +80,24 @@ async function error(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
+/** `src:v1` of a registry: what most tests copy from. */
+const srcV1 = (registry: Registry) => ({ registry, repository: 'src', reference: 'v1' });
+
+/** A memory registry holding a random image (of `options`) as `src:v1`. */
+async function seeded(options?: Parameters<typeof randomImage>[0]) {
+  const registry = createMemoryRegistry();
+  const image = randomImage(options);
+  await pushImage(registry, 'src', image, 'v1');
+  return { registry, image };
+}
+
 describe('copyImage', () => {
   it('copies a single image with identical bytes and digests', async () => {
     const from = createMemoryRegistry();
     const to = createMemoryRegistry();
     const image = randomImage({ layers: 3 });
     await pushImage(from, 'src', image, 'v1');
-    const result = await copyImage(
-      { registry: from, repository: 'src', reference: 'v1' },
-      { registry: to, repository: 'dst', tag: 'copied' },
-    );
+    const result = await copyImage(srcV1(from), { registry: to, repository: 'dst', tag: 'copied' });
     expect(result).toEqual({
       digest: image.manifest.digest,
       sourceDigest: image.manifest.digest,
@@ -178,7 +187,7 @@ describe('copyImage', () => {
     await pushImage(to, 'dst', image, 'old');
     const events: CopyProgressEvent[] = [];
     const result = await copyImage(
-      { registry: from, repository: 'src', reference: 'v1' },
+      srcV1(from),
       { registry: to, repository: 'dst', tag: 'v1' },
       { onProgress: (e) => events.push(e) },
     );
@@ -188,13 +197,8 @@ describe('copyImage', () => {
 
   describe('mounts', () => {
     it('mounts between two repositories of one store object', async () => {
-      const registry = createMemoryRegistry();
-      const image = randomImage({ layers: 2 });
-      await pushImage(registry, 'src', image, 'v1');
-      const result = await copyImage(
-        { registry, repository: 'src', reference: 'v1' },
-        { registry, repository: 'dst', tag: 'v1' },
-      );
+      const { registry, image } = await seeded({ layers: 2 });
+      const result = await copyImage(srcV1(registry), { registry, repository: 'dst', tag: 'v1' });
       expect(result).toMatchObject({ blobsMounted: 3, blobsCopied: 0 });
       expect((await registry.getManifest('dst', 'v1')).digest).toBe(image.manifest.digest);
     });
@@ -205,10 +209,7 @@ describe('copyImage', () => {
       const to = spy(store);
       const image = randomImage({ layers: 2 });
       await pushImage(store, 'src', image, 'v1');
-      const result = await copyImage(
-        { registry: from, repository: 'src', reference: 'v1' },
-        { registry: to, repository: 'dst', tag: 'v1' },
-      );
+      const result = await copyImage(srcV1(from), { registry: to, repository: 'dst', tag: 'v1' });
       expect(result).toMatchObject({ blobsMounted: 3, blobsCopied: 0 });
       expect(from.count('getBlob')).toBe(0);
       for (const call of to.calls.filter((c) => c.method === 'mountBlob')) {
@@ -221,14 +222,11 @@ describe('copyImage', () => {
       const to = spy(createMemoryRegistry());
       const image = randomImage({ layers: 1 });
       await pushImage(from, 'src', image, 'v1');
-      const plain = await copyImage(
-        { registry: from, repository: 'src', reference: 'v1' },
-        { registry: to, repository: 'a', tag: 'v1' },
-      );
+      const plain = await copyImage(srcV1(from), { registry: to, repository: 'a', tag: 'v1' });
       expect(plain).toMatchObject({ blobsMounted: 0, blobsCopied: 2 });
       expect(to.count('mountBlob')).toBe(0);
       const forced = await copyImage(
-        { registry: from, repository: 'src', reference: 'v1' },
+        srcV1(from),
         { registry: to, repository: 'b', tag: 'v1' },
         { mount: true },
       );
@@ -238,39 +236,26 @@ describe('copyImage', () => {
     });
 
     it('mount: false moves bytes within one origin; a mount answering undefined moves them too', async () => {
-      const store = createMemoryRegistry();
-      const image = randomImage({ layers: 1 });
-      await pushImage(store, 'src', image, 'v1');
+      const { registry: store } = await seeded({ layers: 1 });
       const off = spy(store);
       expect(
-        await copyImage(
-          { registry: store, repository: 'src', reference: 'v1' },
-          { registry: off, repository: 'off', tag: 'v1' },
-          { mount: false },
-        ),
+        await copyImage(srcV1(store), { registry: off, repository: 'off', tag: 'v1' }, { mount: false }),
       ).toMatchObject({ blobsMounted: 0, blobsCopied: 2 });
       expect(off.count('mountBlob')).toBe(0);
       const refusing = spy(store, { hooks: { mountBlob: async () => undefined } });
       expect(
-        await copyImage(
-          { registry: store, repository: 'src', reference: 'v1' },
-          { registry: refusing, repository: 'refused', tag: 'v1' },
-        ),
+        await copyImage(srcV1(store), { registry: refusing, repository: 'refused', tag: 'v1' }),
       ).toMatchObject({ blobsMounted: 0, blobsCopied: 2 });
       expect(refusing.count('mountBlob')).toBe(2);
     });
 
     it('does not mount by default into a store whose capabilities say it cannot', async () => {
-      const store = createMemoryRegistry();
-      const image = randomImage({ layers: 1 });
-      await pushImage(store, 'src', image, 'v1');
+      const { registry: store } = await seeded({ layers: 1 });
       const to = spy(store, { capabilities: { mount: false } });
-      expect(
-        await copyImage(
-          { registry: store, repository: 'src', reference: 'v1' },
-          { registry: to, repository: 'dst', tag: 'v1' },
-        ),
-      ).toMatchObject({ blobsMounted: 0, blobsCopied: 2 });
+      expect(await copyImage(srcV1(store), { registry: to, repository: 'dst', tag: 'v1' })).toMatchObject({
+        blobsMounted: 0,
+        blobsCopied: 2,
+      });
       expect(to.count('mountBlob')).toBe(0);
     });
 
@@ -281,7 +266,7 @@ describe('copyImage', () => {
       const from = spy(store);
       const to = spy(store);
       const result = await copyImage(
-        { registry: from, repository: 'src', reference: 'v1' },
+        srcV1(from),
         { registry: to, repository: 'src', tag: 'v2' },
         { platforms: ['linux/arm64'] },
       );
@@ -301,16 +286,24 @@ describe('copyImage', () => {
   describe('platform filter', () => {
     const platforms = ['linux/amd64', 'linux/arm64', 'linux/arm/v7'];
 
-    it('into a store that takes a sparse index: the original bytes and digest, the other children not copied', async () => {
+    /** An index of `platforms` as `src:multi` in a memory registry, and `copy` of it into `dst:<tag>` of a spied one. */
+    async function multi(capabilities?: Partial<RegistryCapabilities>) {
       const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry(), { capabilities: { sparseIndex: true } });
+      const to = spy(createMemoryRegistry(), capabilities ? { capabilities } : {});
       const index = randomIndex({ platforms });
       await pushIndex(from, 'src', index, 'multi');
-      const result = await copyImage(
-        { registry: from, repository: 'src', reference: 'multi' },
-        { registry: to, repository: 'dst', tag: 'arm' },
-        { platforms: ['linux/arm64'] },
-      );
+      const copy = (tag: string, options: CopyOptions) =>
+        copyImage(
+          { registry: from, repository: 'src', reference: 'multi' },
+          { registry: to, repository: 'dst', tag },
+          options,
+        );
+      return { from, to, index, copy };
+    }
+
+    it('into a store that takes a sparse index: the original bytes and digest, the other children not copied', async () => {
+      const { to, index, copy } = await multi({ sparseIndex: true });
+      const result = await copy('arm', { platforms: ['linux/arm64'] });
       expect(result).toMatchObject({
         digest: index.index.digest,
         sourceDigest: index.index.digest,
@@ -332,17 +325,8 @@ describe('copyImage', () => {
     });
 
     it('into a store that cannot: refused before anything is written, naming rewriteIndex', async () => {
-      const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry(), { capabilities: { sparseIndex: false } });
-      const index = randomIndex({ platforms });
-      await pushIndex(from, 'src', index, 'multi');
-      const refused = await error(
-        copyImage(
-          { registry: from, repository: 'src', reference: 'multi' },
-          { registry: to, repository: 'dst', tag: 'arm' },
-          { platforms: ['linux/arm64'] },
-        ),
-      );
+      const { to, copy } = await multi({ sparseIndex: false });
+      const refused = await error(copy('arm', { platforms: ['linux/arm64'] }));
       expect(isStowageError(refused, 'SPARSE_INDEX_UNSUPPORTED')).toBe(true);
       expect((refused as Error).name).toBe('CopyError');
       expect((refused as Error).message).toContain('rewriteIndex: true');
@@ -352,15 +336,8 @@ describe('copyImage', () => {
     });
 
     it('with rewriteIndex into a store that cannot: a filtered index with a new digest, reported', async () => {
-      const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry(), { capabilities: { sparseIndex: false } });
-      const index = randomIndex({ platforms });
-      await pushIndex(from, 'src', index, 'multi');
-      const result = await copyImage(
-        { registry: from, repository: 'src', reference: 'multi' },
-        { registry: to, repository: 'dst', tag: 'arm' },
-        { platforms: ['linux/arm64', 'linux/arm/v7'], rewriteIndex: true },
-      );
+      const { to, index, copy } = await multi({ sparseIndex: false });
+      const result = await copy('arm', { platforms: ['linux/arm64', 'linux/arm/v7'], rewriteIndex: true });
       expect(result).toMatchObject({ sourceDigest: index.index.digest, indexRewritten: true, sparse: false });
       expect(result.digest).not.toBe(index.index.digest);
       const copied = await to.getManifest('dst', 'arm');
@@ -375,28 +352,14 @@ describe('copyImage', () => {
     });
 
     it('a store that takes sparse indexes gets the original even with rewriteIndex', async () => {
-      const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry(), { capabilities: { sparseIndex: true } });
-      const index = randomIndex({ platforms });
-      await pushIndex(from, 'src', index, 'multi');
-      const result = await copyImage(
-        { registry: from, repository: 'src', reference: 'multi' },
-        { registry: to, repository: 'dst', tag: 'arm' },
-        { platforms: ['linux/arm64'], rewriteIndex: true },
-      );
+      const { index, copy } = await multi({ sparseIndex: true });
+      const result = await copy('arm', { platforms: ['linux/arm64'], rewriteIndex: true });
       expect(result).toMatchObject({ digest: index.index.digest, sparse: true, indexRewritten: false });
     });
 
     it('when every child matches, the index is pushed unchanged and not as sparse', async () => {
-      const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry(), { capabilities: { sparseIndex: false } });
-      const index = randomIndex({ platforms });
-      await pushIndex(from, 'src', index, 'multi');
-      const result = await copyImage(
-        { registry: from, repository: 'src', reference: 'multi' },
-        { registry: to, repository: 'dst', tag: 'all' },
-        { platforms },
-      );
+      const { to, index, copy } = await multi({ sparseIndex: false });
+      const result = await copy('all', { platforms });
       expect(result).toMatchObject({
         digest: index.index.digest,
         sparse: false,
@@ -409,17 +372,8 @@ describe('copyImage', () => {
     });
 
     it('a filter matching no child fails before anything is written', async () => {
-      const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry());
-      const index = randomIndex({ platforms });
-      await pushIndex(from, 'src', index, 'multi');
-      const refused = await error(
-        copyImage(
-          { registry: from, repository: 'src', reference: 'multi' },
-          { registry: to, repository: 'dst', tag: 'x' },
-          { platforms: ['windows/amd64'] },
-        ),
-      );
+      const { to, copy } = await multi();
+      const refused = await error(copy('x', { platforms: ['windows/amd64'] }));
       expect(isStowageError(refused, 'NO_MATCHING_PLATFORM')).toBe(true);
       expect(wrote(to)).toEqual([]);
     });
@@ -504,7 +458,7 @@ describe('copyImage', () => {
       const image = randomImage({ platform: 'linux/s390x' });
       await pushImage(from, 'src', image, 'v1');
       const result = await copyImage(
-        { registry: from, repository: 'src', reference: 'v1' },
+        srcV1(from),
         { registry: to, repository: 'dst', tag: 'v1' },
         { platforms: ['linux/amd64'] },
       );
@@ -528,14 +482,11 @@ describe('copyImage', () => {
         artifactType: 'application/vnd.example.sig',
       });
       await pushImage(from, 'src', signature);
-      const plain = await copyImage(
-        { registry: from, repository: 'src', reference: 'v1' },
-        { registry: to, repository: 'plain', tag: 'v1' },
-      );
+      const plain = await copyImage(srcV1(from), { registry: to, repository: 'plain', tag: 'v1' });
       expect(plain.manifests).toBe(1);
       expect((await to.listReferrers('plain', image.manifest.digest)).manifests).toEqual([]);
       const result = await copyImage(
-        { registry: from, repository: 'src', reference: 'v1' },
+        srcV1(from),
         { registry: to, repository: 'dst', tag: 'v1' },
         { referrers: true },
       );
@@ -567,7 +518,7 @@ describe('copyImage', () => {
         mediaType: 'application/vnd.oci.image.index.v1+json',
       });
       const result = await copyImage(
-        { registry: from, repository: 'src', reference: 'v1' },
+        srcV1(from),
         { registry: to, repository: 'dst', tag: 'v1' },
         { referrers: true },
       );
@@ -587,7 +538,7 @@ describe('copyImage', () => {
       controller.abort(reason);
       const stopped = await error(
         copyImage(
-          { registry: from, repository: 'src', reference: 'v1' },
+          srcV1(from),
           { registry: createMemoryRegistry(), repository: 'dst', tag: 'v1' },
           { signal: controller.signal },
         ),
@@ -704,7 +655,7 @@ describe('copyImage', () => {
   describe('options and errors', () => {
     it('refuses bad options before any call', async () => {
       const from = spy(createMemoryRegistry());
-      const source = { registry: from, repository: 'src', reference: 'v1' };
+      const source = srcV1(from);
       const destination = { registry: createMemoryRegistry(), repository: 'dst' };
       for (const concurrency of [0, -1, 1.5, Number.NaN]) {
         expect(
@@ -724,16 +675,14 @@ describe('copyImage', () => {
     });
 
     it('logs one debug line per blob and manifest to the logger given, nothing else', async () => {
-      const from = createMemoryRegistry();
-      const image = randomImage({ layers: 1 });
-      await pushImage(from, 'src', image, 'v1');
+      const { registry: from, image } = await seeded({ layers: 1 });
       const lines: { level: string; fields: object; message?: string }[] = [];
       const logger = {
         debug: (fields: object, message?: string) => lines.push({ level: 'debug', fields, message }),
         info: (fields: object, message?: string) => lines.push({ level: 'info', fields, message }),
       };
       await copyImage(
-        { registry: from, repository: 'src', reference: 'v1' },
+        srcV1(from),
         { registry: createMemoryRegistry(), repository: 'dst', tag: 'v1' },
         { logger },
       );
