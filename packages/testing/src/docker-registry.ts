@@ -38,7 +38,12 @@ export interface DockerRegistry {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on at the moment of asking: for
+ * a peer that must be told its port before it starts (docker-registry, a server
+ * in a child process). Another process may take it in between; rare enough for tests.
+ */
+export async function freePort(): Promise<number> {
   return await new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();

@@ -7,6 +7,7 @@ export {
 export { DistributionTreeWriter, type PopulateOptions, populateTree } from './distribution-tree.js';
 export {
   type DockerRegistry,
+  freePort,
   type HtpasswdUser,
   type StartDockerRegistryOptions,
   startDockerRegistry,
