@@ -9,9 +9,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { digestHex, digestOf } from '@stowage/oci';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect } from '../test/helpers.js';
 import { createFileBlobStore } from './file-blob-store.js';
 
 function findExecutable(name: string): string | undefined {
@@ -37,12 +37,6 @@ async function freePort(): Promise<number> {
       );
     });
   });
-}
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(Buffer.from(chunk as Uint8Array));
-  return Buffer.concat(chunks);
 }
 
 const binary = findExecutable('docker-registry');
