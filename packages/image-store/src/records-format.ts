@@ -4,9 +4,8 @@
  * the rules every record keeps (IDs, names, derived digests).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { isValidRepositoryName, isValidTag, truncate } from '@stowage/oci';
+import { byBytes, goJson, goString, isValidRepositoryName, isValidTag, truncate } from '@stowage/oci';
 import { ImageRecordError, type ImageRecordErrorCode } from './errors.js';
-import { byBytes, goJson, goString } from './go-json.js';
 
 /** One image record, as containers/storage keeps it (images.json), plus the derived `digests`. */
 export interface ImageRecord {

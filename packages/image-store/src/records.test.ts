@@ -1,10 +1,9 @@
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { digestOf, isStowageError } from '@stowage/oci';
+import { digestOf, goString, isStowageError } from '@stowage/oci';
 import { pushImage, randomImage } from '@stowage/testing';
 import { describe, expect, it } from 'vitest';
 import { refusalCode, tempRoots } from '../test/temp-roots.js';
-import { goString } from './go-json.js';
 import { createImageStore } from './image-store.js';
 import { bigDataFileName, formatImagesJson, parseImageName, parseImagesJson } from './records.js';
 

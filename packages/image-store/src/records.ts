@@ -1,8 +1,7 @@
 import { mkdir, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { truncate } from '@stowage/oci';
+import { byBytes, truncate } from '@stowage/oci';
 import { ifExists, writeFileAtomic } from './fs-utils.js';
-import { byBytes } from './go-json.js';
 import type { StoreLocks } from './lock.js';
 import {
   bigDataFileName,

@@ -36,6 +36,7 @@ export {
   type WireErrorCode,
   wireErrorCode,
 } from './errors.js';
+export { byBytes, GoStruct, goJson, goString, goStruct } from './go-json.js';
 export { type Logger, type LogLevel, type ResolvedLogger, resolveLogger } from './logger.js';
 export {
   detectManifestMediaType,

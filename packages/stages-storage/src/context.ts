@@ -1,4 +1,11 @@
-import { isStowageError, type Logger, type OperationOptions, type Registry, type ResolvedLogger, resolveLogger } from '@stowage/oci';
+import {
+  isStowageError,
+  type Logger,
+  type OperationOptions,
+  type Registry,
+  type ResolvedLogger,
+  resolveLogger,
+} from '@stowage/oci';
 import { TagListing } from './listing.js';
 import type { ListingOptions } from './types.js';
 
@@ -18,7 +25,13 @@ export class RepoContext {
   #listing: TagListing | undefined;
   #pending: Promise<TagListing> | undefined;
 
-  constructor(setup: { registry: Registry; repository: string; address: string; project: string; logger?: Logger }) {
+  constructor(setup: {
+    registry: Registry;
+    repository: string;
+    address: string;
+    project: string;
+    logger?: Logger;
+  }) {
     this.registry = setup.registry;
     this.repository = setup.repository;
     this.address = setup.address;

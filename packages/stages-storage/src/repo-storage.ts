@@ -7,8 +7,8 @@ import * as records from './records.js';
 import * as stages from './stages.js';
 import * as transfer from './transfer.js';
 import type {
-  ClientIdRecord,
   CleanupRecord,
+  ClientIdRecord,
   CustomTagMetadata,
   ExportStageOptions,
   ExportStageResult,
@@ -59,7 +59,10 @@ export function repositoryOfAddress(address: string): string {
 /** A stages storage over a repository of any `Registry` (werf's RepoStagesStorage). */
 export function createRepoStagesStorage(options: RepoStagesStorageOptions): StagesStorage {
   if (!options.address || /\s/.test(options.address)) {
-    throw new StagesStorageError('OPTIONS_INVALID', `address must be a repository address, not ${JSON.stringify(options.address)}`);
+    throw new StagesStorageError(
+      'OPTIONS_INVALID',
+      `address must be a repository address, not ${JSON.stringify(options.address)}`,
+    );
   }
   if (typeof options.project !== 'string' || options.project === '') {
     throw new StagesStorageError('OPTIONS_INVALID', 'project must name the werf project');
@@ -108,7 +111,10 @@ class RepoStagesStorage implements StagesStorage {
   listStageIDs(options?: ListingOptions): Promise<StageID[]> {
     return stages.listStageIDs(this.#ctx, options);
   }
-  listStageIDsByDigest(digest: string, options?: ListingOptions & { parentCreationTs?: number }): Promise<StageID[]> {
+  listStageIDsByDigest(
+    digest: string,
+    options?: ListingOptions & { parentCreationTs?: number },
+  ): Promise<StageID[]> {
     return stages.listStageIDsByDigest(this.#ctx, digest, options);
   }
   getStageDesc(stage: StageRef, options?: ListingOptions): Promise<StageDesc | null> {
@@ -132,7 +138,11 @@ class RepoStagesStorage implements StagesStorage {
   postMultiplatformImage(options: PostMultiplatformImageOptions): Promise<StageDesc> {
     return stages.postMultiplatformImage(this.#ctx, options);
   }
-  copyFromStorage(source: StagesStorage, stage: StageRef, options?: OperationOptions): Promise<StageDesc | null> {
+  copyFromStorage(
+    source: StagesStorage,
+    stage: StageRef,
+    options?: OperationOptions,
+  ): Promise<StageDesc | null> {
     return transfer.copyFromStorage(this, this.#ctx, source, stage, options);
   }
 

@@ -15,7 +15,10 @@ const todo = (name: string): never => {
   throw new Error(`not implemented: ${name}`);
 };
 
-export async function capabilities(_ctx: RepoContext, _o?: OperationOptions): Promise<StagesStorageCapabilities> {
+export async function capabilities(
+  _ctx: RepoContext,
+  _o?: OperationOptions,
+): Promise<StagesStorageCapabilities> {
   return todo('capabilities');
 }
 export async function listStageIDs(_ctx: RepoContext, _o?: ListingOptions): Promise<StageID[]> {
@@ -28,7 +31,11 @@ export async function listStageIDsByDigest(
 ): Promise<StageID[]> {
   return todo('listStageIDsByDigest');
 }
-export async function getStageDesc(_ctx: RepoContext, _s: StageRef, _o?: ListingOptions): Promise<StageDesc | null> {
+export async function getStageDesc(
+  _ctx: RepoContext,
+  _s: StageRef,
+  _o?: ListingOptions,
+): Promise<StageDesc | null> {
   return todo('getStageDesc');
 }
 export async function deleteStage(_ctx: RepoContext, _d: StageDesc, _o?: OperationOptions): Promise<void> {
@@ -40,6 +47,9 @@ export async function createRepo(_ctx: RepoContext, _o?: OperationOptions): Prom
 export async function deleteRepo(_ctx: RepoContext, _o?: OperationOptions): Promise<void> {
   todo('deleteRepo');
 }
-export async function postMultiplatformImage(_ctx: RepoContext, _o: PostMultiplatformImageOptions): Promise<StageDesc> {
+export async function postMultiplatformImage(
+  _ctx: RepoContext,
+  _o: PostMultiplatformImageOptions,
+): Promise<StageDesc> {
   return todo('postMultiplatformImage');
 }

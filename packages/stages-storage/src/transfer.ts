@@ -18,10 +18,18 @@ export async function copyFromStorage(
 ): Promise<StageDesc | null> {
   return todo('copyFromStorage');
 }
-export async function fetchImage(_ctx: RepoContext, _s: StageRef, _o: { local: LocalImages } & OperationOptions): Promise<void> {
+export async function fetchImage(
+  _ctx: RepoContext,
+  _s: StageRef,
+  _o: { local: LocalImages } & OperationOptions,
+): Promise<void> {
   todo('fetchImage');
 }
-export async function storeImage(_ctx: RepoContext, _s: StageRef, _o: { local: LocalImages } & OperationOptions): Promise<void> {
+export async function storeImage(
+  _ctx: RepoContext,
+  _s: StageRef,
+  _o: { local: LocalImages } & OperationOptions,
+): Promise<void> {
   todo('storeImage');
 }
 export async function shouldFetchImage(

@@ -117,7 +117,9 @@ export interface ExportStageOptions extends OperationOptions {
    * Changes the image config (the `config` object of the config blob) after
    * every `werf*` label is removed. Returning a new object is fine.
    */
-  readonly mutateConfig?: (config: Record<string, unknown>) => Record<string, unknown> | Promise<Record<string, unknown>>;
+  readonly mutateConfig?: (
+    config: Record<string, unknown>,
+  ) => Record<string, unknown> | Promise<Record<string, unknown>>;
 }
 
 export interface ExportStageResult {
@@ -186,7 +188,10 @@ export interface StagesStorage {
     options?: ListingOptions & { readonly parentCreationTs?: number },
   ): Promise<StageID[]>;
   /** `null` when absent or rejected; `BROKEN_IMAGE` when a blob or child it references is gone. */
-  getStageDesc(stage: Pick<StageID, 'digest' | 'creationTs'>, options?: ListingOptions): Promise<StageDesc | null>;
+  getStageDesc(
+    stage: Pick<StageID, 'digest' | 'creationTs'>,
+    options?: ListingOptions,
+  ): Promise<StageDesc | null>;
   /** Deletes the stage image and its rejected record; absent is success. */
   deleteStage(desc: StageDesc, options?: OperationOptions): Promise<void>;
   rejectStage(stage: Pick<StageID, 'digest' | 'creationTs'>, options?: OperationOptions): Promise<void>;
@@ -203,9 +208,15 @@ export interface StagesStorage {
 
   // --- between this storage and the local image store ---
   /** Pulls the stage image into the local store. `BROKEN_IMAGE` when a blob is gone. */
-  fetchImage(stage: Pick<StageID, 'digest' | 'creationTs'>, options: { readonly local: LocalImages } & OperationOptions): Promise<void>;
+  fetchImage(
+    stage: Pick<StageID, 'digest' | 'creationTs'>,
+    options: { readonly local: LocalImages } & OperationOptions,
+  ): Promise<void>;
   /** Pushes the stage image from the local store. */
-  storeImage(stage: Pick<StageID, 'digest' | 'creationTs'>, options: { readonly local: LocalImages } & OperationOptions): Promise<void>;
+  storeImage(
+    stage: Pick<StageID, 'digest' | 'creationTs'>,
+    options: { readonly local: LocalImages } & OperationOptions,
+  ): Promise<void>;
   /** False when the local store already has the stage image. */
   shouldFetchImage(
     stage: Pick<StageID, 'digest' | 'creationTs'>,

@@ -1,6 +1,7 @@
 /**
  * JSON the way Go's encoding/json writes it, which is what containers/storage
- * puts in images.json: map keys sorted by byte order, `<`, `>`, `&`, U+2028 and
+ * puts in images.json and werf in its caches and record configs: map keys
+ * sorted by byte order, struct fields in declaration order (`goStruct`), `<`, `>`, `&`, U+2028 and
  * U+2029 escaped as `\u00XX`/`\u20XX`, control characters other than \n, \r
  * and \t as `\u00XX`, no whitespace, no trailing newline.
  */
@@ -49,9 +50,26 @@ export function goString(value: string): string {
   return `${out + value.slice(start)}"`;
 }
 
-/** Any JSON value with Go's rules: objects (Go maps) with sorted keys. */
+/** A Go struct: its fields written in this order (undefined values left out, as `omitempty`). */
+export class GoStruct {
+  readonly fields: readonly (readonly [string, unknown])[];
+  constructor(fields: readonly (readonly [string, unknown])[]) {
+    this.fields = fields;
+  }
+}
+
+/** Fields in declaration order; a field whose value is `undefined` is left out (an `omitempty` field at its zero value). */
+export function goStruct(fields: readonly (readonly [string, unknown])[]): GoStruct {
+  return new GoStruct(fields);
+}
+
+/** Any JSON value with Go's rules: objects (Go maps) with sorted keys, `goStruct`s in field order. */
 export function goJson(value: unknown): string {
   if (value === null || value === undefined) return 'null';
+  if (value instanceof GoStruct) {
+    const fields = value.fields.filter(([, v]) => v !== undefined);
+    return `{${fields.map(([k, v]) => `${goString(k)}:${goJson(v)}`).join(',')}}`;
+  }
   if (typeof value === 'string') return goString(value);
   if (typeof value === 'number') return Number.isFinite(value) ? String(value) : 'null';
   if (typeof value === 'boolean') return value ? 'true' : 'false';
