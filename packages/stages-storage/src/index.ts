@@ -6,3 +6,4 @@ export {
   repositoryOfAddress,
 } from './repo-storage.js';
 export type * from './types.js';
+export { imageInfoFromWerf, werfImageInfo, werfStageDesc, werfStageId } from './werf-json.js';
