@@ -1,1 +1,1 @@
-export type { AcquireOptions, LockHandle, LockManager } from './locks/types.js';
+export * from './locks/index.js';

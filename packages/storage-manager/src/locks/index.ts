@@ -1,0 +1,1 @@
+export type { AcquireOptions, LockHandle, LockManager } from './types.js';
