@@ -1,5 +1,8 @@
-import type { Digest, OperationOptions } from '@stowage/oci';
+import { type Digest, isStowageError, type OperationOptions, type RegistryCapabilities } from '@stowage/oci';
+import { classifyTag, Labels } from '@stowage/tags';
 import type { RepoContext } from './context.js';
+import { StagesStorageError } from './errors.js';
+import { pushRecord } from './record-image.js';
 
 /** What to remove: a tag, and the manifest it points at unless another tag still needs it. */
 export interface RemoveImageTarget {
@@ -16,15 +19,133 @@ export interface RemoveImageTarget {
   readonly what: string;
 }
 
+/** The label of the throwaway record a retired tag is pointed at before it is deleted. */
+export const RETIRED_TAG_LABEL = 'stowage.io/retired';
+
+const isNotFound = (error: unknown): boolean =>
+  isStowageError(error, 'MANIFEST_UNKNOWN') || isStowageError(error, 'NAME_UNKNOWN');
+
+const isRefusal = (error: unknown): boolean =>
+  isStowageError(error, 'DENIED') || isStowageError(error, 'UNSUPPORTED');
+
+async function ignoreNotFound(action: () => Promise<unknown>): Promise<void> {
+  try {
+    await action();
+  } catch (error) {
+    if (!isNotFound(error)) throw error;
+  }
+}
+
+function signalOf(options: OperationOptions): OperationOptions {
+  return options.signal ? { signal: options.signal } : {};
+}
+
+/**
+ * Whether a tag other than `tag` points at `digest`. Only a stage can share
+ * its digest (with the user's custom tags, which are werf's "other" tags);
+ * records are unique images. Answered from the cached listing when there is
+ * one, so a batch of deletes lists the repository once.
+ */
+async function digestNeededElsewhere(
+  ctx: RepoContext,
+  tag: string,
+  digest: Digest,
+  options: OperationOptions,
+): Promise<boolean> {
+  const kind = classifyTag(tag).kind;
+  if (kind !== 'stage' && kind !== 'multiplatform-stage') return false;
+  const listing = await ctx.tags({ ...signalOf(options), cache: true });
+  for (const other of listing.all()) {
+    if (other === tag || classifyTag(other).kind !== 'other') continue;
+    const head = await ctx.registry.headManifest(ctx.repository, other, signalOf(options));
+    if (head?.digest === digest) {
+      ctx.logger.debug({ tag, digest, sharedWith: other }, 'manifest kept: another tag needs it');
+      return true;
+    }
+  }
+  return false;
+}
+
+/**
+ * Removes a tag from a store that cannot delete tags, the way regclient does:
+ * the tag is moved to a unique throwaway record image, which is then deleted
+ * by digest (taking the tag with it). The manifest the tag pointed at stays.
+ */
+async function retireTag(
+  ctx: RepoContext,
+  tag: string,
+  capabilities: RegistryCapabilities,
+  options: OperationOptions,
+): Promise<void> {
+  if (!capabilities.deleteManifest) {
+    throw new StagesStorageError('UNSUPPORTED', 'the registry deletes neither tags nor manifests');
+  }
+  const throwaway = await pushRecord(
+    ctx,
+    tag,
+    { [Labels.werf]: ctx.project, [RETIRED_TAG_LABEL]: tag },
+    options,
+  );
+  await ignoreNotFound(() => ctx.registry.deleteManifest(ctx.repository, throwaway, signalOf(options)));
+}
+
+/** Deletes the tag; falls back to retiring it when the store turns out not to delete tags. */
+async function dropTag(
+  ctx: RepoContext,
+  tag: string,
+  capabilities: RegistryCapabilities,
+  options: OperationOptions,
+): Promise<void> {
+  if (!capabilities.deleteTag) return await retireTag(ctx, tag, capabilities, options);
+  try {
+    await ignoreNotFound(() => ctx.registry.deleteTag(ctx.repository, tag, signalOf(options)));
+  } catch (error) {
+    if (!isStowageError(error, 'UNSUPPORTED')) throw error;
+    await retireTag(ctx, tag, { ...capabilities, deleteTag: false }, options);
+  }
+}
+
 /**
  * Removes an image the way werf does (the tag, then the manifest by digest;
  * not-found is success), without ever deleting a digest another tag still
  * needs. A refusal is `DELETE_REFUSED` naming the registry and the record.
  */
 export async function removeImage(
-  _ctx: RepoContext,
-  _target: RemoveImageTarget,
-  _options: OperationOptions = {},
+  ctx: RepoContext,
+  target: RemoveImageTarget,
+  options: OperationOptions = {},
 ): Promise<void> {
-  throw new Error('not implemented: removeImage');
+  const { tag } = target;
+  const signal = signalOf(options);
+  try {
+    const digest = target.digest ?? (await ctx.registry.headManifest(ctx.repository, tag, signal))?.digest;
+    if (digest !== undefined) {
+      const capabilities = await ctx.registry.capabilities(signal);
+      if (target.keepManifest) {
+        await dropTag(ctx, tag, capabilities, options);
+      } else if (await digestNeededElsewhere(ctx, tag, digest, options)) {
+        await dropTag(ctx, tag, capabilities, options);
+      } else {
+        // With tag deletes, werf's order: the tag, then the manifest. Without
+        // them, deleting the manifest takes its tags with it.
+        if (capabilities.deleteTag) await dropTag(ctx, tag, capabilities, options);
+        await ignoreNotFound(() => ctx.registry.deleteManifest(ctx.repository, digest, signal));
+      }
+    }
+  } catch (error) {
+    if (isNotFound(error)) {
+      // Gone already (a concurrent delete): what was asked for holds.
+    } else if (isRefusal(error)) {
+      const registry = ctx.address;
+      throw new StagesStorageError(
+        'DELETE_REFUSED',
+        `registry ${registry} refused to delete the ${target.what} ${tag}`,
+        { cause: error, details: { registry, origin: ctx.registry.origin, what: target.what, tag } },
+      );
+    } else {
+      throw error;
+    }
+  }
+  ctx.noteTag(tag, false);
+  ctx.logger.debug({ repository: ctx.repository, tag, what: target.what }, 'removed image');
 }
