@@ -1,1 +1,16 @@
+export { type LockErrorCode, LockError } from './errors.js';
+export {
+  createHostLockManager,
+  type HostLockHandle,
+  type HostLockManagerOptions,
+  hostLockPath,
+  werfHome,
+} from './host.js';
+export {
+  advisoryLockKey,
+  createPostgresLockManager,
+  type PostgresLockHandle,
+  type PostgresLockManagerOptions,
+  redactDatabaseUrl,
+} from './postgres.js';
 export type { AcquireOptions, LockHandle, LockManager } from './types.js';
