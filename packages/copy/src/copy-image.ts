@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import {
   type Descriptor,
   type Digest,
@@ -13,7 +12,8 @@ import {
   type Registry,
   type RegistryCapabilities,
 } from '@stowage/oci';
-import { publishBlob, publishManifest } from './diagnostics.js';
+import { type BlobTransfer, transferBlob } from './copy-blobs.js';
+import { publishManifest } from './diagnostics.js';
 import { CopyError } from './errors.js';
 import { createLimiter } from './internal/limiter.js';
 import { type CopyOptions, type ResolvedCopyOptions, resolveOptions } from './options.js';
@@ -128,6 +128,8 @@ class Copy {
   readonly #sameRepository: boolean;
   #mount = false;
   #sparse = false;
+  /** The blob path's settings, fixed once `#decide` has run. */
+  #transfer: BlobTransfer | undefined;
 
   constructor(setup: {
     source: CopySource;
@@ -344,61 +346,18 @@ class Copy {
     return pending;
   }
 
-  async #copyBlob(descriptor: Descriptor): Promise<void> {
-    const { digest, size } = descriptor;
-    const started = performance.now();
-    const signal = this.#signal;
-    const { registry, repository } = this.#destination;
-    const done = (outcome: 'copied' | 'mounted' | 'skipped', bytes: number) => {
-      this.#options.logger.debug({ digest, size, outcome, repository }, `blob ${outcome}`);
-      publishBlob(() => ({
-        source: { origin: this.#source.registry.origin, repository: this.#source.repository },
-        destination: { origin: registry.origin, repository },
-        digest,
-        size,
-        outcome,
-        bytes,
-        durationMs: performance.now() - started,
-      }));
+  #copyBlob(descriptor: Descriptor): Promise<void> {
+    this.#transfer ??= {
+      source: this.#source,
+      destination: this.#destination,
+      signal: this.#signal,
+      mount: this.#mount,
+      sameRepository: this.#sameRepository,
+      counts: this.#counts,
+      onProgress: this.#options.onProgress,
+      logger: this.#options.logger,
     };
-    const progress = this.#options.onProgress;
-    if (this.#sameRepository || (await registry.headBlob(repository, digest, { signal }))) {
-      this.#counts.blobsSkipped++;
-      progress?.({ type: 'blob-skipped', digest, size });
-      done('skipped', 0);
-      return;
-    }
-    if (this.#mount) {
-      signal.throwIfAborted();
-      const mounted = await registry.mountBlob(repository, digest, { from: this.#source.repository, signal });
-      if (mounted) {
-        this.#counts.blobsMounted++;
-        progress?.({ type: 'blob-mounted', digest, size });
-        done('mounted', 0);
-        return;
-      }
-    }
-    signal.throwIfAborted();
-    progress?.({ type: 'blob-start', digest, size });
-    const content = await this.#source.registry.getBlob(this.#source.repository, digest, { signal });
-    let bytes = 0;
-    const counted = (async function* () {
-      for await (const chunk of content.stream as AsyncIterable<Uint8Array>) {
-        signal.throwIfAborted();
-        bytes += chunk.byteLength;
-        progress?.({ type: 'blob-progress', digest, bytes, size });
-        yield chunk;
-      }
-    })();
-    try {
-      await registry.putBlob(repository, counted, { digest, size, signal });
-    } finally {
-      content.stream.destroy();
-    }
-    this.#counts.blobsCopied++;
-    this.#counts.bytesCopied += bytes;
-    progress?.({ type: 'blob-done', digest, size });
-    done('copied', bytes);
+    return transferBlob(this.#transfer, descriptor);
   }
 
   // --- manifests ---

@@ -1,4 +1,10 @@
 export {
+  type BlobEndpoint,
+  type CopyBlobsOptions,
+  type CopyBlobsResult,
+  copyBlobs,
+} from './copy-blobs.js';
+export {
   type CopyDestination,
   type CopyResult,
   type CopySource,
