@@ -1,0 +1,113 @@
+import type { OperationOptions, Registry } from '@stowage/oci';
+import { createRepoStagesStorage, type ImageInfo, type LocalImages } from '@stowage/stages-storage';
+import { StorageManagerError } from './errors.js';
+
+/** An image in some registry: a repository and a tag. */
+export interface ImageSource {
+  readonly registry: Registry;
+  readonly repository: string;
+  /** Default: the reference's tag. */
+  readonly tag?: string;
+}
+
+export interface GetImageInfoOptions extends OperationOptions {
+  /**
+   * The local image store, looked in first. Its `repository` is where the
+   * reference lives there; default the reference's address as a valid
+   * repository name (lower case, other characters than `[a-z0-9._/-]` as `-`).
+   */
+  readonly local?: LocalImages;
+  /** Where the image is when the local store does not have it. */
+  readonly registry?: ImageSource;
+  /** Or a function answering the info of a reference (werf's docker registry API). */
+  readonly resolver?: (ref: string, options: OperationOptions) => Promise<ImageInfo | null>;
+  /** The werf project named on what is read (no record is written). Default `stowage`. */
+  readonly project?: string;
+}
+
+/** Splits `<address>:<tag>` (a digest reference `<address>@sha256:…` keeps its digest as the tag). */
+export function splitImageRef(ref: string): { address: string; tag: string } {
+  const at = ref.indexOf('@');
+  if (at > 0) return { address: ref.slice(0, at), tag: ref.slice(at + 1) };
+  const colon = ref.lastIndexOf(':');
+  if (colon > ref.lastIndexOf('/') && colon > 0)
+    return { address: ref.slice(0, colon), tag: ref.slice(colon + 1) };
+  return { address: ref, tag: 'latest' };
+}
+
+/** An address made a valid repository name for the local store. */
+export function localRepositoryFor(address: string): string {
+  return address
+    .toLowerCase()
+    .replace(/[^a-z0-9._/-]/g, '-')
+    .replace(/[._-]{2,}/g, (run) => (run.includes('.') && !run.includes('-') ? '.' : '-'))
+    .replace(/\/{2,}/g, '/')
+    .replace(/(^|\/)[._-]+/g, '$1')
+    .replace(/[._-]+($|\/)/g, '$1');
+}
+
+/**
+ * Describes `<address>:<tag>` held by `registry` under `repository` with the
+ * stages storage's own description (spec A.10), so the info matches what a
+ * stage description would say.
+ */
+async function describeAt(
+  location: { registry: Registry; repository: string; address: string; tag: string; project: string },
+  options: OperationOptions,
+): Promise<ImageInfo | null> {
+  const storage = createRepoStagesStorage({
+    registry: location.registry,
+    repository: location.repository,
+    address: location.address,
+    project: location.project,
+  });
+  // A stage with creationTs 0 is tagged with its bare "digest": here, the tag itself.
+  const desc = await storage.getStageDesc({ digest: location.tag, creationTs: 0 }, options);
+  return desc?.info ?? null;
+}
+
+/**
+ * werf's GetImageInfo: the local store first (werf's container backend),
+ * then the registry or resolver given. Null when none has the image.
+ */
+export async function getImageInfo(
+  ref: string,
+  options: GetImageInfoOptions = {},
+): Promise<ImageInfo | null> {
+  if (!options.local && !options.registry && !options.resolver)
+    throw new StorageManagerError(
+      'OPTIONS_INVALID',
+      'getImageInfo needs the local image store, a registry or a resolver to look in',
+      { details: { key: 'registry' } },
+    );
+  const { address, tag } = splitImageRef(ref);
+  const project = options.project ?? 'stowage';
+  const operation: OperationOptions = options.signal ? { signal: options.signal } : {};
+  if (options.local) {
+    const info = await describeAt(
+      {
+        registry: options.local.registry,
+        repository: options.local.repository ?? localRepositoryFor(address),
+        address,
+        tag,
+        project,
+      },
+      operation,
+    );
+    if (info) return info;
+  }
+  if (options.registry) {
+    return await describeAt(
+      {
+        registry: options.registry.registry,
+        repository: options.registry.repository,
+        address,
+        tag: options.registry.tag ?? tag,
+        project,
+      },
+      operation,
+    );
+  }
+  if (options.resolver) return await options.resolver(ref, operation);
+  return null;
+}
