@@ -44,26 +44,31 @@ export function hostLockPath(home: string, name: string): string {
   return join(home, 'service', 'locks', legacyMurmurHash(name));
 }
 
-let loaded: { binding?: FlockBinding; error?: unknown } | undefined;
+let loaded: FlockBinding | undefined;
 
-function loadFsExt(): FlockBinding {
-  if (!loaded) {
-    try {
-      const binding = createRequire(import.meta.url)('fs-ext') as FlockBinding;
-      if (typeof binding.flockSync !== 'function') throw new Error('fs-ext has no flockSync');
-      loaded = { binding };
-    } catch (error) {
-      loaded = { error };
-    }
+const requireFsExt = (): unknown => createRequire(import.meta.url)('fs-ext');
+
+/**
+ * fs-ext, loaded on first use (it is an optional, natively built dependency);
+ * `LOCK_UNAVAILABLE` when it cannot load. `load` replaces the require (tests).
+ */
+export function loadFlockBinding(load: () => unknown = requireFsExt): FlockBinding {
+  if (loaded && load === requireFsExt) return loaded;
+  let binding: FlockBinding;
+  try {
+    binding = load() as FlockBinding;
+    if (typeof binding?.flockSync !== 'function') throw new Error('fs-ext has no flockSync');
+  } catch (error) {
+    throw new LockError(
+      'LOCK_UNAVAILABLE',
+      'host locks need the native addon fs-ext (flock(2)), which did not load: install build tools ' +
+        '(python3, make, a C++ compiler) and reinstall so node-gyp builds it, or pass a PostgreSQL lock manager ' +
+        '(createPostgresLockManager) instead',
+      { cause: error },
+    );
   }
-  if (loaded.binding) return loaded.binding;
-  throw new LockError(
-    'LOCK_UNAVAILABLE',
-    'host locks need the native addon fs-ext (flock(2)), which did not load: install build tools ' +
-      '(python3, make, a C++ compiler) and reinstall so node-gyp can build it, or pass a PostgreSQL lock manager ' +
-      '(createPostgresLockManager) instead',
-    { cause: loaded.error },
-  );
+  if (load === requireFsExt) loaded = binding;
+  return binding;
 }
 
 /**
@@ -76,10 +81,10 @@ function loadFsExt(): FlockBinding {
  * libuv thread). The kernel drops the lock when the holder dies.
  */
 export function createHostLockManager(options: HostLockManagerOptions = {}): LockManager {
-  return createHostLockManagerWith(options, loadFsExt);
+  return createHostLockManagerWith(options, loadFlockBinding);
 }
 
-/** The same with the flock binding given (tests load a binding that fails). */
+/** The same with the flock binding given (tests load a binding that fails). Internal. */
 export function createHostLockManagerWith(
   options: HostLockManagerOptions,
   loadBinding: () => FlockBinding,

@@ -101,12 +101,16 @@ export function createPostgresLockManager(options: PostgresLockManagerOptions): 
       client.on('error', onError);
       const fn = shared ? 'pg_try_advisory_lock_shared' : 'pg_try_advisory_lock';
       let broken: unknown;
+      let waited = false;
       try {
         await pollUntil({ name, manager: description, settings, options: acquireOptions, closing: closing.signal }, async () => {
           try {
             if (failure) throw failure;
             const { rows } = await client.query<{ ok: boolean }>(`SELECT ${fn}($1::bigint) AS ok`, [key]);
-            return rows[0]?.ok === true;
+            if (rows[0]?.ok === true) return true;
+            if (!waited) log.debug({ name, key, shared }, 'advisory lock busy, waiting');
+            waited = true;
+            return false;
           } catch (error) {
             broken = error;
             throw new LockError('LOCK_FAILED', `cannot take lock ${JSON.stringify(name)} (${description})`, {
