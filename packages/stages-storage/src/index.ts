@@ -2,6 +2,12 @@ export { RETIRED_TAG_LABEL } from './delete.js';
 export { StagesStorageError, type StagesStorageErrorCode } from './errors.js';
 export { TagListing } from './listing.js';
 export {
+  createLocalStagesStorage,
+  LOCAL_IMPORT_METADATA_REPOSITORY_PREFIX,
+  LOCAL_STORAGE_ADDRESS,
+  type LocalStagesStorageOptions,
+} from './local-storage.js';
+export {
   buildRecordImage,
   goTimeString,
   LEGACY_RECORD_LAYER_DIFF_ID,
@@ -17,5 +23,7 @@ export {
   type RepoStagesStorageOptions,
   repositoryOfAddress,
 } from './repo-storage.js';
+export { multiplatformStageID } from './stages.js';
+export { localRepositoryOf } from './transfer.js';
 export type * from './types.js';
 export { imageInfoFromWerf, werfImageInfo, werfStageDesc, werfStageId } from './werf-json.js';
