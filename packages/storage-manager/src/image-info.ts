@@ -1,5 +1,10 @@
 import type { OperationOptions, Registry } from '@stowage/oci';
-import { createRepoStagesStorage, type ImageInfo, type LocalImages } from '@stowage/stages-storage';
+import {
+  createRepoStagesStorage,
+  type ImageInfo,
+  type LocalImages,
+  localRepositoryOf,
+} from '@stowage/stages-storage';
 import { StorageManagerError } from './errors.js';
 
 /** An image in some registry: a repository and a tag. */
@@ -13,8 +18,9 @@ export interface ImageSource {
 export interface GetImageInfoOptions extends OperationOptions {
   /**
    * The local image store, looked in first. Its `repository` is where the
-   * reference lives there; default the reference's address as a valid
-   * repository name (lower case, other characters than `[a-z0-9._/-]` as `-`).
+   * reference lives there; default the reference's address made a
+   * repository name as the stages storages name their local repositories
+   * (`localRepositoryOf`).
    */
   readonly local?: LocalImages;
   /** Where the image is when the local store does not have it. */
@@ -33,17 +39,6 @@ export function splitImageRef(ref: string): { address: string; tag: string } {
   if (colon > ref.lastIndexOf('/') && colon > 0)
     return { address: ref.slice(0, colon), tag: ref.slice(colon + 1) };
   return { address: ref, tag: 'latest' };
-}
-
-/** An address made a valid repository name for the local store. */
-export function localRepositoryFor(address: string): string {
-  return address
-    .toLowerCase()
-    .replace(/[^a-z0-9._/-]/g, '-')
-    .replace(/[._-]{2,}/g, (run) => (run.includes('.') && !run.includes('-') ? '.' : '-'))
-    .replace(/\/{2,}/g, '/')
-    .replace(/(^|\/)[._-]+/g, '$1')
-    .replace(/[._-]+($|\/)/g, '$1');
 }
 
 /**
@@ -87,7 +82,7 @@ export async function getImageInfo(
     const info = await describeAt(
       {
         registry: options.local.registry,
-        repository: options.local.repository ?? localRepositoryFor(address),
+        repository: options.local.repository ?? localRepositoryOf(address),
         address,
         tag,
         project,

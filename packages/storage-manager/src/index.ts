@@ -9,7 +9,6 @@ export {
   type GetImageInfoOptions,
   getImageInfo,
   type ImageSource,
-  localRepositoryFor,
   splitImageRef,
 } from './image-info.js';
 export * from './locks/index.js';

@@ -1,12 +1,13 @@
 import { isStowageError, type OperationOptions, retry } from '@stowage/oci';
-import type {
-  CustomTagMetadata,
-  ImageInfo,
-  ImportMetadata,
-  LocalImages,
-  StageDesc,
-  StageID,
-  StagesStorage,
+import {
+  type CustomTagMetadata,
+  type ImageInfo,
+  type ImportMetadata,
+  LOCAL_STORAGE_ADDRESS,
+  type LocalImages,
+  type StageDesc,
+  type StageID,
+  type StagesStorage,
 } from '@stowage/stages-storage';
 import { stageIdString } from '@stowage/tags';
 import { StorageManagerError } from './errors.js';
@@ -225,7 +226,8 @@ class Manager implements StorageManager {
     };
     const cache = new ManifestCache(cacheOptions);
     // werf: the manifest cache is skipped for a local primary, but the final repo's list always uses it.
-    this.manifestCache = (options.manifestCache ?? options.primary.address !== ':local') ? cache : undefined;
+    this.manifestCache =
+      (options.manifestCache ?? options.primary.address !== LOCAL_STORAGE_ADDRESS) ? cache : undefined;
     this.#finalManifestCache = options.manifestCache === false ? undefined : cache;
     this.lruImages = new LruImagesCache({
       directory: options.home.lruImages,
