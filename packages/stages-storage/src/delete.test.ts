@@ -1,6 +1,7 @@
 import { isStowageError, type Registry, RegistryError } from '@stowage/oci';
 import { createMemoryRegistry, pushImage, randomImage } from '@stowage/testing';
 import { describe, expect, it } from 'vitest';
+import { faulty, withoutTagDelete } from '../test/faulty-registry.js';
 import { RepoContext } from './context.js';
 import { RETIRED_TAG_LABEL, removeImage } from './delete.js';
 import { pushRecord, readRecordLabels } from './record-image.js';
@@ -9,29 +10,6 @@ const REPO = 'group/project';
 const ADDRESS = 'registry.example.com/group/project';
 const STAGE = `${'7d391a82ee3f0e574361c594fe737dc6db627be9667a470ab7581da7'}-1700000000123`;
 const OTHER_STAGE = `${'6f093dd8c05f50597704d1fdde154733f47835782a027626fdccab01'}-1700000000124`;
-
-type Overrides = Partial<Pick<Registry, 'deleteTag' | 'deleteManifest' | 'capabilities'>>;
-
-/** A registry whose listed members behave otherwise (a store that cannot or will not delete). */
-function faulty(registry: Registry, overrides: Overrides): Registry {
-  return new Proxy(registry, {
-    get(target, property, receiver) {
-      if (Object.hasOwn(overrides, property)) return overrides[property as keyof Overrides];
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
-
-/** docker-registry 2.8's profile: manifests can be deleted, tags cannot. */
-function withoutTagDelete(registry: Registry): Registry {
-  return faulty(registry, {
-    capabilities: async () => ({ ...(await registry.capabilities()), deleteTag: false }),
-    deleteTag: async () => {
-      throw new RegistryError('UNSUPPORTED', 'tag deletion is not supported');
-    },
-  });
-}
 
 function context(registry: Registry) {
   return new RepoContext({ registry, repository: REPO, address: ADDRESS, project: 'myproj' });

@@ -2,6 +2,7 @@ import { type Digest, isStowageError, MediaType, type Registry, RegistryError } 
 import { classifyTag, encodeStageTag, type TagKind } from '@stowage/tags';
 import { createMemoryRegistry, pushImage, type RandomImage, randomImage } from '@stowage/testing';
 import { describe, expect, it } from 'vitest';
+import { faulty, withoutTagDelete } from '../test/faulty-registry.js';
 import { RepoContext } from './context.js';
 import { buildRecordImage, pushRecord, readRecordLabels } from './record-image.js';
 import * as records from './records.js';
@@ -13,27 +14,6 @@ const DIGEST = '7d391a82ee3f0e574361c594fe737dc6db627be9667a470ab7581da7';
 const STAGE = { digest: DIGEST, creationTs: 1700000000123 };
 const STAGE_TAG = encodeStageTag(STAGE);
 const COMMIT = '0123456789abcdef0123456789abcdef01234567';
-
-type Overrides = Partial<Record<keyof Registry, unknown>>;
-
-function faulty(registry: Registry, overrides: Overrides): Registry {
-  return new Proxy(registry, {
-    get(target, property, receiver) {
-      if (Object.hasOwn(overrides, property)) return overrides[property as keyof Registry];
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
-}
-
-function withoutTagDelete(registry: Registry): Registry {
-  return faulty(registry, {
-    capabilities: async () => ({ ...(await registry.capabilities()), deleteTag: false }),
-    deleteTag: async () => {
-      throw new RegistryError('UNSUPPORTED', 'tag deletion is not supported');
-    },
-  });
-}
 
 function setup(wrap: (registry: Registry) => Registry = (r) => r) {
   const memory = createMemoryRegistry();
