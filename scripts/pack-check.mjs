@@ -264,6 +264,11 @@ const uses = {
   '@stowage/blob-store': `const store = ns.createMemoryBlobStore();
     check(typeof store.stat === 'function', 'createMemoryBlobStore');
     check(ns.BLOB_WRITE_CHANNEL.startsWith('stowage:blob-store:'), ns.BLOB_WRITE_CHANNEL);`,
+  '@stowage/stages-storage': `check(ns.repositoryOfAddress('registry.example.com/group/project') === 'group/project', 'repositoryOfAddress');
+    check(ns.RECORD_LAYER_DIFF_ID === 'sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef', 'RECORD_LAYER_DIFF_ID');`,
+  '@stowage/storage-manager': `const lock = ns.hostLockPath('/home', 'image.x');
+    check(lock.startsWith('/home/service/locks/'), \`hostLockPath -> \${lock}\`);
+    check(typeof ns.createStorageManager === 'function', 'createStorageManager');`,
   '@stowage/copy': `check(typeof ns.copyImage === 'function', 'copyImage');
     check(ns.COPY_BLOB_CHANNEL.startsWith('stowage:copy:'), ns.COPY_BLOB_CHANNEL);`,
 };
