@@ -1,0 +1,88 @@
+// The StagesStorage suite must be able to fail: run it, in a child vitest,
+// against storages broken on purpose (fixtures/broken-storages.sensitivity.ts)
+// and check that exactly the cases that should catch each defect fail, that
+// the unbroken baseline passes, and that what does not apply is skipped with
+// its reason, never passed.
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { expect, it } from 'vitest';
+
+interface Assertion {
+  ancestorTitles: string[];
+  title: string;
+  status: string;
+  meta?: { notApplicable?: string[] };
+}
+
+it('fails against storages that break the contract', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'stowage-stages-sensitivity-'));
+  const out = join(dir, 'report.json');
+  const fixtures = join(import.meta.dirname, 'fixtures');
+  try {
+    await promisify(execFile)(
+      process.execPath,
+      [
+        join(import.meta.dirname, '../../../node_modules/vitest/vitest.mjs'),
+        'run',
+        '--config',
+        join(fixtures, 'vitest.config.ts'),
+        '--reporter=json',
+        `--outputFile=${out}`,
+      ],
+      { cwd: fixtures, env: { ...process.env, CI: '' } },
+    ).catch(() => undefined); // failures are the point
+    const report = JSON.parse(await readFile(out, 'utf8')) as {
+      testResults: { assertionResults: Assertion[] }[];
+    };
+    const results = report.testResults.flatMap((file) => file.assertionResults);
+    const suite = (name: string) =>
+      results.filter((r) => r.ancestorTitles[0] === `StagesStorage: broken: ${name}`);
+    const failed = (name: string) =>
+      suite(name)
+        .filter((r) => r.status === 'failed')
+        .map((r) => r.title)
+        .sort();
+
+    expect(suite('baseline').length).toBeGreaterThan(35);
+    expect(failed('baseline')).toEqual([]);
+    expect(failed('keeps rejected')).toEqual(
+      ['rejected stages are left out', 'writes the rejected record; the stage reads as rejected'].sort(),
+    );
+    expect(failed('ignores cache')).toEqual(
+      [
+        'a batch of 20 reads with cache lists the tags once',
+        'writes through the storage keep the cached listing current',
+      ].sort(),
+    );
+    expect(failed('hides broken images')).toEqual(['a stage whose config blob is gone is BROKEN_IMAGE']);
+    expect(failed('custom tag delete takes the digest')).toEqual([
+      'add, check and delete a custom tag; the stage stays',
+    ]);
+    expect(failed('managed images not written')).toContain('add, exists, list and remove');
+    expect(failed('sizes wrong')).toContain('a stage: every ImageInfo field');
+    expect(failed('sizes wrong')).toContain('a Docker manifest list under the multiplatform digest');
+    // spec A.6: a record written with werf < v2.75.4's zero-byte layer is not what we write
+    expect(failed('old record layer')).toEqual(['cleanup record: post and get']);
+    expect(failed('export keeps a werf label')).toEqual(
+      ['to another repository of the same store', 'to another store'].sort(),
+    );
+    expect(failed('deleteRepo refused though declared')).toEqual([
+      'deleteRepo removes every stage and record',
+    ]);
+
+    // what does not apply is skipped with the reason, never passed
+    const notApplicable = suite('baseline').filter((r) => r.status === 'skipped');
+    expect(notApplicable.map((r) => [r.title, r.meta?.notApplicable]).sort()).toEqual(
+      [
+        ['a storage that declares deleteRepo false refuses it', ['deleteRepo is claimed']],
+        ['the local storage keeps no records: writes are no-ops, reads empty', ['records is claimed']],
+        ['the local storage: stages are already local', ['the local storage only']],
+      ].sort(),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
