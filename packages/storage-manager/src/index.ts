@@ -24,6 +24,7 @@ export {
   imageLockName,
   type ListStageDescsOptions,
   type RetryOnUnexpectedStateOptions,
+  type StageImageNames,
   type StagesByDigestOptions,
   type StorageManager,
 } from './manager.js';

@@ -264,12 +264,14 @@ describe('fetchStage', () => {
     // the one that missed now has it
     expect(await tagsOf(cacheRegistry, 'missing')).toContain(tagOf(S1));
     expect(await missing.getStageDesc(S1)).not.toBeNull();
-    // the image is in the local store
+    // the image is in the local store, under the cache's name and the primary's
     expect(await holding.shouldFetchImage(S1, { local: { registry: localStore } })).toBe(false);
+    expect(await primary.shouldFetchImage(S1, { local: { registry: localStore } })).toBe(false);
     // the primary name got an LRU record and a manifest cache entry
     expect(await m.lruImages.lastAccess(primary.stageImageName(S1))).not.toBeNull();
     expect(await m.manifestCache!.get(primary.address, primary.stageImageName(S1))).not.toBeNull();
     expect(warnings).toEqual([]);
+    expect((await m.fetchStage(S1)).from).toBe('local');
   });
 
   it('a cache repo that is down only warns: the stage comes from the primary', async () => {
@@ -595,6 +597,26 @@ describe('stage IDs', () => {
       },
     });
     expect(await primary.getStageDesc(pushed)).not.toBeNull();
+  });
+});
+
+describe('imageNames', () => {
+  it('names the final repo image when there is a final repo, else the description', async () => {
+    await pushStage(primaryRegistry, primary.address, S1, 1);
+    const [desc] = await manager().getStagesByDigest(D1);
+    expect(manager().imageNames('backend', desc!)).toEqual({
+      werfImageName: 'backend',
+      name: primary.stageImageName(S1),
+      repository: primary.address,
+      tag: tagOf(S1),
+    });
+    const final = storage(createMemoryRegistry(), 'final.example.com:5000/project');
+    expect(manager({ final }).imageNames('backend', desc!)).toEqual({
+      werfImageName: 'backend',
+      name: `final.example.com:5000/project:${tagOf(S1)}`,
+      repository: 'final.example.com:5000/project',
+      tag: tagOf(S1),
+    });
   });
 });
 

@@ -1,3 +1,4 @@
+import { copyImage } from '@stowage/copy';
 import { isStowageError, type OperationOptions, retry } from '@stowage/oci';
 import {
   type CustomTagMetadata,
@@ -5,13 +6,14 @@ import {
   type ImportMetadata,
   LOCAL_STORAGE_ADDRESS,
   type LocalImages,
+  localRepositoryOf,
   type StageDesc,
   type StageID,
   type StagesStorage,
 } from '@stowage/stages-storage';
 import { stageIdString } from '@stowage/tags';
 import { StorageManagerError } from './errors.js';
-import { type GetImageInfoOptions, getImageInfo } from './image-info.js';
+import { type GetImageInfoOptions, getImageInfo, splitImageRef } from './image-info.js';
 import type { LockHandle } from './locks/index.js';
 import { LruImagesCache } from './lru-cache.js';
 import { ManifestCache } from './manifest-cache.js';
@@ -34,6 +36,16 @@ export interface FetchStageResult {
   readonly storage: StagesStorage | undefined;
   /** The stage's description in the primary storage's names (null for `local`: nothing was read). */
   readonly desc: StageDesc | null;
+}
+
+/** werf's image.InfoGetter: the names a final image is known by. */
+export interface StageImageNames {
+  /** The werf image (werf.yaml `image:`) the stage belongs to. */
+  readonly werfImageName: string;
+  /** The stage image's full reference: in the final repo when there is one, else where the description says. */
+  readonly name: string;
+  readonly repository: string;
+  readonly tag: string;
 }
 
 export interface CopyIntoStorageOptions extends OperationOptions {
@@ -93,6 +105,8 @@ export interface StorageManager extends AsyncDisposable {
   readonly manifestCache: ManifestCache | undefined;
   readonly lruImages: LruImagesCache;
 
+  /** The names the image of `desc` is known by: in the final repo when there is one (werf's GetImageInfoGetter). */
+  imageNames(werfImageName: string, desc: StageDesc): StageImageNames;
   /** Fills the final repo's stage list cache (once). */
   initCache(options?: OperationOptions): Promise<void>;
   listStageDescs(options?: ListStageDescsOptions): Promise<StageDesc[]>;
@@ -257,6 +271,12 @@ class Manager implements StorageManager {
 
   get #log() {
     return this.#o.logger;
+  }
+
+  imageNames(werfImageName: string, desc: StageDesc): StageImageNames {
+    const name = this.#o.final ? this.#o.final.stageImageName(desc.stageID) : desc.info.name;
+    const { address, tag } = splitImageRef(name);
+    return { werfImageName, name, repository: address, tag };
   }
 
   async initCache(options?: OperationOptions): Promise<void> {
@@ -562,6 +582,7 @@ class Manager implements StorageManager {
       }
       const desc = convertStageDesc(cacheDesc, this.primary);
       try {
+        await this.#localCopyAsPrimary(cacheStorage, stage, options);
         if (this.manifestCache) await this.manifestCache.put(this.primary.address, desc.info, options);
         await this.lruImages.accessImage(primaryName, options);
       } catch (error) {
@@ -621,6 +642,28 @@ class Manager implements StorageManager {
       }
     }
     return result;
+  }
+
+  /**
+   * The image fetched from a cache storage, named in the local store as the
+   * primary's stage (werf meant to rename it and left that commented out):
+   * within one store the blobs are mounted, not copied.
+   */
+  async #localCopyAsPrimary(from: StagesStorage, stage: StageRef, options?: OperationOptions): Promise<void> {
+    const local = this.#requireLocal();
+    const repositoryOf = (storage: StagesStorage) => local.repository ?? localRepositoryOf(storage.address);
+    const source = {
+      registry: local.registry,
+      repository: repositoryOf(from),
+      reference: from.stageTag(stage),
+    };
+    const target = {
+      registry: local.registry,
+      repository: repositoryOf(this.primary),
+      tag: this.primary.stageTag(stage),
+    };
+    if (source.repository === target.repository && source.reference === target.tag) return;
+    await copyImage(source, target, signalOf(options));
   }
 
   /** werf's CopyStage between two storages: the copy, the destination's manifest cache entry and the LRU record. */
