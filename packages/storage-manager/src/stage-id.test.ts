@@ -67,11 +67,14 @@ describe('withNewStageID', () => {
     const digest = freshDigest();
     const clock = { now: () => T };
     const sequential: number[] = [];
-    for (let i = 0; i < 3; i++) sequential.push(await withNewStageID({ storage, digest, clock }, storage.push));
+    for (let i = 0; i < 3; i++)
+      sequential.push(await withNewStageID({ storage, digest, clock }, storage.push));
     expect(sequential).toEqual([T, T + 1, T + 2]);
     // concurrent calls list the same state, and still differ
     const concurrent = await Promise.all(
-      Array.from({ length: 5 }, () => withNewStageID({ storage: fakeStorage(), digest, clock }, async (s) => s.creationTs)),
+      Array.from({ length: 5 }, () =>
+        withNewStageID({ storage: fakeStorage(), digest, clock }, async (s) => s.creationTs),
+      ),
     );
     expect(new Set(concurrent).size).toBe(5);
     expect(Math.min(...concurrent)).toBe(T + 3);
@@ -82,7 +85,9 @@ describe('withNewStageID', () => {
     const storage = fakeStorage([T - 5, T + 40, T + 7]);
     expect(await withNewStageID({ storage, digest, clock: { now: () => T } }, storage.push)).toBe(T + 41);
     // a later clock wins over the listing
-    expect(await withNewStageID({ storage, digest, clock: { now: () => T + 1000 } }, storage.push)).toBe(T + 1000);
+    expect(await withNewStageID({ storage, digest, clock: { now: () => T + 1000 } }, storage.push)).toBe(
+      T + 1000,
+    );
   });
 
   it('ignores listed stages outside the 13-digit range (a multiplatform 0, a junk 14-digit tag)', async () => {
@@ -95,12 +100,21 @@ describe('withNewStageID', () => {
     const digest = freshDigest();
     const other = freshDigest();
     const clock = { now: () => T };
-    expect(await withNewStageID({ storage: fakeStorage(), digest, clock }, async (s) => s.creationTs)).toBe(T);
-    expect(await withNewStageID({ storage: fakeStorage(), digest: other, clock }, async (s) => s.creationTs)).toBe(T);
+    expect(await withNewStageID({ storage: fakeStorage(), digest, clock }, async (s) => s.creationTs)).toBe(
+      T,
+    );
     expect(
-      await withNewStageID({ storage: fakeStorage([], 'elsewhere/repo'), digest, clock }, async (s) => s.creationTs),
+      await withNewStageID({ storage: fakeStorage(), digest: other, clock }, async (s) => s.creationTs),
     ).toBe(T);
-    expect(await withNewStageID({ storage: fakeStorage(), digest, clock }, async (s) => s.creationTs)).toBe(T + 1);
+    expect(
+      await withNewStageID(
+        { storage: fakeStorage([], 'elsewhere/repo'), digest, clock },
+        async (s) => s.creationTs,
+      ),
+    ).toBe(T);
+    expect(await withNewStageID({ storage: fakeStorage(), digest, clock }, async (s) => s.creationTs)).toBe(
+      T + 1,
+    );
   });
 
   it('with locks: takes the exclusive stage-id lock, lists and pushes inside it, releases after the push settles', async () => {
@@ -114,10 +128,13 @@ describe('withNewStageID', () => {
     };
     const failure = new Error('push failed');
     await expect(
-      withNewStageID({ storage, digest, clock: { now: () => T }, locks: recordingLocks(events) }, async () => {
-        events.push('push');
-        throw failure;
-      }),
+      withNewStageID(
+        { storage, digest, clock: { now: () => T }, locks: recordingLocks(events) },
+        async () => {
+          events.push('push');
+          throw failure;
+        },
+      ),
     ).rejects.toBe(failure);
     const name = stageIdLockName(storage.address, digest);
     expect(name).toBe(`stage-id.registry.example.com/group/project.${digest}`);
@@ -155,20 +172,24 @@ describe('withNewStageID', () => {
       pushed = true;
     };
     for (const now of [999_999_999_999, 10_000_000_000_000, Number.NaN]) {
-      const error = await withNewStageID({ storage, digest: freshDigest(), clock: { now: () => now } }, push).catch(
+      const error = await withNewStageID(
+        { storage, digest: freshDigest(), clock: { now: () => now } },
+        push,
+      ).catch((e: unknown) => e);
+      expect(isStowageError(error, 'OPTIONS_INVALID')).toBe(true);
+    }
+    for (const digest of ['', 'ABC', `${'a'.repeat(56)}-1`, 'a'.repeat(55)]) {
+      const error = await withNewStageID({ storage, digest, clock: { now: () => T } }, push).catch(
         (e: unknown) => e,
       );
       expect(isStowageError(error, 'OPTIONS_INVALID')).toBe(true);
     }
-    for (const digest of ['', 'ABC', `${'a'.repeat(56)}-1`, 'a'.repeat(55)]) {
-      const error = await withNewStageID({ storage, digest, clock: { now: () => T } }, push).catch((e: unknown) => e);
-      expect(isStowageError(error, 'OPTIONS_INVALID')).toBe(true);
-    }
     // the range ends at 9999999999999: a stage there leaves nothing
     const full = fakeStorage([9_999_999_999_999]);
-    const error = await withNewStageID({ storage: full, digest: freshDigest(), clock: { now: () => T } }, push).catch(
-      (e: unknown) => e,
-    );
+    const error = await withNewStageID(
+      { storage: full, digest: freshDigest(), clock: { now: () => T } },
+      push,
+    ).catch((e: unknown) => e);
     expect(isStowageError(error, 'OPTIONS_INVALID')).toBe(true);
     expect(pushed).toBe(false);
   });

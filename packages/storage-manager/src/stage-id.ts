@@ -62,7 +62,10 @@ export async function withNewStageID<T>(
 ): Promise<T> {
   const { storage, digest, locks, signal } = options;
   if (typeof digest !== 'string' || !DIGEST.test(digest)) {
-    throw new StageIdError('OPTIONS_INVALID', `a stage digest is 56 lowercase hex characters, not ${JSON.stringify(digest)}`);
+    throw new StageIdError(
+      'OPTIONS_INVALID',
+      `a stage digest is 56 lowercase hex characters, not ${JSON.stringify(digest)}`,
+    );
   }
   const clock = options.clock ?? { now: () => Date.now() };
   signal?.throwIfAborted();
@@ -106,7 +109,10 @@ function nextCreationTs(input: {
   const last = map.get(key);
   if (last !== undefined) next = Math.max(next, last + 1);
   if (next > MAX_CREATION_TS) {
-    throw new StageIdError('OPTIONS_INVALID', `no 13-digit creationTs is left after ${next - 1} for ${input.digest}`);
+    throw new StageIdError(
+      'OPTIONS_INVALID',
+      `no 13-digit creationTs is left after ${next - 1} for ${input.digest}`,
+    );
   }
   if (map.size >= PRUNE_AT) {
     // entries at or before now no longer raise anything

@@ -97,7 +97,13 @@ function nodeHolder(home: string, name: string, shared = false): Child {
 }
 
 describe('host locks against flock(1) and other processes', () => {
-  if (!requirePeers({ name: 'flock', available: findExecutable('flock') !== undefined, reason: 'flock(1) (util-linux) is not installed' }))
+  if (
+    !requirePeers({
+      name: 'flock',
+      available: findExecutable('flock') !== undefined,
+      reason: 'flock(1) (util-linux) is not installed',
+    })
+  )
     return;
 
   it('flock(1) cannot take a lock we hold exclusively, and can once it is released', async () => {
@@ -135,7 +141,9 @@ describe('host locks against flock(1) and other processes', () => {
     process.kill(-holder.process.pid!, 'SIGKILL');
     await holder.exited;
 
-    const sharedHolder = start('flock', ['-s', file, 'sh', '-c', 'echo held; exec sleep 600'], { detached: true });
+    const sharedHolder = start('flock', ['-s', file, 'sh', '-c', 'echo held; exec sleep 600'], {
+      detached: true,
+    });
     expect(await sharedHolder.line()).toBe('held');
     const ours = await locks.acquire('held-by-flock', { shared: true, timeoutMs: 200 });
     await ours.release();

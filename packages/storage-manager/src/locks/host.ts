@@ -30,7 +30,12 @@ export interface HostLockHandle extends LockHandle {
 /** The part of fs-ext this module uses. */
 export interface FlockBinding {
   flockSync(fd: number, flags: number): unknown;
-  readonly constants: { readonly LOCK_SH: number; readonly LOCK_EX: number; readonly LOCK_NB: number; readonly LOCK_UN: number };
+  readonly constants: {
+    readonly LOCK_SH: number;
+    readonly LOCK_EX: number;
+    readonly LOCK_NB: number;
+    readonly LOCK_UN: number;
+  };
 }
 
 /** werf's home directory: `$WERF_HOME`, else `~/.werf` (spec A.12). */
@@ -104,7 +109,8 @@ export function createHostLockManagerWith(
   return {
     description,
     async acquire(name: string, acquireOptions: AcquireOptions = {}): Promise<HostLockHandle> {
-      if (typeof name !== 'string' || name === '') throw new LockError('OPTIONS_INVALID', 'a lock needs a name');
+      if (typeof name !== 'string' || name === '')
+        throw new LockError('OPTIONS_INVALID', 'a lock needs a name');
       acquireOptions.signal?.throwIfAborted();
       if (closing.signal.aborted) throw closedError(description, name);
       const binding = loadBinding();
@@ -129,23 +135,26 @@ export function createHostLockManagerWith(
       const flags = (shared ? LOCK_SH : LOCK_EX) | LOCK_NB;
       let waited = false;
       try {
-        await pollUntil({ name, manager: description, settings, options: acquireOptions, closing: closing.signal }, () => {
-          try {
-            binding.flockSync(file.fd, flags);
-            return true;
-          } catch (error) {
-            const code = (error as NodeJS.ErrnoException).code;
-            if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
-              if (!waited) log.debug({ name, path, shared }, 'host lock busy, waiting');
-              waited = true;
-              return false;
+        await pollUntil(
+          { name, manager: description, settings, options: acquireOptions, closing: closing.signal },
+          () => {
+            try {
+              binding.flockSync(file.fd, flags);
+              return true;
+            } catch (error) {
+              const code = (error as NodeJS.ErrnoException).code;
+              if (code === 'EAGAIN' || code === 'EWOULDBLOCK') {
+                if (!waited) log.debug({ name, path, shared }, 'host lock busy, waiting');
+                waited = true;
+                return false;
+              }
+              throw new LockError('LOCK_FAILED', `flock on ${path} for ${JSON.stringify(name)} failed`, {
+                cause: error,
+                details: { name, path, manager: description },
+              });
             }
-            throw new LockError('LOCK_FAILED', `flock on ${path} for ${JSON.stringify(name)} failed`, {
-              cause: error,
-              details: { name, path, manager: description },
-            });
-          }
-        });
+          },
+        );
       } catch (error) {
         await file.close().catch(() => undefined);
         throw error;

@@ -1,4 +1,4 @@
-export { type LockErrorCode, LockError } from './errors.js';
+export { LockError, type LockErrorCode } from './errors.js';
 export {
   createHostLockManager,
   type HostLockHandle,

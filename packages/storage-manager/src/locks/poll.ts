@@ -61,10 +61,14 @@ export async function pollUntil(ctx: PollContext, tryOnce: () => Promise<boolean
     if (await tryOnce()) return;
     const remaining = deadline - clock.now();
     if (remaining <= 0) {
-      throw new LockError('LOCK_TIMEOUT', `lock ${JSON.stringify(ctx.name)} not free after ${timeoutMs} ms (${ctx.manager})`, {
-        retryable: true,
-        details: { name: ctx.name, manager: ctx.manager, timeoutMs },
-      });
+      throw new LockError(
+        'LOCK_TIMEOUT',
+        `lock ${JSON.stringify(ctx.name)} not free after ${timeoutMs} ms (${ctx.manager})`,
+        {
+          retryable: true,
+          details: { name: ctx.name, manager: ctx.manager, timeoutMs },
+        },
+      );
     }
     try {
       await clock.sleep(Math.min(delay, remaining), stop);

@@ -1,8 +1,19 @@
 import { type Clock, isStowageError } from '@stowage/oci';
-import { createTestDatabase, postgresAdminUrl, postgresPeer, requirePeers, type TestDatabase } from '@stowage/testing';
+import {
+  createTestDatabase,
+  postgresAdminUrl,
+  postgresPeer,
+  requirePeers,
+  type TestDatabase,
+} from '@stowage/testing';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { advisoryLockKey, createPostgresLockManager, type PostgresLockHandle, redactDatabaseUrl } from './postgres.js';
+import {
+  advisoryLockKey,
+  createPostgresLockManager,
+  type PostgresLockHandle,
+  redactDatabaseUrl,
+} from './postgres.js';
 import type { LockManager } from './types.js';
 
 const peer = await postgresPeer();

@@ -68,7 +68,10 @@ export function createPostgresLockManager(options: PostgresLockManagerOptions): 
   }
   const maxConnections = options.maxConnections ?? 10;
   if (!Number.isInteger(maxConnections) || maxConnections < 1) {
-    throw new LockError('OPTIONS_INVALID', `maxConnections must be a positive integer, not ${maxConnections}`);
+    throw new LockError(
+      'OPTIONS_INVALID',
+      `maxConnections must be a positive integer, not ${maxConnections}`,
+    );
   }
   const keyPrefix = options.keyPrefix ?? 'stowage:';
   const settings = resolvePollSettings(options);
@@ -79,7 +82,8 @@ export function createPostgresLockManager(options: PostgresLockManagerOptions): 
     new pg.Pool({ connectionString: options.databaseUrl, max: maxConnections, keepAlive: true });
   const description = `postgres:${options.databaseUrl !== undefined ? redactDatabaseUrl(options.databaseUrl) : describePool(pool)}`;
   // an idle pooled connection that dies is the pool's business: keep it from crashing the process
-  const onPoolError = (error: Error) => log.warn({ err: error, manager: description }, 'idle lock connection failed');
+  const onPoolError = (error: Error) =>
+    log.warn({ err: error, manager: description }, 'idle lock connection failed');
   if (ownPool) pool.on('error', onPoolError);
   const closing = new AbortController();
   const held = new Set<PgHandle>();
@@ -88,12 +92,18 @@ export function createPostgresLockManager(options: PostgresLockManagerOptions): 
   return {
     description,
     async acquire(name: string, acquireOptions: AcquireOptions = {}): Promise<PostgresLockHandle> {
-      if (typeof name !== 'string' || name === '') throw new LockError('OPTIONS_INVALID', 'a lock needs a name');
+      if (typeof name !== 'string' || name === '')
+        throw new LockError('OPTIONS_INVALID', 'a lock needs a name');
       acquireOptions.signal?.throwIfAborted();
       if (closing.signal.aborted) throw closedError(description, name);
       const shared = acquireOptions.shared ?? false;
       const key = advisoryLockKey(name, keyPrefix);
-      const client = await connect(pool, { name, description, signal: acquireOptions.signal, closing: closing.signal });
+      const client = await connect(pool, {
+        name,
+        description,
+        signal: acquireOptions.signal,
+        closing: closing.signal,
+      });
       let failure: Error | undefined;
       const onError = (error: Error) => {
         failure ??= error;
@@ -103,23 +113,30 @@ export function createPostgresLockManager(options: PostgresLockManagerOptions): 
       let broken: unknown;
       let waited = false;
       try {
-        await pollUntil({ name, manager: description, settings, options: acquireOptions, closing: closing.signal }, async () => {
-          try {
-            if (failure) throw failure;
-            const { rows } = await client.query<{ ok: boolean }>(`SELECT ${fn}($1::bigint) AS ok`, [key]);
-            if (rows[0]?.ok === true) return true;
-            if (!waited) log.debug({ name, key, shared }, 'advisory lock busy, waiting');
-            waited = true;
-            return false;
-          } catch (error) {
-            broken = error;
-            throw new LockError('LOCK_FAILED', `cannot take lock ${JSON.stringify(name)} (${description})`, {
-              retryable: true,
-              cause: error,
-              details: { name, key, manager: description },
-            });
-          }
-        });
+        await pollUntil(
+          { name, manager: description, settings, options: acquireOptions, closing: closing.signal },
+          async () => {
+            try {
+              if (failure) throw failure;
+              const { rows } = await client.query<{ ok: boolean }>(`SELECT ${fn}($1::bigint) AS ok`, [key]);
+              if (rows[0]?.ok === true) return true;
+              if (!waited) log.debug({ name, key, shared }, 'advisory lock busy, waiting');
+              waited = true;
+              return false;
+            } catch (error) {
+              broken = error;
+              throw new LockError(
+                'LOCK_FAILED',
+                `cannot take lock ${JSON.stringify(name)} (${description})`,
+                {
+                  retryable: true,
+                  cause: error,
+                  details: { name, key, manager: description },
+                },
+              );
+            }
+          },
+        );
       } catch (error) {
         client.removeListener('error', onError);
         // a connection that failed a query is dropped, not pooled again
@@ -169,14 +186,21 @@ async function connect(
     return await Promise.race([connecting, aborted]);
   } catch (error) {
     if (stop.aborted) {
-      connecting.then((client) => client.release(), () => undefined);
+      connecting.then(
+        (client) => client.release(),
+        () => undefined,
+      );
       throw error;
     }
-    throw new LockError('LOCK_FAILED', `cannot connect for lock ${JSON.stringify(ctx.name)} (${ctx.description})`, {
-      retryable: true,
-      cause: error,
-      details: { name: ctx.name, manager: ctx.description },
-    });
+    throw new LockError(
+      'LOCK_FAILED',
+      `cannot connect for lock ${JSON.stringify(ctx.name)} (${ctx.description})`,
+      {
+        retryable: true,
+        cause: error,
+        details: { name: ctx.name, manager: ctx.description },
+      },
+    );
   } finally {
     if (onAbort) stop.removeEventListener('abort', onAbort);
   }
@@ -252,13 +276,17 @@ class PgHandle implements PostgresLockHandle {
     const fn = this.shared ? 'pg_advisory_unlock_shared' : 'pg_advisory_unlock';
     try {
       const { rows } = await client.query<{ ok: boolean }>(`SELECT ${fn}($1::bigint) AS ok`, [this.key]);
-      if (rows[0]?.ok !== true) this.#log.warn({ name: this.name, key: this.key }, 'advisory lock was not held at release');
+      if (rows[0]?.ok !== true)
+        this.#log.warn({ name: this.name, key: this.key }, 'advisory lock was not held at release');
       client.removeListener('end', this.#onEnd);
       client.removeListener('error', this.#onError);
       client.release();
     } catch (error) {
       // the session is broken: destroying it drops the lock on the server
-      this.#log.warn({ name: this.name, key: this.key, err: error }, 'advisory unlock failed; dropping the connection');
+      this.#log.warn(
+        { name: this.name, key: this.key, err: error },
+        'advisory unlock failed; dropping the connection',
+      );
       client.removeListener('end', this.#onEnd);
       client.release(error instanceof Error ? error : true);
       client.removeListener('error', this.#onError);
