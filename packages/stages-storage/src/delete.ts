@@ -2,7 +2,7 @@ import { type Digest, isStowageError, type OperationOptions, type RegistryCapabi
 import { classifyTag, Labels } from '@stowage/tags';
 import type { RepoContext } from './context.js';
 import { StagesStorageError } from './errors.js';
-import { pushRecord } from './record-image.js';
+import { isNotFound, pushRecord, signalOf } from './record-image.js';
 
 /** What to remove: a tag, and the manifest it points at unless another tag still needs it. */
 export interface RemoveImageTarget {
@@ -22,9 +22,6 @@ export interface RemoveImageTarget {
 /** The label of the throwaway record a retired tag is pointed at before it is deleted. */
 export const RETIRED_TAG_LABEL = 'stowage.io/retired';
 
-const isNotFound = (error: unknown): boolean =>
-  isStowageError(error, 'MANIFEST_UNKNOWN') || isStowageError(error, 'NAME_UNKNOWN');
-
 const isRefusal = (error: unknown): boolean =>
   isStowageError(error, 'DENIED') || isStowageError(error, 'UNSUPPORTED');
 
@@ -34,10 +31,6 @@ async function ignoreNotFound(action: () => Promise<unknown>): Promise<void> {
   } catch (error) {
     if (!isNotFound(error)) throw error;
   }
-}
-
-function signalOf(options: OperationOptions): OperationOptions {
-  return options.signal ? { signal: options.signal } : {};
 }
 
 /**

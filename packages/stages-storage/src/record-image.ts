@@ -153,9 +153,14 @@ export function buildRecordImage(options: RecordImageOptions): RecordImage {
   };
 }
 
-function signalOf(options: OperationOptions): OperationOptions {
+/** Only the signal of an options object (what a registry call takes). */
+export function signalOf(options: OperationOptions): OperationOptions {
   return options.signal ? { signal: options.signal } : {};
 }
+
+/** A tag, manifest or repository that is not there. */
+export const isNotFound = (error: unknown): boolean =>
+  isStowageError(error, 'MANIFEST_UNKNOWN') || isStowageError(error, 'NAME_UNKNOWN');
 
 /**
  * Pushes a record image with these labels under `tag` (blobs the repository
@@ -235,7 +240,7 @@ export async function readRecordLabels(
   try {
     manifestBytes = (await ctx.registry.getManifest(ctx.repository, tag, signalOf(options))).bytes;
   } catch (error) {
-    if (isStowageError(error, 'MANIFEST_UNKNOWN') || isStowageError(error, 'NAME_UNKNOWN')) return null;
+    if (isNotFound(error)) return null;
     throw error;
   }
   const manifest = parseJson(manifestBytes);

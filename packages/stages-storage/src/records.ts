@@ -31,7 +31,7 @@ import {
 import type { RepoContext } from './context.js';
 import { removeImage } from './delete.js';
 import { StagesStorageError } from './errors.js';
-import { pushRecord, readRecordLabels } from './record-image.js';
+import { isNotFound, pushRecord, readRecordLabels, signalOf } from './record-image.js';
 import type {
   CleanupRecord,
   ClientIdRecord,
@@ -48,10 +48,6 @@ import type {
 } from './types.js';
 
 type StageRef = Pick<StageID, 'digest' | 'creationTs'>;
-
-function signalOf(options: OperationOptions): OperationOptions {
-  return options.signal ? { signal: options.signal } : {};
-}
 
 /** The labels every record carries, plus its own. */
 function recordLabels(ctx: RepoContext, labels: Record<string, string> = {}): Record<string, string> {
@@ -138,7 +134,7 @@ export async function addCustomTag(
   try {
     manifest = await ctx.registry.getManifest(ctx.repository, reference, signal);
   } catch (error) {
-    if (isStowageError(error, 'MANIFEST_UNKNOWN') || isStowageError(error, 'NAME_UNKNOWN')) {
+    if (isNotFound(error)) {
       throw new StagesStorageError(
         'STAGE_NOT_FOUND',
         `stage ${stageIdString(desc.stageID)} is not in ${ctx.address}: cannot tag it ${tag}`,
