@@ -197,6 +197,13 @@ describe('removeImage: refusals', () => {
     expect((await memory.listTags(REPO)).items).toEqual(['managed-image-backend']);
   });
 
+  it('a refused tag delete is only noted when the manifest goes anyway (werf)', async () => {
+    const { memory, digest } = await setup();
+    await removeImage(context(faulty(memory, { deleteTag: denied })), { tag: STAGE, what: 'stage' });
+    expect(await memory.headManifest(REPO, digest)).toBeUndefined();
+    expect(await tagsOf(memory)).toEqual([]);
+  });
+
   it('a store that deletes neither tags nor manifests refuses before moving the tag', async () => {
     const { memory, image, digest } = await setup();
     await pushImage(memory, REPO, image, 'main');

@@ -98,6 +98,19 @@ async function dropTag(
   }
 }
 
+/** Deletes the tag; a refusal is only logged (the manifest delete that follows removes it). */
+async function tryDeleteTag(ctx: RepoContext, tag: string, options: OperationOptions): Promise<void> {
+  try {
+    await ignoreNotFound(() => ctx.registry.deleteTag(ctx.repository, tag, signalOf(options)));
+  } catch (error) {
+    if (!isRefusal(error)) throw error;
+    ctx.logger.debug(
+      { repository: ctx.repository, tag, err: error },
+      'tag delete refused; deleting the manifest',
+    );
+  }
+}
+
 /**
  * Removes an image the way werf does (the tag, then the manifest by digest;
  * not-found is success), without ever deleting a digest another tag still
@@ -119,9 +132,9 @@ export async function removeImage(
       } else if (await digestNeededElsewhere(ctx, tag, digest, options)) {
         await dropTag(ctx, tag, capabilities, options);
       } else {
-        // With tag deletes, werf's order: the tag, then the manifest. Without
-        // them, deleting the manifest takes its tags with it.
-        if (capabilities.deleteTag) await dropTag(ctx, tag, capabilities, options);
+        // werf's order: the tag, then the manifest. A refused tag delete is
+        // only noted, as werf does: deleting the manifest takes its tags too.
+        if (capabilities.deleteTag) await tryDeleteTag(ctx, tag, options);
         await ignoreNotFound(() => ctx.registry.deleteManifest(ctx.repository, digest, signal));
       }
     }
