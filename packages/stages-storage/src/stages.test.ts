@@ -133,20 +133,40 @@ describe('listStageIDsByDigest', () => {
       (
         await listStageIDsByDigest(ctx, digest, parentCreationTs === undefined ? {} : { parentCreationTs })
       ).map((s) => s.creationTs);
-    expect((await ts(D1)).sort()).toEqual([1700000000001, 1700000000003]);
-    expect(await ts(D1, 1700000000002)).toEqual([1700000000003]);
+    // D2's rejected record for 1700000000001 counts for D1 too: werf's quirk (spec A.5.6)
+    expect(await ts(D1)).toEqual([1700000000003]);
+    expect(await ts(D1, 1700000000004)).toEqual([]);
     expect(await ts(D2)).toEqual([1700000000005]);
+    expect(await ts(D2, 1700000000005)).toEqual([1700000000005]);
     const stage = (await listStageIDsByDigest(ctx, D2))[0];
     expect(stage).toEqual({ digest: D2, creationTs: 1700000000005, isMultiplatform: false });
-    // werf's answer for each digest, from the tags of that digest (stage tags and rejected records both start with it)
-    for (const digest of [D1, D2]) {
-      const own = tags.filter((t) => t.startsWith(digest));
-      expect((await ts(digest)).sort()).toEqual(
-        listStagesByDigest(own, digest)
-          .map((s) => s.creationTs)
-          .sort(),
-      );
+    // werf's own answer, over the whole listing
+    for (const digest of [D1, D2, D1.slice(0, 10), sha3_224Hash('other')]) {
+      for (const parentCreationTs of [undefined, 1700000000002]) {
+        const options = parentCreationTs === undefined ? {} : { parentCreationTs };
+        expect(await listStageIDsByDigest(ctx, digest, options)).toEqual(
+          listStagesByDigest(tags, digest, options).map((s) => ({
+            ...s,
+            isMultiplatform: s.creationTs === 0,
+          })),
+        );
+      }
     }
+  });
+
+  it('a cached listing keeps the rejected records current: one written or removed through the storage counts at once', async () => {
+    const registry = createMemoryRegistry();
+    await tagAll(registry, tags);
+    const ctx = context(registry);
+    const ts = async (digest: string) =>
+      (await listStageIDsByDigest(ctx, digest, { cache: true })).map((s) => s.creationTs);
+    expect(await ts(D2)).toEqual([1700000000005]);
+    ctx.noteTag(`${D1}-1700000000005-rejected`, true); // another digest's record, same time
+    expect(await ts(D2)).toEqual([]);
+    ctx.noteTag(`${D1}-1700000000005-rejected`, false);
+    expect(await ts(D2)).toEqual([1700000000005]);
+    ctx.noteTag(`${D2}-1700000000001-rejected`, false);
+    expect(await ts(D1)).toEqual([1700000000001, 1700000000003]);
   });
 
   it('a batch with cache lists the repository once, and sees writes made through the context', async () => {

@@ -6,12 +6,15 @@ import {
   listStages,
   listStagesByDigest,
   multiplatformStageDigest,
+  parseRejectedTag,
+  REJECTED_TAG_SUFFIX,
   stageIdString,
 } from '@stowage/tags';
 import type { RepoContext } from './context.js';
 import { removeImage } from './delete.js';
 import { StagesStorageError } from './errors.js';
 import { describeImage, digestOfRepoDigest, readConfig, readManifest } from './image-info.js';
+import type { TagListing } from './listing.js';
 import type {
   ListingOptions,
   PostMultiplatformImageOptions,
@@ -66,11 +69,44 @@ export async function listStageIDs(ctx: RepoContext, options?: ListingOptions): 
   return listStages(listing.all()).map(stageID);
 }
 
+/** The rejected records of one listing, by creation time (werf counts them for any digest). */
+interface RejectedIndex {
+  /** The listing's size when built: a listing that grew or shrank since is indexed again. */
+  readonly size: number;
+  readonly byCreationTs: ReadonlyMap<number, readonly string[]>;
+}
+
+const rejectedIndexes = new WeakMap<TagListing, RejectedIndex>();
+
+/** Every rejected record of the listing as werf recognises them, indexed once per listing. */
+function rejectedRecords(listing: TagListing): RejectedIndex {
+  const cached = rejectedIndexes.get(listing);
+  if (cached && cached.size === listing.size) return cached;
+  const byCreationTs = new Map<number, string[]>();
+  for (const tag of listing.all()) {
+    if (!tag.endsWith(REJECTED_TAG_SUFFIX)) continue;
+    let creationTs: number;
+    try {
+      creationTs = parseRejectedTag(tag).creationTs;
+    } catch {
+      continue;
+    }
+    const tags = byCreationTs.get(creationTs);
+    if (tags) tags.push(tag);
+    else byCreationTs.set(creationTs, [tag]);
+  }
+  const index = { size: listing.size, byCreationTs };
+  rejectedIndexes.set(listing, index);
+  return index;
+}
+
 /**
  * The stages of one digest that are not rejected (and not older than
- * `parentCreationTs`), as werf's GetStagesIDsByDigest, answered from the
- * listing's index of tags by digest: the stage tags and the rejected records
- * of a digest both start with it, so many digests cost one listing.
+ * `parentCreationTs`), exactly as werf's GetStagesIDsByDigest (including its
+ * quirk: a rejected record counts for the queried digest whatever digest it
+ * names), answered from indexes of the listing: its tags by digest and its
+ * rejected records by creation time, so many digests cost one listing and
+ * a few lookups each.
  */
 export async function listStageIDsByDigest(
   ctx: RepoContext,
@@ -78,7 +114,18 @@ export async function listStageIDsByDigest(
   options: ListingOptions & { parentCreationTs?: number } = {},
 ): Promise<StageID[]> {
   const listing = await ctx.tags(options);
-  return listStagesByDigest(listing.withPrefix(digest), digest, {
+  const own = listing.withPrefix(digest);
+  const rejected: string[] = [];
+  for (const tag of own) {
+    if (tag.endsWith(REJECTED_TAG_SUFFIX)) continue;
+    const dash = tag.indexOf('-');
+    const creationTs = dash < 0 ? 0 : Number(tag.slice(dash + 1));
+    // Records written since the index was built are in `own`; removed ones fail `has`.
+    for (const record of rejectedRecords(listing).byCreationTs.get(creationTs) ?? []) {
+      if (listing.has(record)) rejected.push(record);
+    }
+  }
+  return listStagesByDigest([...own, ...rejected], digest, {
     ...(options.parentCreationTs === undefined ? {} : { parentCreationTs: options.parentCreationTs }),
   }).map(stageID);
 }
