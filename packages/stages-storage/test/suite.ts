@@ -524,7 +524,27 @@ export function stagesStorageSuite(options: StagesStorageSuiteOptions): void {
     });
 
     describe('exportStage', () => {
-      const exportCase = async (c: Case, destination: Registry, repository: string) => {
+      /** The registry, recording the digest of every blob put into it. */
+      const recordingPuts = (registry: Registry): { registry: Registry; puts: Digest[] } => {
+        const puts: Digest[] = [];
+        const proxy = new Proxy(registry, {
+          get(target, key) {
+            const value = Reflect.get(target, key, target);
+            if (typeof value !== 'function') return value;
+            if (key === 'putBlob') {
+              return (repository: string, body: unknown, o: { digest: Digest }) => {
+                puts.push(o.digest);
+                return value.call(target, repository, body, o);
+              };
+            }
+            return value.bind(target);
+          },
+        });
+        return { registry: proxy, puts };
+      };
+
+      const exportCase = async (c: Case, target: Registry, repository: string): Promise<Digest[]> => {
+        const { registry: destination, puts } = recordingPuts(target);
         const { stage, image } = await c.stage({
           extraLabels: { 'werf-cache-version': '1.2', werfish: 'x' },
         });
@@ -567,22 +587,73 @@ export function stagesStorageSuite(options: StagesStorageSuiteOptions): void {
         expect(config.architecture).toBe('amd64');
         // the stage itself is untouched
         expect(await c.storage.getStageDesc(stage)).toEqual(desc);
+        // each layer goes to the destination at most once
+        for (const layer of image.layers)
+          expect(puts.filter((d) => d === layer.digest).length).toBeLessThanOrEqual(1);
+        return image.layers.map((l) => l.digest).filter((d) => puts.includes(d));
       };
 
-      test('to another repository of the same store', [], async (c) => {
-        await exportCase(c, c.registry, `${c.repository}-export`);
-      });
+      test(
+        'to another repository of the same store (layers mounted, not moved, where it mounts)',
+        [],
+        async (c) => {
+          const streamed = await exportCase(c, c.registry, `${c.repository}-export`);
+          if ((await c.registry.capabilities()).mount) expect(streamed).toEqual([]);
+        },
+      );
 
       test('to another store', [], async (c) => {
         const root = await mkdtemp(join(tmpdir(), 'stowage-suite-export-'));
         const other = await createImageStore({ root });
         try {
-          await exportCase(c, other, 'exported/app');
+          const streamed = await exportCase(c, other, 'exported/app');
+          expect(streamed).toHaveLength(2); // another origin: each layer copied, once
         } finally {
           await other.close();
           await rm(root, { recursive: true, force: true });
         }
       });
+      test(
+        'a multiplatform stage: each child exported, a new list with the platforms kept',
+        ['repo'],
+        async (c) => {
+          const amd = await c.stage({ platform: 'linux/amd64' });
+          const arm = await c.stage({ platform: 'linux/arm64' });
+          const tag = sha3_224Hash(amd.tag, arm.tag);
+          const mp = await c.storage.postMultiplatformImage({
+            tag,
+            images: [await descOf(c, amd.stage), await descOf(c, arm.stage)],
+          });
+          const repository = `${c.repository}-export-mp`;
+          const result = await c.storage.exportStage(mp, {
+            destination: { registry: c.registry, repository, tag: 'exported' },
+          });
+          const raw = await c.registry.getManifest(repository, 'exported');
+          expect(raw.digest).toBe(result.digest);
+          expect(result.mediaType).toBe(MediaType.DockerManifestList);
+          const list = JSON.parse(Buffer.from(raw.bytes).toString()) as {
+            manifests: { digest: Digest; platform: { architecture: string; os: string } }[];
+          };
+          expect(list.manifests.map((m) => m.platform.architecture)).toEqual(['amd64', 'arm64']);
+          for (const [i, child] of list.manifests.entries()) {
+            const source = [amd.image, arm.image][i] as BuiltImage;
+            expect(child.digest).not.toBe(source.manifest.digest);
+            const m = JSON.parse(
+              Buffer.from((await c.registry.getManifest(repository, child.digest)).bytes).toString(),
+            ) as {
+              config: { digest: Digest };
+              layers: { digest: Digest }[];
+            };
+            expect(m.layers.map((l) => l.digest)).toEqual(source.layers.map((l) => l.digest));
+            const config = JSON.parse(
+              Buffer.from(await readBlob(c.registry, repository, m.config.digest)).toString(),
+            ) as {
+              config: { Labels?: Record<string, string> };
+            };
+            expect(config.config.Labels).toEqual({ 'org.opencontainers.image.title': 'kept' });
+          }
+        },
+      );
     });
 
     describe('custom tags', () => {
