@@ -8,7 +8,7 @@ import { sha3_224Hash } from '@stowage/tags';
 import { createMemoryRegistry, type MemoryRegistry, pushImage, randomImage } from '@stowage/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { StorageManagerError } from './errors.js';
-import type { LockHandle, LockManager } from './locks/index.js';
+import { createHostLockManager, hostLockPath, type LockHandle, type LockManager } from './locks/index.js';
 import { createStorageManager, type StorageManager } from './manager.js';
 import type { StorageManagerOptions } from './options.js';
 
@@ -323,6 +323,27 @@ describe('fetchStage', () => {
     expect(stillHeld.length).toBe(1);
     await m.close();
     expect([...locks.held]).toEqual([]);
+  });
+
+  it("with werf's host locks, an exclusive taker of the stage image waits until close", async () => {
+    await pushStage(primaryRegistry, primary.address, S1, 1);
+    const locks = createHostLockManager({ home });
+    const other = createHostLockManager({ home });
+    try {
+      const m = manager({ locks });
+      await m.fetchStage(S1);
+      const name = `image.${primary.stageImageName(S1)}`;
+      await expect(readFile(hostLockPath(home, name))).resolves.toBeDefined();
+      const refused = await other.acquire(name, { timeoutMs: 50 }).catch((e: unknown) => e);
+      expect(isStowageError(refused, 'LOCK_TIMEOUT')).toBe(true);
+      // a shared taker is not kept out
+      await (await other.acquire(name, { shared: true, timeoutMs: 1000 })).release();
+      await m.close();
+      await (await other.acquire(name, { timeoutMs: 1000 })).release();
+    } finally {
+      await other.close();
+      await locks.close();
+    }
   });
 
   it('needs the local image store', async () => {
