@@ -393,6 +393,22 @@ export function stagesStorageSuite(options: StagesStorageSuiteOptions): void {
         await c.s.breakBlob?.(image.config.digest);
         expect(await codeOf(c.storage.getStageDesc(stage))).toBe('BROKEN_IMAGE');
       });
+
+      test(
+        'a multiplatform stage whose child manifest is gone is BROKEN_IMAGE',
+        ['repo', 'deleteManifest'],
+        async (c) => {
+          const amd = await c.stage({ platform: 'linux/amd64' });
+          const arm = await c.stage({ platform: 'linux/arm64' });
+          const tag = sha3_224Hash(amd.tag, arm.tag);
+          await c.storage.postMultiplatformImage({
+            tag,
+            images: [await descOf(c, amd.stage), await descOf(c, arm.stage)],
+          });
+          await c.registry.deleteManifest(c.repository, arm.image.manifest.digest);
+          expect(await codeOf(c.storage.getStageDesc({ digest: tag, creationTs: 0 }))).toBe('BROKEN_IMAGE');
+        },
+      );
     });
 
     describe('deleteStage', () => {
@@ -719,6 +735,28 @@ export function stagesStorageSuite(options: StagesStorageSuiteOptions): void {
     });
 
     describe('managed images', () => {
+      test(
+        'records that share one manifest (as werf may have written them): removing one keeps the other',
+        ['records'],
+        async (c) => {
+          const shared = buildRecordImage({ werf: c.project }, 'zero-byte', '2024-01-01T00:00:00Z');
+          await pushBuilt(c.registry, c.repository, shared, 'managed-image-first');
+          await pushBuilt(c.registry, c.repository, shared, 'managed-image-second');
+          await pushBuilt(
+            c.registry,
+            c.repository,
+            shared,
+            `meta-27dba8ed_${PROJECT_COMMIT}_${freshDigest()}-1700000000001`,
+          );
+          await c.storage.removeManagedImage('first');
+          expect(await c.storage.managedImageExists('first')).toBe(false);
+          expect(await c.storage.managedImageExists('second')).toBe(true);
+          const tags = await tagsOf(c.registry, c.repository);
+          expect(tags).toContain('managed-image-second');
+          expect(tags.filter((t) => t.startsWith('meta-'))).toHaveLength(1);
+        },
+      );
+
       test('add, exists, list and remove', ['records'], async (c) => {
         const names = ['backend', 'frontend/app', '', 'my image+x'];
         for (const name of names) await c.storage.addManagedImage(name);
@@ -988,7 +1026,11 @@ export function stagesStorageSuite(options: StagesStorageSuiteOptions): void {
         const image = buildStageImage({ labels: { werf: c.project, 'werf-version': 'v2.77.1' } });
         await pushBuilt(source.registry, source.repository, image, stageTagOf(stage));
         expect(await c.storage.getStageDesc(stage)).toBeNull();
+        expect(await c.storage.listStageIDs({ cache: true })).toEqual([]);
         const desc = await c.storage.copyFromStorage(source.storage, stage);
+        // the cached listing is kept current by the copy
+        expect(await c.storage.listStageIDs({ cache: true })).toEqual([stage]);
+        expect(await c.storage.listStageIDsByDigest(stage.digest, { cache: true })).toEqual([stage]);
         expect(desc).not.toBeNull();
         expect(desc?.stageID).toEqual(stage);
         expect(desc?.info).toEqual(expectedStageInfo(image, c.imageAddress, stageTagOf(stage)));
@@ -1030,6 +1072,8 @@ export function stagesStorageSuite(options: StagesStorageSuiteOptions): void {
           const builtImage = buildStageImage({ labels: { werf: c.project } });
           await pushBuilt(local.registry, local.repository, builtImage, stageTagOf(built));
           expect(await c.storage.getStageDesc(built)).toBeNull();
+          // a cached listing from before the store: the store must keep it current
+          expect(sortIds(await c.storage.listStageIDs({ cache: true }))).toEqual([stage]);
           await c.storage.storeImage(built, { local });
           expect((await c.storage.getStageDesc(built))?.info.id).toBe(builtImage.config.digest);
           expect((await c.storage.getStageDesc(built, { cache: true }))?.info.id).toBe(
