@@ -70,6 +70,15 @@ describe('host locks', () => {
     await handle.release();
   });
 
+  it('makes the lock directory again when it was removed', async () => {
+    const { home, locks } = await setup();
+    await (await locks.acquire('n')).release();
+    await rm(join(home, 'service'), { recursive: true });
+    const handle = await locks.acquire('n');
+    expect(existsSync(hostLockPath(home, 'n'))).toBe(true);
+    await handle.release();
+  });
+
   it('home defaults to $WERF_HOME, else ~/.werf', () => {
     const saved = process.env.WERF_HOME;
     try {

@@ -104,7 +104,6 @@ export function createHostLockManagerWith(
   const description = `host:${dir}`;
   const closing = new AbortController();
   const held = new Set<HostHandle>();
-  let dirReady: Promise<unknown> | undefined;
 
   return {
     description,
@@ -118,11 +117,8 @@ export function createHostLockManagerWith(
       const path = join(dir, legacyMurmurHash(name));
       let file: FileHandle;
       try {
-        dirReady ??= mkdir(dir, { recursive: true });
-        await dirReady.catch((error) => {
-          dirReady = undefined;
-          throw error;
-        });
+        // every time: someone may have removed the directory since (werf's host cleanup does not, a user may)
+        await mkdir(dir, { recursive: true });
         // gofrs/flock (under lockgate) opens the file the same way: created if missing, read-only
         file = await open(path, constants.O_RDONLY | constants.O_CREAT, 0o644);
       } catch (error) {

@@ -79,7 +79,13 @@ export function createPostgresLockManager(options: PostgresLockManagerOptions): 
   const ownPool = options.databaseUrl !== undefined;
   const pool =
     options.pool ??
-    new pg.Pool({ connectionString: options.databaseUrl, max: maxConnections, keepAlive: true });
+    new pg.Pool({
+      connectionString: options.databaseUrl,
+      max: maxConnections,
+      // a peer that vanishes without closing the socket is noticed (and the lock reported lost)
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
   const description = `postgres:${options.databaseUrl !== undefined ? redactDatabaseUrl(options.databaseUrl) : describePool(pool)}`;
   // an idle pooled connection that dies is the pool's business: keep it from crashing the process
   const onPoolError = (error: Error) =>
