@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { faulty, withoutTagDelete } from '../test/faulty-registry.js';
 import { RepoContext } from './context.js';
 import { RETIRED_TAG_LABEL, removeImage } from './delete.js';
-import { pushRecord, readRecordLabels } from './record-image.js';
+import { buildRecordImage, pushRecord, readRecordLabels } from './record-image.js';
 
 const REPO = 'group/project';
 const ADDRESS = 'registry.example.com/group/project';
@@ -148,6 +148,62 @@ describe('removeImage on a store that cannot delete tags (docker-registry 2.8)',
     await removeImage(context(lying), { tag: 'main', keepManifest: true, what: 'custom tag' });
     expect(await tagsOf(memory)).toEqual([STAGE]);
     expect((await memory.headManifest(REPO, STAGE))?.digest).toBe(digest);
+  });
+});
+
+describe('removeImage: records that share one manifest (written without a precise push time)', () => {
+  async function pushShared(registry: Registry, tags: readonly string[]) {
+    const shared = buildRecordImage({
+      labels: { werf: 'myproj' },
+      created: new Date('2024-01-01T00:00:00Z'),
+    });
+    for (const blob of [shared.layer, shared.config]) {
+      await registry.putBlob(REPO, blob.bytes, { digest: blob.digest });
+    }
+    for (const tag of tags) {
+      await registry.putManifest(REPO, tag, {
+        bytes: shared.manifest.bytes,
+        mediaType: shared.manifest.mediaType,
+      });
+    }
+    return shared.manifest.digest;
+  }
+
+  for (const [name, wrap] of [
+    ['with tag deletes', (r: Registry) => r],
+    ['without tag deletes', withoutTagDelete],
+  ] as const) {
+    it(`removing one keeps the others (${name})`, async () => {
+      const memory = createMemoryRegistry();
+      const digest = await pushShared(memory, [
+        'managed-image-first',
+        'managed-image-second',
+        `${STAGE}-rejected`,
+      ]);
+      await removeImage(context(wrap(memory)), { tag: 'managed-image-first', what: 'managed-image record' });
+      expect(await tagsOf(memory)).toEqual([`${STAGE}-rejected`, 'managed-image-second']);
+      expect((await memory.headManifest(REPO, 'managed-image-second'))?.digest).toBe(digest);
+      await removeImage(context(wrap(memory)), { tag: 'managed-image-second', what: 'managed-image record' });
+      await removeImage(context(wrap(memory)), { tag: `${STAGE}-rejected`, what: 'rejected record' });
+      expect(await tagsOf(memory)).toEqual([]);
+      expect(await memory.headManifest(REPO, digest)).toBeUndefined();
+    });
+  }
+
+  it('a record with a precise push time is deleted without asking about other tags', async () => {
+    const memory = createMemoryRegistry();
+    const heads: string[] = [];
+    const counting = faulty(memory, {
+      headManifest: async (repository, reference, options) => {
+        heads.push(reference);
+        return await memory.headManifest(repository, reference, options);
+      },
+    });
+    const ctx = context(counting);
+    for (const name of ['a', 'b', 'c']) await pushRecord(ctx, `managed-image-${name}`, { werf: 'myproj' });
+    await removeImage(ctx, { tag: 'managed-image-a', what: 'managed-image record' });
+    expect(heads).toEqual(['managed-image-a']);
+    expect(await tagsOf(memory)).toEqual(['managed-image-b', 'managed-image-c']);
   });
 });
 

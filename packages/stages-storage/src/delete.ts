@@ -2,7 +2,7 @@ import { type Digest, isStowageError, type OperationOptions, type RegistryCapabi
 import { classifyTag, Labels } from '@stowage/tags';
 import type { RepoContext } from './context.js';
 import { StagesStorageError } from './errors.js';
-import { isNotFound, pushRecord, signalOf } from './record-image.js';
+import { isNotFound, pushRecord, readRecordConfig, signalOf } from './record-image.js';
 
 /** What to remove: a tag, and the manifest it points at unless another tag still needs it. */
 export interface RemoveImageTarget {
@@ -33,11 +33,34 @@ async function ignoreNotFound(action: () => Promise<unknown>): Promise<void> {
   }
 }
 
+const STAGE_KINDS: ReadonlySet<string> = new Set(['stage', 'multiplatform-stage']);
+
+/** A time with a fraction of a second: a push time of werf's or ours, unique to one record. */
+const PRECISE_TIME = /T\d{2}:\d{2}:\d{2}\.\d+/;
+
 /**
- * Whether a tag other than `tag` points at `digest`. Only a stage can share
- * its digest (with the user's custom tags, which are werf's "other" tags);
- * records are unique images. Answered from the cached listing when there is
- * one, so a batch of deletes lists the repository once.
+ * Whether the record image at `digest` is provably its record's alone: its
+ * config was written at a push time with sub-second precision (werf's and
+ * ours). A record without one (created missing or whole seconds, as older
+ * tools may write them) may share its manifest with a record of the same labels.
+ */
+async function isUniqueRecord(ctx: RepoContext, digest: Digest, options: OperationOptions): Promise<boolean> {
+  try {
+    const config = await readRecordConfig(ctx, digest, options);
+    return config === null || (config.created !== undefined && PRECISE_TIME.test(config.created));
+  } catch (error) {
+    if (isStowageError(error, 'BLOB_UNKNOWN')) return false;
+    throw error;
+  }
+}
+
+/**
+ * Whether a tag other than `tag` points at `digest`. A stage can share its
+ * digest with the user's custom tags (werf's "other" tags); a record with
+ * other records of the same labels, unless its push time makes it unique
+ * (every record werf or Stowage writes), which one config read settles.
+ * The candidates come from the cached listing when there is one, so a batch
+ * of deletes lists the repository once.
  */
 async function digestNeededElsewhere(
   ctx: RepoContext,
@@ -45,11 +68,16 @@ async function digestNeededElsewhere(
   digest: Digest,
   options: OperationOptions,
 ): Promise<boolean> {
-  const kind = classifyTag(tag).kind;
-  if (kind !== 'stage' && kind !== 'multiplatform-stage') return false;
+  let candidate: (kind: string) => boolean;
+  if (STAGE_KINDS.has(classifyTag(tag).kind)) {
+    candidate = (kind) => kind === 'other';
+  } else {
+    if (await isUniqueRecord(ctx, digest, options)) return false;
+    candidate = (kind) => !STAGE_KINDS.has(kind) && kind !== 'referrers';
+  }
   const listing = await ctx.tags({ ...signalOf(options), cache: true });
   for (const other of listing.all()) {
-    if (other === tag || classifyTag(other).kind !== 'other') continue;
+    if (other === tag || !candidate(classifyTag(other).kind)) continue;
     const head = await ctx.registry.headManifest(ctx.repository, other, signalOf(options));
     if (head?.digest === digest) {
       ctx.logger.debug({ tag, digest, sharedWith: other }, 'manifest kept: another tag needs it');

@@ -224,31 +224,52 @@ function parseJson(bytes: Uint8Array): unknown {
   }
 }
 
+/** What a record image's config says: its labels and its `created`. */
+export interface RecordConfig {
+  readonly labels: Record<string, string>;
+  /** The config's `created` as written, when it is a string. */
+  readonly created?: string;
+}
+
 /**
- * The config labels of the record image under `tag`; `null` when there is no
- * such tag (or repository). Tolerant as werf's reader: a Docker or OCI
- * manifest with any layers (the zero-byte one of werf < v2.75.4 too), no
- * `Labels` (or a config that is not an image config) read as `{}`, an index
- * as `{}`. Values that are not strings are left out.
+ * The config of the record image under `reference` (a tag or digest); `null`
+ * when there is no such manifest (or repository). Tolerant as werf's reader:
+ * a Docker or OCI manifest with any layers (the zero-byte one of werf <
+ * v2.75.4 too); no `Labels`, a config that is not an image config, or an
+ * index read as no labels. Label values that are not strings are left out.
  */
-export async function readRecordLabels(
+export async function readRecordConfig(
   ctx: RepoContext,
-  tag: string,
+  reference: string,
   options: OperationOptions = {},
-): Promise<Record<string, string> | null> {
+): Promise<RecordConfig | null> {
   let manifestBytes: Uint8Array;
   try {
-    manifestBytes = (await ctx.registry.getManifest(ctx.repository, tag, signalOf(options))).bytes;
+    manifestBytes = (await ctx.registry.getManifest(ctx.repository, reference, signalOf(options))).bytes;
   } catch (error) {
     if (isNotFound(error)) return null;
     throw error;
   }
   const manifest = parseJson(manifestBytes);
-  if (!isObject(manifest) || !isObject(manifest.config) || !isDigest(manifest.config.digest)) return {};
+  if (!isObject(manifest) || !isObject(manifest.config) || !isDigest(manifest.config.digest)) {
+    return { labels: {} };
+  }
   const config = parseJson(await readBlob(ctx, manifest.config.digest, options));
-  const labels = isObject(config) && isObject(config.config) ? config.config.Labels : undefined;
-  if (!isObject(labels)) return {};
+  if (!isObject(config)) return { labels: {} };
+  const created = typeof config.created === 'string' ? { created: config.created } : {};
+  const labels = isObject(config.config) ? config.config.Labels : undefined;
   const result: Record<string, string> = {};
-  for (const [key, value] of Object.entries(labels)) if (typeof value === 'string') result[key] = value;
-  return result;
+  if (isObject(labels)) {
+    for (const [key, value] of Object.entries(labels)) if (typeof value === 'string') result[key] = value;
+  }
+  return { labels: result, ...created };
+}
+
+/** The config labels of the record image under `tag` (see `readRecordConfig`); `null` when absent. */
+export async function readRecordLabels(
+  ctx: RepoContext,
+  tag: string,
+  options: OperationOptions = {},
+): Promise<Record<string, string> | null> {
+  return (await readRecordConfig(ctx, tag, options))?.labels ?? null;
 }
