@@ -123,6 +123,11 @@ describe('createLocalStagesStorage', () => {
     expect(await storage.getImportMetadata(id)).toBeNull();
     await storage.removeImportMetadata(id);
     expect(await storage.listStageIDs()).toEqual([]);
+    await storage.putImportMetadata(metadata);
+    await pushImage(store, PROJECT, randomImage(), `${D1}-1700000000001`);
+    await storage.deleteRepo();
+    expect(await storage.listImportMetadataIds()).toEqual([]);
+    expect(await storage.listStageIDs()).toEqual([]);
   });
 
   it('writes no other record and reads none; fetch and store have nothing to do', async () => {

@@ -144,8 +144,10 @@ class LocalStagesStorage implements StagesStorage {
   createRepo(options?: OperationOptions): Promise<void> {
     return stages.createRepo(this.#ctx, options);
   }
-  deleteRepo(options?: OperationOptions): Promise<void> {
-    return stages.deleteRepo(this.#ctx, options);
+  /** Removes the project's stage images and its import-metadata images. */
+  async deleteRepo(options?: OperationOptions): Promise<void> {
+    await stages.deleteRepo(this.#ctx, options);
+    await stages.deleteRepo(this.#imports, options);
   }
   exportStage(desc: StageDesc, options: ExportStageOptions): Promise<ExportStageResult> {
     return exportStage(this.#ctx, desc, options);
