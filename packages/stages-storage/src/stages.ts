@@ -115,13 +115,16 @@ export async function listStageIDsByDigest(
 ): Promise<StageID[]> {
   const listing = await ctx.tags(options);
   const own = listing.withPrefix(digest);
+  const index = rejectedRecords(listing);
   const rejected: string[] = [];
   for (const tag of own) {
     if (tag.endsWith(REJECTED_TAG_SUFFIX)) continue;
     const dash = tag.indexOf('-');
     const creationTs = dash < 0 ? 0 : Number(tag.slice(dash + 1));
-    // Records written since the index was built are in `own`; removed ones fail `has`.
-    for (const record of rejectedRecords(listing).byCreationTs.get(creationTs) ?? []) {
+    // This digest's own records are in `own` however recent; another digest's record
+    // written through the storage is indexed once the listing's size has changed; a
+    // removed one fails `has`.
+    for (const record of index.byCreationTs.get(creationTs) ?? []) {
       if (listing.has(record)) rejected.push(record);
     }
   }
