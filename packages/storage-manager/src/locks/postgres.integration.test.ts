@@ -124,6 +124,28 @@ describe('PostgreSQL advisory locks', () => {
     await next.release();
   });
 
+  it('waiters do not hold connections while they sleep: a holder can still take another lock from a small pool', async () => {
+    const locks = createPostgresLockManager({
+      databaseUrl: db.url,
+      pollMs: 2,
+      maxPollMs: 20,
+      maxConnections: 2,
+    });
+    managers.push(locks);
+    const outer = await locks.acquire('nested.outer');
+    const waiters = [
+      locks.acquire('nested.outer'),
+      locks.acquire('nested.outer'),
+      locks.acquire('nested.outer'),
+    ];
+    const inner = await locks.acquire('nested.inner');
+    expect(await holders('nested.inner')).toHaveLength(1);
+    await inner.release();
+    await outer.release();
+    // each waiter in turn, whichever gets it first
+    await Promise.all(waiters.map(async (waiting) => await (await waiting).release()));
+  });
+
   it('an abort stops the wait and returns the connection', async () => {
     const locks = create();
     const held = await locks.acquire('n3');

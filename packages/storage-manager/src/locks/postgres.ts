@@ -13,8 +13,8 @@ export interface PostgresLockManagerOptions {
   /** Prefix hashed with every lock name into the advisory key. Default `stowage:`. */
   readonly keyPrefix?: string;
   /**
-   * Connections of the pool made from `databaseUrl`. Every held lock and every
-   * acquire still waiting keeps one. Default 10.
+   * Connections of the pool made from `databaseUrl`. Every held lock keeps
+   * one; a waiting acquire borrows one for each try only. Default 10.
    */
   readonly maxConnections?: number;
   /** First wait between two tries of a busy lock (doubling up to `maxPollMs`). Default 20. */
@@ -58,9 +58,10 @@ export function redactDatabaseUrl(url: string): string {
 /**
  * Named locks as PostgreSQL session advisory locks, for builders on several
  * hosts sharing one repository: the key is `advisoryLockKey(name)`, taken
- * with `pg_try_advisory_lock[_shared]` and retried with backoff. Each held
- * lock keeps its own connection until released; when that connection dies
- * the server has already dropped the lock, and the handle says so (`lost`).
+ * with `pg_try_advisory_lock[_shared]` and retried with backoff (each try on
+ * a pooled connection, given back while the lock is busy). Each held lock
+ * keeps its own connection until released; when that connection dies the
+ * server has already dropped the lock, and the handle says so (`lost`).
  */
 export function createPostgresLockManager(options: PostgresLockManagerOptions): LockManager {
   if ((options.databaseUrl === undefined) === (options.pool === undefined)) {
@@ -104,52 +105,51 @@ export function createPostgresLockManager(options: PostgresLockManagerOptions): 
       if (closing.signal.aborted) throw closedError(description, name);
       const shared = acquireOptions.shared ?? false;
       const key = advisoryLockKey(name, keyPrefix);
-      const client = await connect(pool, {
-        name,
-        description,
-        signal: acquireOptions.signal,
-        closing: closing.signal,
-      });
-      let failure: Error | undefined;
-      const onError = (error: Error) => {
-        failure ??= error;
-      };
-      client.on('error', onError);
       const fn = shared ? 'pg_try_advisory_lock_shared' : 'pg_try_advisory_lock';
-      let broken: unknown;
+      let client: pg.PoolClient | undefined;
       let waited = false;
-      try {
-        await pollUntil(
-          { name, manager: description, settings, options: acquireOptions, closing: closing.signal },
-          async () => {
-            try {
-              if (failure) throw failure;
-              const { rows } = await client.query<{ ok: boolean }>(`SELECT ${fn}($1::bigint) AS ok`, [key]);
-              if (rows[0]?.ok === true) return true;
-              if (!waited) log.debug({ name, key, shared }, 'advisory lock busy, waiting');
-              waited = true;
-              return false;
-            } catch (error) {
-              broken = error;
-              throw new LockError(
-                'LOCK_FAILED',
-                `cannot take lock ${JSON.stringify(name)} (${description})`,
-                {
-                  retryable: true,
-                  cause: error,
-                  details: { name, key, manager: description },
-                },
-              );
+      // Each try borrows a connection and gives it back when the lock is busy, so
+      // waiters never hold the pool's connections while they sleep: a holder that
+      // needs another lock (or the pool for anything else) still gets one.
+      await pollUntil(
+        { name, manager: description, settings, options: acquireOptions, closing: closing.signal },
+        async () => {
+          const candidate = await connect(pool, {
+            name,
+            description,
+            signal: acquireOptions.signal,
+            closing: closing.signal,
+          });
+          let failure: Error | undefined;
+          const onError = (error: Error) => {
+            failure ??= error;
+          };
+          candidate.on('error', onError);
+          try {
+            const { rows } = await candidate.query<{ ok: boolean }>(`SELECT ${fn}($1::bigint) AS ok`, [key]);
+            if (failure) throw failure;
+            candidate.removeListener('error', onError);
+            if (rows[0]?.ok === true) {
+              client = candidate;
+              return true;
             }
-          },
-        );
-      } catch (error) {
-        client.removeListener('error', onError);
-        // a connection that failed a query is dropped, not pooled again
-        client.release(broken === undefined ? undefined : broken instanceof Error ? broken : true);
-        throw error;
-      }
-      client.removeListener('error', onError);
+            candidate.release();
+          } catch (error) {
+            candidate.removeListener('error', onError);
+            // a connection that failed a query is dropped, not pooled again
+            candidate.release(error instanceof Error ? error : true);
+            throw new LockError('LOCK_FAILED', `cannot take lock ${JSON.stringify(name)} (${description})`, {
+              retryable: true,
+              cause: error,
+              details: { name, key, manager: description },
+            });
+          }
+          if (!waited) log.debug({ name, key, shared }, 'advisory lock busy, waiting');
+          waited = true;
+          return false;
+        },
+      );
+      if (!client) throw new Error('unreachable: the poll ended without a connection');
       const handle = new PgHandle({ name, shared, key, client, held, log, manager: description });
       held.add(handle);
       if (closing.signal.aborted) {
