@@ -9,6 +9,7 @@ import { STAGE_DIGEST_LENGTH } from '@stowage/tags';
 export class TagListing {
   readonly #tags: Set<string>;
   #byDigestPrefix: Map<string, string[]> | undefined;
+  #version = 0;
 
   constructor(tags: Iterable<string>) {
     this.#tags = new Set(tags);
@@ -16,6 +17,11 @@ export class TagListing {
 
   get size(): number {
     return this.#tags.size;
+  }
+
+  /** Grows by one on every change (`add` or `delete` of a tag): an index built at one version is stale at another. */
+  get version(): number {
+    return this.#version;
   }
 
   has(tag: string): boolean {
@@ -40,6 +46,7 @@ export class TagListing {
   add(tag: string): void {
     if (this.#tags.has(tag)) return;
     this.#tags.add(tag);
+    this.#version++;
     if (this.#byDigestPrefix && tag.length >= STAGE_DIGEST_LENGTH) {
       const key = tag.slice(0, STAGE_DIGEST_LENGTH);
       const list = this.#byDigestPrefix.get(key);
@@ -51,6 +58,7 @@ export class TagListing {
   /** Records a tag removed through the storage. */
   delete(tag: string): void {
     if (!this.#tags.delete(tag)) return;
+    this.#version++;
     if (this.#byDigestPrefix && tag.length >= STAGE_DIGEST_LENGTH) {
       const key = tag.slice(0, STAGE_DIGEST_LENGTH);
       const list = this.#byDigestPrefix.get(key);

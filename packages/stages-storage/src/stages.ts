@@ -71,8 +71,8 @@ export async function listStageIDs(ctx: RepoContext, options?: ListingOptions): 
 
 /** The rejected records of one listing, by creation time (werf counts them for any digest). */
 interface RejectedIndex {
-  /** The listing's size when built: a listing that grew or shrank since is indexed again. */
-  readonly size: number;
+  /** The listing's version when built: a listing changed since is indexed again. */
+  readonly version: number;
   readonly byCreationTs: ReadonlyMap<number, readonly string[]>;
 }
 
@@ -81,7 +81,7 @@ const rejectedIndexes = new WeakMap<TagListing, RejectedIndex>();
 /** Every rejected record of the listing as werf recognises them, indexed once per listing. */
 function rejectedRecords(listing: TagListing): RejectedIndex {
   const cached = rejectedIndexes.get(listing);
-  if (cached && cached.size === listing.size) return cached;
+  if (cached && cached.version === listing.version) return cached;
   const byCreationTs = new Map<number, string[]>();
   for (const tag of listing.all()) {
     if (!tag.endsWith(REJECTED_TAG_SUFFIX)) continue;
@@ -95,7 +95,7 @@ function rejectedRecords(listing: TagListing): RejectedIndex {
     if (tags) tags.push(tag);
     else byCreationTs.set(creationTs, [tag]);
   }
-  const index = { size: listing.size, byCreationTs };
+  const index = { version: listing.version, byCreationTs };
   rejectedIndexes.set(listing, index);
   return index;
 }
@@ -121,9 +121,8 @@ export async function listStageIDsByDigest(
     if (tag.endsWith(REJECTED_TAG_SUFFIX)) continue;
     const dash = tag.indexOf('-');
     const creationTs = dash < 0 ? 0 : Number(tag.slice(dash + 1));
-    // This digest's own records are in `own` however recent; another digest's record
-    // written through the storage is indexed once the listing's size has changed; a
-    // removed one fails `has`.
+    // This digest's own records are in `own`; another digest's is in the index, which is
+    // built again whenever the listing changed (its version).
     for (const record of index.byCreationTs.get(creationTs) ?? []) {
       if (listing.has(record)) rejected.push(record);
     }
