@@ -183,7 +183,11 @@ export interface StorageManager extends AsyncDisposable {
     fn: (attempt: number) => Promise<T>,
     options?: RetryOnUnexpectedStateOptions,
   ): Promise<T>;
-  /** A fresh stage ID for `digest` in the primary (unique among its stages and in this process). */
+  /**
+   * A fresh stage ID for `digest` in the primary (unique among its stages and in this
+   * process). The lock is released when it returns: to be unique across processes, push
+   * inside `createStage`, which holds the lock until the push settles.
+   */
   generateStageID(digest: string, options?: OperationOptions): Promise<StageID>;
   /** A fresh stage ID held (with `locks`, across processes) until `push` settles. */
   createStage<T>(options: CreateStageOptions<T>): Promise<T>;

@@ -2,7 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { isStowageError } from '@stowage/oci';
-import type { StageID } from '@stowage/stages-storage';
+import { createRepoStagesStorage, type StageID } from '@stowage/stages-storage';
+import { createMemoryRegistry, pushImage, randomImage } from '@stowage/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHostLockManager } from './locks/host.js';
 import type { AcquireOptions, LockHandle, LockManager } from './locks/types.js';
@@ -13,20 +14,23 @@ let digestSeq = 0;
 /** A digest no other test used (the process remembers what it issued per digest). */
 const freshDigest = (): string => (++digestSeq).toString(16).padStart(56, 'a');
 
-/** A storage whose stage listing is an array the test controls; `pushed` are added by `push`. */
-function fakeStorage(initial: number[] = [], address = 'registry.example.com/group/project') {
-  const stages: number[] = [...initial];
+/**
+ * A storage whose stage listing is an array the test controls: `initial` are stages of
+ * `digest`; `push` adds the stages it is given. `listed` counts the listings.
+ */
+function fakeStorage(initial: number[] = [], address = 'registry.example.com/group/project', digest = '') {
+  const stages: StageID[] = initial.map((creationTs) => ({ digest, creationTs, isMultiplatform: false }));
   const listed: string[] = [];
   return {
     address,
     stages,
     listed,
-    async listStageIDsByDigest(digest: string): Promise<StageID[]> {
-      listed.push(digest);
-      return stages.map((creationTs) => ({ digest, creationTs, isMultiplatform: false }));
+    async listStageIDs(): Promise<StageID[]> {
+      listed.push('all');
+      return [...stages];
     },
     push: async (stage: StageID) => {
-      stages.push(stage.creationTs);
+      stages.push(stage);
       return stage.creationTs;
     },
   };
@@ -59,7 +63,7 @@ describe('withNewStageID', () => {
     const stage = await withNewStageID({ storage, digest, clock: { now: () => T } }, async (s) => s);
     expect(stage).toEqual({ digest, creationTs: T, isMultiplatform: false });
     expect(String(stage.creationTs)).toHaveLength(13);
-    expect(storage.listed).toEqual([digest]);
+    expect(storage.listed).toEqual(['all']);
   });
 
   it('in one millisecond, one process never issues a creationTs twice (sequential and concurrent)', async () => {
@@ -82,7 +86,7 @@ describe('withNewStageID', () => {
 
   it('goes past the newest stage of the digest in the storage, even one made "later" by another clock', async () => {
     const digest = freshDigest();
-    const storage = fakeStorage([T - 5, T + 40, T + 7]);
+    const storage = fakeStorage([T - 5, T + 40, T + 7], undefined, digest);
     expect(await withNewStageID({ storage, digest, clock: { now: () => T } }, storage.push)).toBe(T + 41);
     // a later clock wins over the listing
     expect(await withNewStageID({ storage, digest, clock: { now: () => T + 1000 } }, storage.push)).toBe(
@@ -92,7 +96,7 @@ describe('withNewStageID', () => {
 
   it('ignores listed stages outside the 13-digit range (a multiplatform 0, a junk 14-digit tag)', async () => {
     const digest = freshDigest();
-    const storage = fakeStorage([0, 99_999_999_999_999]);
+    const storage = fakeStorage([0, 99_999_999_999_999], undefined, digest);
     expect(await withNewStageID({ storage, digest, clock: { now: () => T } }, storage.push)).toBe(T);
   });
 
@@ -121,10 +125,10 @@ describe('withNewStageID', () => {
     const events: string[] = [];
     const digest = freshDigest();
     const storage = fakeStorage();
-    const listing = storage.listStageIDsByDigest.bind(storage);
-    storage.listStageIDsByDigest = async (d) => {
+    const listing = storage.listStageIDs.bind(storage);
+    storage.listStageIDs = async () => {
       events.push('list');
-      return await listing(d);
+      return await listing();
     };
     const failure = new Error('push failed');
     await expect(
@@ -185,13 +189,32 @@ describe('withNewStageID', () => {
       expect(isStowageError(error, 'OPTIONS_INVALID')).toBe(true);
     }
     // the range ends at 9999999999999: a stage there leaves nothing
-    const full = fakeStorage([9_999_999_999_999]);
+    const fullDigest = freshDigest();
+    const full = fakeStorage([9_999_999_999_999], undefined, fullDigest);
     const error = await withNewStageID(
-      { storage: full, digest: freshDigest(), clock: { now: () => T } },
+      { storage: full, digest: fullDigest, clock: { now: () => T } },
       push,
     ).catch((e: unknown) => e);
     expect(isStowageError(error, 'OPTIONS_INVALID')).toBe(true);
     expect(pushed).toBe(false);
+  });
+
+  it('never reuses the timestamp of a rejected stage (it would inherit the rejected record)', async () => {
+    const registry = createMemoryRegistry();
+    const storage = createRepoStagesStorage({
+      registry,
+      address: 'registry.example.com/werf/rejected',
+      project: 'p',
+    });
+    const digest = freshDigest();
+    await pushImage(registry, 'werf/rejected', randomImage({ layers: 1, layerSize: 16 }), `${digest}-${T}`);
+    await storage.rejectStage({ digest, creationTs: T });
+    expect(await storage.listStageIDsByDigest(digest)).toEqual([]);
+    const made = await withNewStageID(
+      { storage, digest, clock: { now: () => T } },
+      async (s) => s.creationTs,
+    );
+    expect(made).toBe(T + 1);
   });
 
   it('an aborted signal stops before anything is listed', async () => {

@@ -10,7 +10,7 @@ export class StageIdError extends StowageError<'OPTIONS_INVALID'> {}
 
 export interface NewStageIDOptions extends OperationOptions {
   /** Where the stage goes: its address names the lock, its listing gives the stages that exist. */
-  readonly storage: Pick<StagesStorage, 'address' | 'listStageIDsByDigest'>;
+  readonly storage: Pick<StagesStorage, 'address' | 'listStageIDs'>;
   /** The stage digest (56 lowercase hex, spec A.3). */
   readonly digest: string;
   /**
@@ -76,7 +76,11 @@ export async function withNewStageID<T>(
       })
     : undefined;
   try {
-    const existing = await storage.listStageIDsByDigest(digest, signal ? { signal } : {});
+    // Every stage of the digest, rejected ones included (`listStageIDsByDigest` leaves those
+    // out): a new stage must not take a rejected one's timestamp and inherit its record.
+    const existing = (await storage.listStageIDs(signal ? { signal } : {})).filter(
+      (s) => s.digest === digest,
+    );
     const creationTs = nextCreationTs({ address: storage.address, digest, existing, now: clock.now() });
     return await fn({ digest, creationTs, isMultiplatform: false });
   } finally {
