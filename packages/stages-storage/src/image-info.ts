@@ -6,9 +6,10 @@ import {
   type OperationOptions,
   type ParsedManifest,
   parseManifest,
+  type Registry,
 } from '@stowage/oci';
 import { Labels } from '@stowage/tags';
-import type { RepoContext } from './context.js';
+import { RepoContext } from './context.js';
 import { StagesStorageError } from './errors.js';
 import type { ImageInfo } from './types.js';
 
@@ -154,6 +155,20 @@ export async function describeImage(
   const read = await readManifest(ctx, tag, options);
   if (!read) return null;
   return await describe(ctx, { name: ctx.imageName(tag), tag }, read, options);
+}
+
+/**
+ * `describeImage` for any image, not only a stage: `<address>:<tag>` held by
+ * `registry` under `repository` (the local image store, a registry). Same
+ * answers: `null` when absent, `BROKEN_IMAGE` when its config or a child is gone.
+ */
+export async function describeImageAt(
+  location: { readonly registry: Registry; readonly repository: string; readonly address: string },
+  tag: string,
+  options: OperationOptions = {},
+): Promise<ImageInfo | null> {
+  const ctx = new RepoContext({ ...location, project: '' });
+  return await describeImage(ctx, tag, options);
 }
 
 async function describe(

@@ -1,5 +1,6 @@
 export { RETIRED_TAG_LABEL } from './delete.js';
 export { StagesStorageError, type StagesStorageErrorCode } from './errors.js';
+export { describeImageAt } from './image-info.js';
 export { TagListing } from './listing.js';
 export {
   createLocalStagesStorage,

@@ -1,6 +1,6 @@
 import type { OperationOptions, Registry } from '@stowage/oci';
 import {
-  createRepoStagesStorage,
+  describeImageAt,
   type ImageInfo,
   type LocalImages,
   localRepositoryOf,
@@ -27,8 +27,6 @@ export interface GetImageInfoOptions extends OperationOptions {
   readonly registry?: ImageSource;
   /** Or a function answering the info of a reference (werf's docker registry API). */
   readonly resolver?: (ref: string, options: OperationOptions) => Promise<ImageInfo | null>;
-  /** The werf project named on what is read (no record is written). Default `stowage`. */
-  readonly project?: string;
 }
 
 /** Splits `<address>:<tag>` (a digest reference `<address>@sha256:…` keeps its digest as the tag). */
@@ -39,26 +37,6 @@ export function splitImageRef(ref: string): { address: string; tag: string } {
   if (colon > ref.lastIndexOf('/') && colon > 0)
     return { address: ref.slice(0, colon), tag: ref.slice(colon + 1) };
   return { address: ref, tag: 'latest' };
-}
-
-/**
- * Describes `<address>:<tag>` held by `registry` under `repository` with the
- * stages storage's own description (spec A.10), so the info matches what a
- * stage description would say.
- */
-async function describeAt(
-  location: { registry: Registry; repository: string; address: string; tag: string; project: string },
-  options: OperationOptions,
-): Promise<ImageInfo | null> {
-  const storage = createRepoStagesStorage({
-    registry: location.registry,
-    repository: location.repository,
-    address: location.address,
-    project: location.project,
-  });
-  // A stage with creationTs 0 is tagged with its bare "digest": here, the tag itself.
-  const desc = await storage.getStageDesc({ digest: location.tag, creationTs: 0 }, options);
-  return desc?.info ?? null;
 }
 
 /**
@@ -76,30 +54,23 @@ export async function getImageInfo(
       { details: { key: 'registry' } },
     );
   const { address, tag } = splitImageRef(ref);
-  const project = options.project ?? 'stowage';
   const operation: OperationOptions = options.signal ? { signal: options.signal } : {};
   if (options.local) {
-    const info = await describeAt(
+    const info = await describeImageAt(
       {
         registry: options.local.registry,
         repository: options.local.repository ?? localRepositoryOf(address),
         address,
-        tag,
-        project,
       },
+      tag,
       operation,
     );
     if (info) return info;
   }
   if (options.registry) {
-    return await describeAt(
-      {
-        registry: options.registry.registry,
-        repository: options.registry.repository,
-        address,
-        tag: options.registry.tag ?? tag,
-        project,
-      },
+    return await describeImageAt(
+      { registry: options.registry.registry, repository: options.registry.repository, address },
+      options.registry.tag ?? tag,
       operation,
     );
   }
