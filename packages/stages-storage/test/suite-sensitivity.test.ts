@@ -3,41 +3,14 @@
 // and check that exactly the cases that should catch each defect fail, that
 // the unbroken baseline passes, and that what does not apply is skipped with
 // its reason, never passed.
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
+import { runVitestChild } from '@stowage/testing';
 import { expect, it } from 'vitest';
 
-interface Assertion {
-  ancestorTitles: string[];
-  title: string;
-  status: string;
-  meta?: { notApplicable?: string[] };
-}
-
 it('fails against storages that break the contract', { timeout: 120_000 }, async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'stowage-stages-sensitivity-'));
-  const out = join(dir, 'report.json');
-  const fixtures = join(import.meta.dirname, 'fixtures');
-  try {
-    await promisify(execFile)(
-      process.execPath,
-      [
-        join(import.meta.dirname, '../../../node_modules/vitest/vitest.mjs'),
-        'run',
-        '--config',
-        join(fixtures, 'vitest.config.ts'),
-        '--reporter=json',
-        `--outputFile=${out}`,
-      ],
-      { cwd: fixtures, env: { ...process.env, CI: '' } },
-    ).catch(() => undefined); // failures are the point
-    const report = JSON.parse(await readFile(out, 'utf8')) as {
-      testResults: { assertionResults: Assertion[] }[];
-    };
-    const results = report.testResults.flatMap((file) => file.assertionResults);
+  const report = await runVitestChild(join(import.meta.dirname, 'fixtures'));
+  const results = report.assertions;
+  {
     const suite = (name: string) =>
       results.filter((r) => r.ancestorTitles[0] === `StagesStorage: broken: ${name}`);
     const failed = (name: string) =>
@@ -91,7 +64,5 @@ it('fails against storages that break the contract', { timeout: 120_000 }, async
         ['the local storage: stages are already local', ['the local storage only']],
       ].sort(),
     );
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 });

@@ -1,43 +1,14 @@
 // The conformance suite must be able to fail: run it, in a child vitest,
 // against registries broken on purpose (fixtures/broken-registries.conformance.ts)
 // and check that exactly the cases that should catch each defect fail.
-import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
-
-interface Assertion {
-  fullName: string;
-  title: string;
-  status: string;
-  meta?: { notApplicable?: string[] };
-}
+import { runVitestChild } from './vitest-child.js';
 
 it('fails against registries that break the contract', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'stowage-sensitivity-'));
-  const out = join(dir, 'report.json');
-  const fixtures = join(import.meta.dirname, '../fixtures');
-  try {
-    await promisify(execFile)(
-      process.execPath,
-      [
-        join(import.meta.dirname, '../../../node_modules/vitest/vitest.mjs'),
-        'run',
-        '--config',
-        join(fixtures, 'vitest.config.ts'),
-        '--reporter=json',
-        `--outputFile=${out}`,
-      ],
-      { cwd: fixtures, env: { ...process.env, CI: '' } },
-    ).catch(() => undefined); // failures are the point
-    const report = JSON.parse(await readFile(out, 'utf8')) as {
-      numPassedTests: number;
-      numPendingTests: number;
-      testResults: { assertionResults: Assertion[] }[];
-    };
-    const results = report.testResults.flatMap((file) => file.assertionResults);
+  const report = await runVitestChild(join(import.meta.dirname, '../fixtures'));
+  const results = report.assertions;
+  {
     const suite = (name: string) =>
       results.filter((r) => r.fullName.startsWith(`Registry conformance: broken: ${name} `));
     const failed = (name: string) =>
@@ -78,7 +49,5 @@ it('fails against registries that break the contract', async () => {
     );
     // ...and the rest of each suite still runs and passes.
     expect(results.filter((r) => r.status === 'passed').length).toBeGreaterThan(300);
-  } finally {
-    await rm(dir, { recursive: true, force: true });
   }
 }, 120_000);

@@ -44,3 +44,4 @@ export {
   randomIndex,
 } from './random.js';
 export { type SnapshotOptions, snapshotTree } from './snapshot.js';
+export { runVitestChild, type VitestAssertion, type VitestReport } from './vitest-child.js';
