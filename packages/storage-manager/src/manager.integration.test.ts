@@ -11,6 +11,7 @@ import { createRepoStagesStorage, type StagesStorage } from '@stowage/stages-sto
 import { sha3_224Hash } from '@stowage/tags';
 import {
   type DockerRegistry,
+  freePort,
   pushImage,
   randomImage,
   requirePeers,
@@ -74,17 +75,6 @@ describe('storage manager over docker-registry', () => {
   };
   const stage = { digest: sha3_224Hash(`stage ${run}`), creationTs: 1_700_000_000_123 };
   const tag = `${stage.digest}-${stage.creationTs}`;
-  const down = (registry: Registry): Registry =>
-    new Proxy(registry, {
-      get(target, prop, receiver) {
-        const value = Reflect.get(target, prop, receiver);
-        if (typeof value !== 'function') return value;
-        return async () => {
-          throw new RegistryError('UNAVAILABLE', 'cache registry is down', { retryable: true });
-        };
-      },
-    });
-
   it('fetches from a cache repo and refills the one that missed; the manifest cache is in werf format', async () => {
     const p = repo('primary');
     const missing = repo('cache-missing');
@@ -112,10 +102,17 @@ describe('storage manager over docker-registry', () => {
   it('a cache repo that is down only warns', async () => {
     const p = repo('primary');
     await pushImage(client, p.repository, randomImage({ format: 'docker', seed: 12 }), tag);
-    const m = manager({ primary: storageAt(p), cache: [storageAt(repo('cache-down'), down(client))] });
+    // a real cache registry that is down: nothing listens on its port
+    const gone = createRegistryClient({
+      registry: `127.0.0.1:${await freePort()}`,
+      auth: { useConfigFiles: false },
+      retry: { retries: 0 },
+    });
+    const m = manager({ primary: storageAt(p), cache: [storageAt(repo('cache-down'), gone)] });
     expect((await m.fetchStage(stage)).from).toBe('primary');
     expect(warnings).toContain('unable to fetch the stage from a cache storage');
     expect(warnings).toContain('unable to copy the stage into a cache storage');
+    await gone.close();
   });
 
   it('a broken stage (its config blob deleted on disk) gets a rejected record and the typed error', async () => {
