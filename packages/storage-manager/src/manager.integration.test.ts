@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
-import { digestHex, isStowageError, type Registry, RegistryError } from '@stowage/oci';
+import { digestHex, isStowageError, type Registry } from '@stowage/oci';
 import { createRegistryClient, type RegistryClient } from '@stowage/registry-client';
 import { createRepoStagesStorage, type StagesStorage } from '@stowage/stages-storage';
 import { sha3_224Hash } from '@stowage/tags';
