@@ -256,11 +256,6 @@ export function databaseUrlProblem(text: string): string | undefined {
   return undefined;
 }
 
-/** `text` with any password replaced by `***`, fit for messages and logs. */
-export function redactDatabaseUrl(text: string): string {
-  return text.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/?#@]*):[^/?#]*@/i, '$1:***@');
-}
-
 /**
  * A pg pool on a PostgreSQL server. A connection string that is not a
  * PostgreSQL URL throws `OPTIONS_INVALID` here, before any connection is tried.

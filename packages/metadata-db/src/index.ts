@@ -1,3 +1,5 @@
+/** Re-exported from `@stowage/oci`, where it now lives. */
+export { redactDatabaseUrl } from '@stowage/oci';
 export {
   createPgliteDatabase,
   createPostgresDatabase,
@@ -12,7 +14,6 @@ export {
   type PostgresOptions,
   type Queryable,
   type QueryResult,
-  redactDatabaseUrl,
   type Transaction,
   toDatabaseError,
 } from './database.js';

@@ -15,8 +15,8 @@ import {
   databaseUrlProblem,
   isDatabaseError,
   openDatabase,
-  redactDatabaseUrl,
 } from './database.js';
+import { redactDatabaseUrl } from './index.js';
 import { assertMigrated, migrate, migrationStatus, migrations } from './migrations.js';
 
 const postgres = await postgresPeer();

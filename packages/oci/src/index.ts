@@ -69,6 +69,7 @@ export {
   selectManifest,
 } from './platform.js';
 export { type ResolvedRange, resolveRange } from './range.js';
+export { redactDatabaseUrl } from './redact.js';
 export {
   type FormatReferenceOptions,
   formatReference,

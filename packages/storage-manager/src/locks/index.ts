@@ -11,6 +11,5 @@ export {
   createPostgresLockManager,
   type PostgresLockHandle,
   type PostgresLockManagerOptions,
-  redactDatabaseUrl,
 } from './postgres.js';
 export type { AcquireOptions, LockHandle, LockManager } from './types.js';

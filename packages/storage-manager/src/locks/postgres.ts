@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { type Clock, type Logger, type ResolvedLogger, resolveLogger } from '@stowage/oci';
+import { type Clock, type Logger, type ResolvedLogger, redactDatabaseUrl, resolveLogger } from '@stowage/oci';
 import pg from 'pg';
 import { LockError } from './errors.js';
 import { closedError, pollUntil, resolvePollSettings } from './poll.js';
@@ -41,18 +41,6 @@ export function advisoryLockKey(name: string, keyPrefix = 'stowage:'): string {
     .digest()
     .readBigInt64BE(0)
     .toString();
-}
-
-/** A database URL without its password, for messages. */
-export function redactDatabaseUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    parsed.search = '';
-    return parsed.toString();
-  } catch {
-    return '<unparsable url>';
-  }
 }
 
 /**
