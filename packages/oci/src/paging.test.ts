@@ -18,6 +18,13 @@ describe('pageOf', () => {
     expect(pageOf(all, { n: 0 })).toEqual({ items: [] });
     expect(pageOf(all, { last: 'z' })).toEqual({ items: [] });
   });
+  it('drops duplicates and takes sorted input as it is', () => {
+    expect(pageOf(['a', 'c', 'a', 'b', 'c']).items).toEqual(['a', 'b', 'c']);
+    const sorted = ['a', 'b', 'b', 'c'];
+    expect(pageOf(sorted, { last: 'b' }).items).toEqual(['c']);
+    expect(pageOf(sorted, { last: 'a', n: 1 })).toEqual({ items: ['b'], next: 'b' });
+    expect(sorted).toEqual(['a', 'b', 'b', 'c']);
+  });
   it('takes any iterable', () => {
     expect(pageOf(new Set(['y', 'x']), { n: 1 })).toEqual({ items: ['x'], next: 'x' });
   });

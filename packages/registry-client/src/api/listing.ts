@@ -42,7 +42,8 @@ async function list(
   const query = new URLSearchParams({ n: String(n ?? context.options.pageSize) });
   if (last !== undefined) query.set('last', last);
   let target = `${path}?${query}`;
-  const items = new Set<string>();
+  // duplicates across pages are dropped by pageOf
+  const items: string[] = [];
   const visited = new Set<string>([target]);
   const origin = context.registry.origin;
   let link: string | undefined;
@@ -56,7 +57,7 @@ async function list(
     if (found !== null && found !== undefined && !Array.isArray(found)) {
       throw new RegistryProtocolError(`${endpoint} listing has no "${key}" array`);
     }
-    for (const item of (found ?? []) as unknown[]) if (typeof item === 'string') items.add(item);
+    for (const item of (found ?? []) as unknown[]) if (typeof item === 'string') items.push(item);
     link = nextLink(response.headers.link);
     if (n !== undefined || link === undefined) break;
     const next = new URL(link, origin);
