@@ -79,6 +79,48 @@ describe('removeImage on a store that deletes tags', () => {
   });
 });
 
+describe('removeImage in a batch', () => {
+  const stageTag = (i: number) => `${'ab'.repeat(28)}-${1700000000000 + i}`;
+
+  it('HEADs each user tag once for a batch of stage deletes, not once per stage', async () => {
+    const memory = createMemoryRegistry();
+    for (let i = 0; i < 5; i++) await pushImage(memory, REPO, randomImage({ seed: i }), stageTag(i));
+    for (const user of ['latest', 'main', 'v1']) await pushImage(memory, REPO, randomImage(), user);
+    const heads: string[] = [];
+    const counting = faulty(memory, {
+      headManifest: async (repository, reference, options) => {
+        heads.push(reference);
+        return await memory.headManifest(repository, reference, options);
+      },
+    });
+    const ctx = context(counting);
+    for (let i = 0; i < 5; i++) await removeImage(ctx, { tag: stageTag(i), what: 'stage' });
+    // one HEAD per stage (its digest) and one per user tag for the whole batch
+    expect(heads.filter((r) => ['latest', 'main', 'v1'].includes(r)).sort()).toEqual([
+      'latest',
+      'main',
+      'v1',
+    ]);
+    expect(await tagsOf(memory)).toEqual(['latest', 'main', 'v1']);
+  });
+
+  it('a user tag written through the storage after the HEADs is asked again', async () => {
+    const memory = createMemoryRegistry();
+    const kept = randomImage({ seed: 1 });
+    await pushImage(memory, REPO, kept, stageTag(1));
+    await pushImage(memory, REPO, randomImage({ seed: 2 }), stageTag(2));
+    await pushImage(memory, REPO, randomImage({ seed: 3 }), 'main');
+    const ctx = context(memory);
+    await removeImage(ctx, { tag: stageTag(2), what: 'stage' }); // 'main' HEADed: elsewhere
+    // 'main' moves to the first stage's manifest, and the storage hears of it
+    const manifest = await memory.getManifest(REPO, stageTag(1));
+    await memory.putManifest(REPO, 'main', { bytes: manifest.bytes, mediaType: manifest.mediaType });
+    ctx.noteTag('main', true);
+    await removeImage(ctx, { tag: stageTag(1), what: 'stage' });
+    expect((await memory.headManifest(REPO, 'main'))?.digest).toBe(kept.manifest.digest);
+  });
+});
+
 describe('removeImage on a store that cannot delete tags (docker-registry 2.8)', () => {
   it('deletes a stage nobody else needs by its manifest', async () => {
     const { memory, digest } = await setup();

@@ -2,6 +2,7 @@ import { type Digest, isStowageError, type OperationOptions, type RegistryCapabi
 import { classifyTag, Labels } from '@stowage/tags';
 import type { RepoContext } from './context.js';
 import { StagesStorageError } from './errors.js';
+import type { TagListing } from './listing.js';
 import { isNotFound, pushRecord, readRecordConfig, signalOf } from './record-image.js';
 
 /** What to remove: a tag, and the manifest it points at unless another tag still needs it. */
@@ -70,21 +71,70 @@ async function digestNeededElsewhere(
 ): Promise<boolean> {
   let candidate: (kind: string) => boolean;
   if (STAGE_KINDS.has(classifyTag(tag).kind)) {
-    candidate = (kind) => kind === 'other';
+    candidate = isUserTagKind;
   } else {
     if (await isUniqueRecord(ctx, digest, options)) return false;
-    candidate = (kind) => !STAGE_KINDS.has(kind) && kind !== 'referrers';
+    candidate = isRecordTagKind;
   }
   const listing = await ctx.tags({ ...signalOf(options), cache: true });
-  for (const other of listing.all()) {
-    if (other === tag || !candidate(classifyTag(other).kind)) continue;
-    const head = await ctx.registry.headManifest(ctx.repository, other, signalOf(options));
-    if (head?.digest === digest) {
+  for (const other of candidatesOf(listing, candidate === isUserTagKind ? 'user' : 'record')) {
+    if (other === tag || !listing.has(other)) continue;
+    const pointsAt = await digestOf(ctx, listing, other, options);
+    if (pointsAt === digest) {
       ctx.logger.debug({ tag, digest, sharedWith: other }, 'manifest kept: another tag needs it');
       return true;
     }
   }
   return false;
+}
+
+const isUserTagKind = (kind: string): boolean => kind === 'other';
+const isRecordTagKind = (kind: string): boolean => !STAGE_KINDS.has(kind) && kind !== 'referrers';
+
+/**
+ * Per listing (until a tag is added), the tags that may share a stage's digest (user tags)
+ * or a record's: classified once, not once per delete, so deleting 1,000 stages of a
+ * 60,000-tag repository does not classify 60 million tags.
+ */
+const candidateLists = new WeakMap<TagListing, { additions: number; user?: string[]; record?: string[] }>();
+
+function candidatesOf(listing: TagListing, which: 'user' | 'record'): readonly string[] {
+  let entry = candidateLists.get(listing);
+  if (!entry || entry.additions !== listing.additions) {
+    entry = { additions: listing.additions };
+    candidateLists.set(listing, entry);
+  }
+  const known = entry[which];
+  if (known) return known;
+  const test = which === 'user' ? isUserTagKind : isRecordTagKind;
+  const found = listing.all().filter((t) => test(classifyTag(t).kind));
+  entry[which] = found;
+  return found;
+}
+
+/**
+ * What a tag points at, HEADed once per listing until a tag is written through the
+ * storage: a batch of deletes asks each user tag once. (Like every cached read, a tag
+ * moved by someone else since is not seen.)
+ */
+const headsOf = new WeakMap<TagListing, { additions: number; heads: Map<string, Digest | undefined> }>();
+
+async function digestOf(
+  ctx: RepoContext,
+  listing: TagListing,
+  tag: string,
+  options: OperationOptions,
+): Promise<Digest | undefined> {
+  let entry = headsOf.get(listing);
+  if (!entry || entry.additions !== listing.additions) {
+    entry = { additions: listing.additions, heads: new Map() };
+    headsOf.set(listing, entry);
+  }
+  const { heads } = entry;
+  if (heads.has(tag)) return heads.get(tag);
+  const digest = (await ctx.registry.headManifest(ctx.repository, tag, signalOf(options)))?.digest;
+  heads.set(tag, digest);
+  return digest;
 }
 
 /**

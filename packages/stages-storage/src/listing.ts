@@ -10,6 +10,7 @@ export class TagListing {
   readonly #tags: Set<string>;
   #byDigestPrefix: Map<string, string[]> | undefined;
   #version = 0;
+  #additions = 0;
 
   constructor(tags: Iterable<string>) {
     this.#tags = new Set(tags);
@@ -22,6 +23,15 @@ export class TagListing {
   /** Grows by one on every change (`add` or `delete` of a tag): an index built at one version is stale at another. */
   get version(): number {
     return this.#version;
+  }
+
+  /**
+   * Grows by one on every `add`, even of a tag already listed (its manifest may
+   * have moved): what is known of the tags' targets holds while it stays the
+   * same. Deletes leave it alone (check `has`).
+   */
+  get additions(): number {
+    return this.#additions;
   }
 
   has(tag: string): boolean {
@@ -44,6 +54,7 @@ export class TagListing {
 
   /** Records a tag written through the storage. */
   add(tag: string): void {
+    this.#additions++;
     if (this.#tags.has(tag)) return;
     this.#tags.add(tag);
     this.#version++;
