@@ -154,14 +154,18 @@ async function hasTag(ctx: RepoContext, tag: string, options: ListingOptions = {
   }
 }
 
-/** The stage's description; `null` when absent or rejected; `BROKEN_IMAGE` when its config or a child is gone. */
+/**
+ * The stage's description; `null` when absent or rejected; `BROKEN_IMAGE` when its
+ * config or a child is gone. The rejected record is looked for first (werf reads the
+ * image first): from a cached listing it costs nothing and spares the manifest and
+ * config reads of a rejected stage, and a stage rejected for being broken reads as
+ * rejected, not broken again.
+ */
 export async function getStageDesc(
   ctx: RepoContext,
   stage: StageRef,
   options?: ListingOptions,
 ): Promise<StageDesc | null> {
-  const desc = await describeStage(ctx, stage, options);
-  if (!desc) return null;
   if (await hasTag(ctx, encodeRejectedTag(stage), options)) {
     ctx.logger.info(
       { digest: stage.digest, creationTs: stage.creationTs },
@@ -169,7 +173,7 @@ export async function getStageDesc(
     );
     return null;
   }
-  return desc;
+  return await describeStage(ctx, stage, options);
 }
 
 /** Removes a stage's image (its tag, then its manifest unless another tag needs it). */
