@@ -9,8 +9,8 @@ export function compareBytes(a: string, b: string): number {
  * One page of a listing with the distribution API's `n`/`last` semantics:
  * entries sorted in byte order without duplicates, those strictly after
  * `last`, at most `n` of them (`n: 0` is an empty page), and `next` set when
- * more follow. The input is not modified. Input already in order (what a
- * registry answers) is not sorted again: 60,000 tags cost one pass.
+ * more follow. The input is not modified. Input already in order is not
+ * sorted again (one pass), and otherwise sorted without a comparator.
  */
 export function pageOf(items: Iterable<string>, options: ListOptions = {}): ListPage {
   const all = Array.isArray(items) ? (items as string[]).slice() : [...items];
@@ -21,7 +21,8 @@ export function pageOf(items: Iterable<string>, options: ListOptions = {}): List
       break;
     }
   }
-  if (!ordered) all.sort(compareBytes);
+  // the default sort compares UTF-16 code units, as compareBytes does, and is faster than a comparator
+  if (!ordered) all.sort();
   // sorted: duplicates are neighbours
   let kept = 0;
   for (let i = 0; i < all.length; i++) {

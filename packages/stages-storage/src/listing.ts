@@ -1,19 +1,27 @@
-import { STAGE_DIGEST_LENGTH } from '@stowage/tags';
-
 /**
- * One tag listing of a stages repository, with the indexes the reads need,
- * built lazily once per listing: tags by their first 56 characters (a stage
- * digest), so `listStageIDsByDigest` for many digests costs one listing and a
- * map lookup each, not a scan of 60,000 tags per digest.
+ * One tag listing of a stages repository, kept sorted: `withPrefix(digest)` is
+ * a binary search, so `listStageIDsByDigest` for many digests costs one
+ * listing and a lookup each, with nothing to index first (a registry's answer
+ * is already sorted, and sorting is skipped then).
  */
 export class TagListing {
   readonly #tags: Set<string>;
-  #byDigestPrefix: Map<string, string[]> | undefined;
+  /** The same tags in byte order. */
+  readonly #sorted: string[];
   #version = 0;
   #additions = 0;
 
   constructor(tags: Iterable<string>) {
     this.#tags = new Set(tags);
+    const sorted = [...this.#tags];
+    for (let i = 1; i < sorted.length; i++) {
+      if ((sorted[i - 1] as string) > (sorted[i] as string)) {
+        // the default sort compares UTF-16 code units, like `<`, and is faster than a comparator
+        sorted.sort();
+        break;
+      }
+    }
+    this.#sorted = sorted;
   }
 
   get size(): number {
@@ -38,18 +46,20 @@ export class TagListing {
     return this.#tags.has(tag);
   }
 
-  /** Every tag, in listing order (byte order from a registry). */
+  /** Every tag, in byte order. */
   all(): string[] {
-    return [...this.#tags];
+    return this.#sorted.slice();
   }
 
-  /** Tags that start with `prefix`, in listing order. */
+  /** Tags that start with `prefix`, in byte order. */
   withPrefix(prefix: string): string[] {
-    if (prefix.length === STAGE_DIGEST_LENGTH) {
-      this.#byDigestPrefix ??= this.#index();
-      return this.#byDigestPrefix.get(prefix) ?? [];
+    const out: string[] = [];
+    for (let i = this.#lowerBound(prefix); i < this.#sorted.length; i++) {
+      const tag = this.#sorted[i] as string;
+      if (!tag.startsWith(prefix)) break;
+      out.push(tag);
     }
-    return this.all().filter((tag) => tag.startsWith(prefix));
+    return out;
   }
 
   /** Records a tag written through the storage. */
@@ -57,38 +67,27 @@ export class TagListing {
     this.#additions++;
     if (this.#tags.has(tag)) return;
     this.#tags.add(tag);
+    this.#sorted.splice(this.#lowerBound(tag), 0, tag);
     this.#version++;
-    if (this.#byDigestPrefix && tag.length >= STAGE_DIGEST_LENGTH) {
-      const key = tag.slice(0, STAGE_DIGEST_LENGTH);
-      const list = this.#byDigestPrefix.get(key);
-      if (list) list.push(tag);
-      else this.#byDigestPrefix.set(key, [tag]);
-    }
   }
 
   /** Records a tag removed through the storage. */
   delete(tag: string): void {
     if (!this.#tags.delete(tag)) return;
+    const at = this.#lowerBound(tag);
+    if (this.#sorted[at] === tag) this.#sorted.splice(at, 1);
     this.#version++;
-    if (this.#byDigestPrefix && tag.length >= STAGE_DIGEST_LENGTH) {
-      const key = tag.slice(0, STAGE_DIGEST_LENGTH);
-      const list = this.#byDigestPrefix.get(key);
-      if (list) {
-        const at = list.indexOf(tag);
-        if (at >= 0) list.splice(at, 1);
-      }
-    }
   }
 
-  #index(): Map<string, string[]> {
-    const index = new Map<string, string[]>();
-    for (const tag of this.#tags) {
-      if (tag.length < STAGE_DIGEST_LENGTH) continue;
-      const key = tag.slice(0, STAGE_DIGEST_LENGTH);
-      const list = index.get(key);
-      if (list) list.push(tag);
-      else index.set(key, [tag]);
+  /** The first position whose tag is not before `value`. */
+  #lowerBound(value: string): number {
+    let lo = 0;
+    let hi = this.#sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.#sorted[mid] as string) < value) lo = mid + 1;
+      else hi = mid;
     }
-    return index;
+    return lo;
   }
 }
