@@ -22,6 +22,7 @@ import {
   randomImage,
   randomIndex,
   requirePeers,
+  spyRegistry,
   startDockerRegistry,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,18 +59,8 @@ async function skopeoRaw(reference: string, ...flags: string[]): Promise<Uint8Ar
 
 /** Counts the calls made to a registry, without changing what it does. */
 function counted(registry: Registry): { registry: Registry; count(method: string): number } {
-  const calls = new Map<string, number>();
-  const proxy = new Proxy(registry, {
-    get(target, key) {
-      const value = Reflect.get(target, key, target);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.set(String(key), (calls.get(String(key)) ?? 0) + 1);
-        return value.apply(target, args);
-      };
-    },
-  });
-  return { registry: proxy, count: (method) => calls.get(method) ?? 0 };
+  const spy = spyRegistry(registry);
+  return { registry: spy, count: (method) => spy.count(method) };
 }
 
 const json = (bytes: Uint8Array) =>

@@ -1,24 +1,15 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { digestOf, isStowageError, type Registry } from '@stowage/oci';
-import { collect, createMemoryRegistry, pushImage, randomBlob, randomImage } from '@stowage/testing';
+import {
+  collect,
+  createMemoryRegistry,
+  pushImage,
+  randomBlob,
+  randomImage,
+  spyRegistry,
+} from '@stowage/testing';
 import { describe, expect, it } from 'vitest';
 import { COPY_BLOB_CHANNEL, type CopyBlobMessage, copyBlobs } from './index.js';
-
-/** Counts the calls made to a registry, per member; the origin stays the wrapped one's. */
-function counting(registry: Registry): Registry & { count(method: string): number } {
-  const counts = new Map<string, number>();
-  return new Proxy(registry, {
-    get(target, key, receiver) {
-      if (key === 'count') return (method: string) => counts.get(method) ?? 0;
-      const value = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        counts.set(String(key), (counts.get(String(key)) ?? 0) + 1);
-        return value.apply(target, args);
-      };
-    },
-  }) as Registry & { count(method: string): number };
-}
 
 async function seeded(layers: number) {
   const registry = createMemoryRegistry();
@@ -30,8 +21,8 @@ async function seeded(layers: number) {
 describe('copyBlobs', () => {
   it('streams each blob once across origins (a digest listed twice too) and the bytes arrive whole', async () => {
     const { registry, image, layers } = await seeded(2);
-    const from = counting(registry);
-    const to = counting(createMemoryRegistry());
+    const from = spyRegistry(registry);
+    const to = spyRegistry(createMemoryRegistry());
     const result = await copyBlobs({
       source: { registry: from, repository: 'src' },
       destination: { registry: to, repository: 'dst' },
@@ -54,8 +45,8 @@ describe('copyBlobs', () => {
 
   it('mounts within one origin and moves no bytes', async () => {
     const { registry, layers } = await seeded(3);
-    const from = counting(registry);
-    const to = counting(registry);
+    const from = spyRegistry(registry);
+    const to = spyRegistry(registry);
     const result = await copyBlobs({
       source: { registry: from, repository: 'src' },
       destination: { registry: to, repository: 'dst' },
@@ -69,7 +60,7 @@ describe('copyBlobs', () => {
 
   it('skips what the destination has, and within one repository touches nothing', async () => {
     const { registry, layers } = await seeded(2);
-    const to = counting(createMemoryRegistry());
+    const to = spyRegistry(createMemoryRegistry());
     const [first, second] = layers;
     if (!first || !second) throw new Error('two layers expected');
     const content = await registry.getBlob('src', first.digest);
@@ -81,7 +72,7 @@ describe('copyBlobs', () => {
     });
     expect(result).toMatchObject({ blobsSkipped: 1, blobsCopied: 1 });
 
-    const same = counting(registry);
+    const same = spyRegistry(registry);
     const inPlace = await copyBlobs({
       source: { registry: same, repository: 'src' },
       destination: { registry: same, repository: 'src' },
@@ -94,7 +85,7 @@ describe('copyBlobs', () => {
   it('a blob the source lacks rejects with its BLOB_UNKNOWN, and nothing queued after it starts', async () => {
     const { registry, layers } = await seeded(2);
     const missing = randomBlob(64).descriptor;
-    const to = counting(createMemoryRegistry());
+    const to = spyRegistry(createMemoryRegistry());
     const error = await copyBlobs({
       source: { registry, repository: 'src' },
       destination: { registry: to, repository: 'dst' },
@@ -110,7 +101,7 @@ describe('copyBlobs', () => {
 
   it('refuses a bad concurrency before any request, and an empty list makes none', async () => {
     const { registry, layers } = await seeded(1);
-    const to = counting(createMemoryRegistry());
+    const to = spyRegistry(createMemoryRegistry());
     const bad = await copyBlobs({
       source: { registry, repository: 'src' },
       destination: { registry: to, repository: 'dst' },

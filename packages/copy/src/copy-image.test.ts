@@ -13,9 +13,11 @@ import {
   createMemoryRegistry,
   pushImage,
   pushIndex,
+  type RegistryCall,
   randomArtifact,
   randomImage,
   randomIndex,
+  spyRegistry,
 } from '@stowage/testing';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -28,44 +30,9 @@ import {
   copyImage,
 } from './index.js';
 
-type Call = { readonly method: string; readonly args: readonly unknown[] };
-
-/**
- * A registry that records every call to the one it wraps; `hooks` replace
- * members and `capabilities` overrides what it claims. Its origin is the
- * wrapped one's unless given.
- */
-function spy(
-  registry: Registry,
-  options: {
-    hooks?: Partial<Record<keyof Registry, (...args: never[]) => unknown>>;
-    capabilities?: Partial<RegistryCapabilities>;
-    origin?: string;
-  } = {},
-): Registry & { calls: Call[]; count(method: string): number } {
-  const calls: Call[] = [];
-  const proxy = new Proxy(registry, {
-    get(target, key, receiver) {
-      if (key === 'calls') return calls;
-      if (key === 'count') return (method: string) => calls.filter((c) => c.method === method).length;
-      if (key === 'origin') return options.origin ?? target.origin;
-      const value = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function') return value;
-      return async (...args: unknown[]) => {
-        calls.push({ method: String(key), args });
-        const hook = options.hooks?.[key as keyof Registry] as ((...a: unknown[]) => unknown) | undefined;
-        if (hook) return await hook(...args);
-        const result = await value.apply(target, args);
-        if (key === 'capabilities') return { ...(result as RegistryCapabilities), ...options.capabilities };
-        return result;
-      };
-    },
-  });
-  return proxy as Registry & { calls: Call[]; count(method: string): number };
-}
-
 const writes = ['putBlob', 'mountBlob', 'putManifest', 'startUpload', 'deleteTag', 'deleteManifest'];
-const wrote = (registry: { calls: Call[] }) => registry.calls.filter((c) => writes.includes(c.method));
+const wrote = (registry: { calls: RegistryCall[] }) =>
+  registry.calls.filter((c) => writes.includes(c.method));
 
 function json(bytes: Uint8Array): { manifests: { digest: string }[] } {
   return JSON.parse(Buffer.from(bytes).toString());
@@ -133,8 +100,8 @@ describe('copyImage', () => {
   });
 
   it('copies a two-platform index, each shared blob read and written once, children before the tag', async () => {
-    const from = spy(createMemoryRegistry());
-    const to = spy(createMemoryRegistry());
+    const from = spyRegistry(createMemoryRegistry());
+    const to = spyRegistry(createMemoryRegistry());
     const index = randomIndex({ sharedLayers: 2, layersPerImage: 1 });
     await pushIndex(from, 'src', index, 'multi');
     const events: CopyProgressEvent[] = [];
@@ -205,8 +172,8 @@ describe('copyImage', () => {
 
     it('mounts between two objects of the same origin (not the same object)', async () => {
       const store = createMemoryRegistry();
-      const from = spy(store);
-      const to = spy(store);
+      const from = spyRegistry(store);
+      const to = spyRegistry(store);
       const image = randomImage({ layers: 2 });
       await pushImage(store, 'src', image, 'v1');
       const result = await copyImage(srcV1(from), { registry: to, repository: 'dst', tag: 'v1' });
@@ -219,7 +186,7 @@ describe('copyImage', () => {
 
     it('never mounts across origins unless forced, and a refused mount falls back to a transfer', async () => {
       const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry());
+      const to = spyRegistry(createMemoryRegistry());
       const image = randomImage({ layers: 1 });
       await pushImage(from, 'src', image, 'v1');
       const plain = await copyImage(srcV1(from), { registry: to, repository: 'a', tag: 'v1' });
@@ -237,12 +204,12 @@ describe('copyImage', () => {
 
     it('mount: false moves bytes within one origin; a mount answering undefined moves them too', async () => {
       const { registry: store } = await seeded({ layers: 1 });
-      const off = spy(store);
+      const off = spyRegistry(store);
       expect(
         await copyImage(srcV1(store), { registry: off, repository: 'off', tag: 'v1' }, { mount: false }),
       ).toMatchObject({ blobsMounted: 0, blobsCopied: 2 });
       expect(off.count('mountBlob')).toBe(0);
-      const refusing = spy(store, { hooks: { mountBlob: async () => undefined } });
+      const refusing = spyRegistry(store, { hooks: { mountBlob: async () => undefined } });
       expect(
         await copyImage(srcV1(store), { registry: refusing, repository: 'refused', tag: 'v1' }),
       ).toMatchObject({ blobsMounted: 0, blobsCopied: 2 });
@@ -251,7 +218,7 @@ describe('copyImage', () => {
 
     it('does not mount by default into a store whose capabilities say it cannot', async () => {
       const { registry: store } = await seeded({ layers: 1 });
-      const to = spy(store, { capabilities: { mount: false } });
+      const to = spyRegistry(store, { capabilities: { mount: false } });
       expect(await copyImage(srcV1(store), { registry: to, repository: 'dst', tag: 'v1' })).toMatchObject({
         blobsMounted: 0,
         blobsCopied: 2,
@@ -263,8 +230,8 @@ describe('copyImage', () => {
       const store = createMemoryRegistry();
       const index = randomIndex();
       await pushIndex(store, 'src', index, 'v1');
-      const from = spy(store);
-      const to = spy(store);
+      const from = spyRegistry(store);
+      const to = spyRegistry(store);
       const result = await copyImage(
         srcV1(from),
         { registry: to, repository: 'src', tag: 'v2' },
@@ -289,7 +256,7 @@ describe('copyImage', () => {
     /** An index of `platforms` as `src:multi` in a memory registry, and `copy` of it into `dst:<tag>` of a spied one. */
     async function multi(capabilities?: Partial<RegistryCapabilities>) {
       const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry(), capabilities ? { capabilities } : {});
+      const to = spyRegistry(createMemoryRegistry(), capabilities ? { capabilities } : {});
       const index = randomIndex({ platforms });
       await pushIndex(from, 'src', index, 'multi');
       const copy = (tag: string, options: CopyOptions) =>
@@ -380,7 +347,7 @@ describe('copyImage', () => {
 
     it('follows child indexes; a rewritten child index makes its parent point at the new digest', async () => {
       const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry(), { capabilities: { sparseIndex: false } });
+      const to = spyRegistry(createMemoryRegistry(), { capabilities: { sparseIndex: false } });
       const inner = randomIndex({ platforms });
       await pushIndex(from, 'src', inner);
       const mediaType = 'application/vnd.oci.image.index.v1+json';
@@ -420,7 +387,7 @@ describe('copyImage', () => {
     });
 
     it('a sparse index copies onward with the same filter; without one its absent child is MANIFEST_UNKNOWN', async () => {
-      const first = spy(createMemoryRegistry(), { capabilities: { sparseIndex: true } });
+      const first = spyRegistry(createMemoryRegistry(), { capabilities: { sparseIndex: true } });
       const index = randomIndex({ platforms });
       await pushIndex(first, 'src', index, 'multi');
       await copyImage(
@@ -436,7 +403,7 @@ describe('copyImage', () => {
         ),
       );
       expect(isStowageError(failed, 'MANIFEST_UNKNOWN')).toBe(true);
-      const again = spy(onward, { capabilities: { sparseIndex: true } });
+      const again = spyRegistry(onward, { capabilities: { sparseIndex: true } });
       const result = await copyImage(
         { registry: first, repository: 'sparse', reference: 'multi' },
         { registry: again, repository: 'dst', tag: 'multi' },
@@ -501,7 +468,7 @@ describe('copyImage', () => {
 
     it('a referrer that lists the top manifest as a child goes after it, without deadlock', async () => {
       const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry());
+      const to = spyRegistry(createMemoryRegistry());
       const image = randomImage();
       await pushImage(from, 'src', image, 'v1');
       const bytes = new TextEncoder().encode(
@@ -530,7 +497,7 @@ describe('copyImage', () => {
 
   describe('cancellation', () => {
     it('an aborted signal stops before anything is read', async () => {
-      const from = spy(createMemoryRegistry());
+      const from = spyRegistry(createMemoryRegistry());
       await pushImage(from, 'src', randomImage(), 'v1');
       const calls = from.calls.length;
       const controller = new AbortController();
@@ -555,7 +522,7 @@ describe('copyImage', () => {
       const reason = new Error('stop');
       const store = createMemoryRegistry();
       let blobs = 0;
-      const to = spy(store, {
+      const to = spyRegistry(store, {
         hooks: {
           putBlob: (async (repository: string, body: never, options: never) => {
             if (++blobs === 3) controller.abort(reason);
@@ -588,7 +555,7 @@ describe('copyImage', () => {
       const store = createMemoryRegistry();
       const denied = new RegistryError('DENIED', 'no room');
       let blobs = 0;
-      const to = spy(store, {
+      const to = spyRegistry(store, {
         hooks: {
           putBlob: (async (repository: string, body: never, options: never) => {
             if (++blobs === 2) throw denied;
@@ -619,7 +586,7 @@ describe('copyImage', () => {
       const store = createMemoryRegistry();
       let active = 0;
       let max = 0;
-      const to = spy(store, {
+      const to = spyRegistry(store, {
         hooks: {
           headBlob: (async (...args: Parameters<Registry['headBlob']>) => {
             max = Math.max(max, ++active);
@@ -654,7 +621,7 @@ describe('copyImage', () => {
 
   describe('options and errors', () => {
     it('refuses bad options before any call', async () => {
-      const from = spy(createMemoryRegistry());
+      const from = spyRegistry(createMemoryRegistry());
       const source = srcV1(from);
       const destination = { registry: createMemoryRegistry(), repository: 'dst' };
       for (const concurrency of [0, -1, 1.5, Number.NaN]) {
@@ -727,7 +694,7 @@ describe('copyImage', () => {
       subscribe(COPY_BLOB_CHANNEL, onBlob);
       subscribe(COPY_MANIFEST_CHANNEL, onManifest);
       const from = createMemoryRegistry();
-      const to = spy(createMemoryRegistry(), { capabilities: { sparseIndex: false } });
+      const to = spyRegistry(createMemoryRegistry(), { capabilities: { sparseIndex: false } });
       const index = randomIndex({ platforms: ['linux/amd64', 'linux/arm64'], sharedLayers: 1 });
       await pushIndex(from, 'src', index, 'multi');
       await pushImage(to, 'dst', index.images[1]!, 'old');

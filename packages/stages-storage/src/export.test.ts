@@ -1,5 +1,5 @@
 import { type Digest, digestOf, isStowageError, MediaType, type Registry } from '@stowage/oci';
-import { collect, createMemoryRegistry, randomBlob } from '@stowage/testing';
+import { collect, createMemoryRegistry, randomBlob, spyRegistry } from '@stowage/testing';
 import { describe, expect, it } from 'vitest';
 import { RepoContext } from './context.js';
 import { exportStage } from './export.js';
@@ -8,22 +8,6 @@ import { describeStage } from './stages.js';
 const encoder = new TextEncoder();
 const REPO = 'group/project';
 const D = '7d391a82ee3f0e574361c594fe737dc6db627be9667a470ab7581da7';
-
-/** Records the calls made to a registry, per member and first argument after the repository. */
-function spy(registry: Registry): Registry & { calls: { method: string; args: unknown[] }[] } {
-  const calls: { method: string; args: unknown[] }[] = [];
-  return new Proxy(registry, {
-    get(target, key, receiver) {
-      if (key === 'calls') return calls;
-      const value = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.push({ method: String(key), args });
-        return value.apply(target, args);
-      };
-    },
-  }) as Registry & { calls: { method: string; args: unknown[] }[] };
-}
 
 const count = (r: { calls: { method: string }[] }, method: string) =>
   r.calls.filter((c) => c.method === method).length;
@@ -105,7 +89,7 @@ describe('exportStage', () => {
     const ctx = context(store);
     const desc = await describeStage(ctx, { digest: D, creationTs: 1700000000001 });
     if (!desc) throw new Error('stage expected');
-    const destination = spy(store);
+    const destination = spyRegistry(store);
     const result = await exportStage(ctx, desc, {
       destination: { registry: destination, repository: 'app', tag: 'v1' },
       mutateConfig: (config) => ({ ...config, Env: [...((config.Env as string[]) ?? []), 'MODE=prod'] }),
@@ -135,12 +119,12 @@ describe('exportStage', () => {
   });
 
   it('across origins streams each layer once, and a second export moves nothing new', async () => {
-    const source = spy(createMemoryRegistry());
+    const source = spyRegistry(createMemoryRegistry());
     await pushStage(source, `${D}-1700000000001`, { layers: [layerOf(500)], format: 'oci' });
     const ctx = context(source);
     const desc = await describeStage(ctx, { digest: D, creationTs: 1700000000001 });
     if (!desc) throw new Error('stage expected');
-    const target = spy(createMemoryRegistry());
+    const target = spyRegistry(createMemoryRegistry());
     const first = await exportStage(ctx, desc, {
       destination: { registry: target, repository: 'app', tag: 'v1' },
     });
@@ -183,7 +167,7 @@ describe('exportStage', () => {
     const ctx = context(source);
     const desc = await describeStage(ctx, { digest: D, creationTs: 0 });
     if (!desc) throw new Error('stage expected');
-    const target = spy(createMemoryRegistry());
+    const target = spyRegistry(createMemoryRegistry());
     const result = await exportStage(ctx, desc, {
       destination: { registry: target, repository: 'app', tag: 'v1' },
     });
@@ -212,7 +196,7 @@ describe('exportStage', () => {
     const desc = await describeStage(ctx, { digest: D, creationTs: 1700000000001 });
     if (!desc) throw new Error('stage expected');
     await source.deleteBlob(REPO, layer.descriptor.digest);
-    const target = spy(createMemoryRegistry());
+    const target = spyRegistry(createMemoryRegistry());
     const error = await exportStage(ctx, desc, {
       destination: { registry: target, repository: 'app', tag: 'v1' },
     }).catch((e: unknown) => e);

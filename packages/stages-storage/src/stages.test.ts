@@ -6,7 +6,7 @@ import {
   type RegistryCapabilities,
 } from '@stowage/oci';
 import { listStages, listStagesByDigest, sha3_224Hash } from '@stowage/tags';
-import { createMemoryRegistry, pushImage, randomImage } from '@stowage/testing';
+import { createMemoryRegistry, pushImage, randomImage, spyRegistry } from '@stowage/testing';
 import { describe, expect, it } from 'vitest';
 import { RepoContext } from './context.js';
 import {
@@ -25,26 +25,6 @@ const ADDRESS = 'registry.example.com/group/project';
 const REPO = 'group/project';
 const D1 = '7d391a82ee3f0e574361c594fe737dc6db627be9667a470ab7581da7';
 const D2 = '6f093dd8c05f50597704d1fdde154733f47835782a027626fdccab01';
-
-/** Counts calls per member and lets a test override capabilities; the origin stays the wrapped one's. */
-function spy(
-  registry: Registry,
-  overrides: Partial<RegistryCapabilities> = {},
-): Registry & { count(method: string): number } {
-  const counts = new Map<string, number>();
-  return new Proxy(registry, {
-    get(target, key, receiver) {
-      if (key === 'count') return (method: string) => counts.get(method) ?? 0;
-      const value = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function') return value;
-      return async (...args: unknown[]) => {
-        counts.set(String(key), (counts.get(String(key)) ?? 0) + 1);
-        const result = await value.apply(target, args);
-        return key === 'capabilities' ? { ...(result as RegistryCapabilities), ...overrides } : result;
-      };
-    },
-  }) as Registry & { count(method: string): number };
-}
 
 function context(registry: Registry): RepoContext {
   return new RepoContext({ registry, repository: REPO, address: ADDRESS, project: 'myproj' });
@@ -66,7 +46,9 @@ describe('capabilities', () => {
       deleteManifest: true,
       records: true,
     });
-    const plain = spy(createMemoryRegistry(), { deleteTag: false, deleteManifest: false });
+    const plain = spyRegistry(createMemoryRegistry(), {
+      capabilities: { deleteTag: false, deleteManifest: false },
+    });
     expect(await capabilities(context(plain))).toMatchObject({
       deleteRepo: false,
       deleteTag: false,
@@ -172,7 +154,7 @@ describe('listStageIDsByDigest', () => {
   it('a batch with cache lists the repository once, and sees writes made through the context', async () => {
     const store = createMemoryRegistry();
     await tagAll(store, tags);
-    const registry = spy(store);
+    const registry = spyRegistry(store);
     const ctx = context(registry);
     const digests = Array.from({ length: 100 }, (_, i) => sha3_224Hash(String(i)));
     digests.push(D1, D2);
@@ -194,7 +176,7 @@ describe('getStageDesc', () => {
     await pushImage(store, REPO, image, `${D1}-1700000000001`);
     await pushImage(store, REPO, image, `${D1}-1700000000002`);
     await tagAll(store, [`${D1}-1700000000002-rejected`]);
-    const registry = spy(store);
+    const registry = spyRegistry(store);
     const ctx = context(registry);
 
     const desc = await getStageDesc(ctx, { digest: D1, creationTs: 1700000000001 });
@@ -268,7 +250,7 @@ describe('deleteRepo', () => {
   it('is UNSUPPORTED naming the registry when it cannot delete manifests, and removes nothing', async () => {
     const store = createMemoryRegistry();
     await tagAll(store, [`${D1}-1700000000001`]);
-    const registry = spy(store, { deleteManifest: false });
+    const registry = spyRegistry(store, { capabilities: { deleteManifest: false } });
     const error = await deleteRepo(context(registry)).catch((e: unknown) => e);
     expect(isStowageError(error, 'UNSUPPORTED')).toBe(true);
     expect((error as Error).message).toContain(store.origin);

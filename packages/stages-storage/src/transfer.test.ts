@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
 import { isStowageError, isValidRepositoryName, type Registry } from '@stowage/oci';
-import { createMemoryRegistry, pushImage, randomImage } from '@stowage/testing';
+import { createMemoryRegistry, pushImage, randomImage, spyRegistry } from '@stowage/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRepoStagesStorage } from './repo-storage.js';
 import { localRepositoryOf } from './transfer.js';
@@ -13,21 +13,6 @@ const REPO = 'werf/stages';
 const D = '7d391a82ee3f0e574361c594fe737dc6db627be9667a470ab7581da7';
 const STAGE = { digest: D, creationTs: 1700000000123 };
 const TAG = `${D}-1700000000123`;
-
-function counting(registry: Registry): Registry & { count(method: string): number } {
-  const counts = new Map<string, number>();
-  return new Proxy(registry, {
-    get(target, key, receiver) {
-      if (key === 'count') return (method: string) => counts.get(method) ?? 0;
-      const value = Reflect.get(target, key, receiver);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        counts.set(String(key), (counts.get(String(key)) ?? 0) + 1);
-        return value.apply(target, args);
-      };
-    },
-  }) as Registry & { count(method: string): number };
-}
 
 describe('localRepositoryOf', () => {
   it('makes a valid repository name of any address', () => {
@@ -120,7 +105,7 @@ describe('copyFromStorage', () => {
     });
     const image = randomImage({ layers: 2 });
     await pushImage(source.location.registry, source.location.repository, image, TAG);
-    const registry = counting(createMemoryRegistry());
+    const registry = spyRegistry(createMemoryRegistry());
     const target = createRepoStagesStorage({
       registry,
       address: 'target.example.com/stages',

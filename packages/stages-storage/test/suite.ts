@@ -5,12 +5,14 @@
 // storage's own `capabilities()` (and whether it is werf's `:local` storage):
 // a case that does not apply is reported skipped with a `not applicable: …`
 // note, never passed.
+
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore } from '@stowage/image-store';
 import { type Digest, isStowageError, MediaType, type Registry, RegistryError } from '@stowage/oci';
 import { classifyTag, sha3_224Hash, type TagKind } from '@stowage/tags';
+import { spyRegistry } from '@stowage/testing';
 import { describe, expect, it } from 'vitest';
 import type { StageDesc, StageID, StagesStorage, StagesStorageCapabilities } from '../src/types.js';
 import {
@@ -94,18 +96,8 @@ export function counted(registry: Registry): {
   count(method: string): number;
   reset(): void;
 } {
-  const calls = new Map<string, number>();
-  const proxy = new Proxy(registry, {
-    get(target, key) {
-      const value = Reflect.get(target, key, target);
-      if (typeof value !== 'function') return value;
-      return (...args: unknown[]) => {
-        calls.set(String(key), (calls.get(String(key)) ?? 0) + 1);
-        return value.apply(target, args);
-      };
-    },
-  });
-  return { registry: proxy, count: (method) => calls.get(method) ?? 0, reset: () => calls.clear() };
+  const spy = spyRegistry(registry);
+  return { registry: spy, count: (method) => spy.count(method), reset: () => spy.reset() };
 }
 
 /** A registry that says it cannot delete tags or manifests, and refuses both for real. */

@@ -44,4 +44,5 @@ export {
   randomIndex,
 } from './random.js';
 export { type SnapshotOptions, snapshotTree } from './snapshot.js';
+export { type RegistryCall, type SpyOptions, type SpyRegistry, spyRegistry } from './spy.js';
 export { runVitestChild, type VitestAssertion, type VitestReport } from './vitest-child.js';
