@@ -1,31 +1,40 @@
 /**
- * One tag listing of a stages repository, kept sorted: `withPrefix(digest)` is
- * a binary search, so `listStageIDsByDigest` for many digests costs one
- * listing and a lookup each, with nothing to index first (a registry's answer
- * is already sorted, and sorting is skipped then).
+ * One tag listing of a stages repository, kept as one sorted array without
+ * duplicates: `has` and `withPrefix(digest)` are binary searches, so
+ * `listStageIDsByDigest` for many digests costs one listing and a lookup
+ * each, with nothing to index or hash first (a `Registry` answers sorted, and
+ * sorting is skipped then).
  */
 export class TagListing {
-  readonly #tags: Set<string>;
-  /** The same tags in byte order. */
+  /** The tags in byte order, each once. */
   readonly #sorted: string[];
   #version = 0;
   #additions = 0;
 
   constructor(tags: Iterable<string>) {
-    this.#tags = new Set(tags);
-    const sorted = [...this.#tags];
+    const sorted = Array.isArray(tags) ? (tags as string[]).slice() : [...tags];
+    let ordered = true;
     for (let i = 1; i < sorted.length; i++) {
-      if ((sorted[i - 1] as string) > (sorted[i] as string)) {
-        // the default sort compares UTF-16 code units, like `<`, and is faster than a comparator
-        sorted.sort();
+      if ((sorted[i - 1] as string) >= (sorted[i] as string)) {
+        ordered = false;
         break;
       }
+    }
+    if (!ordered) {
+      // the default sort compares UTF-16 code units, like `<`, and is faster than a comparator
+      sorted.sort();
+      let kept = 0;
+      for (let i = 0; i < sorted.length; i++) {
+        if (kept > 0 && sorted[kept - 1] === sorted[i]) continue;
+        sorted[kept++] = sorted[i] as string;
+      }
+      sorted.length = kept;
     }
     this.#sorted = sorted;
   }
 
   get size(): number {
-    return this.#tags.size;
+    return this.#sorted.length;
   }
 
   /** Grows by one on every change (`add` or `delete` of a tag): an index built at one version is stale at another. */
@@ -43,7 +52,7 @@ export class TagListing {
   }
 
   has(tag: string): boolean {
-    return this.#tags.has(tag);
+    return this.#sorted[this.#lowerBound(tag)] === tag;
   }
 
   /** Every tag, in byte order. */
@@ -65,17 +74,17 @@ export class TagListing {
   /** Records a tag written through the storage. */
   add(tag: string): void {
     this.#additions++;
-    if (this.#tags.has(tag)) return;
-    this.#tags.add(tag);
-    this.#sorted.splice(this.#lowerBound(tag), 0, tag);
+    const at = this.#lowerBound(tag);
+    if (this.#sorted[at] === tag) return;
+    this.#sorted.splice(at, 0, tag);
     this.#version++;
   }
 
   /** Records a tag removed through the storage. */
   delete(tag: string): void {
-    if (!this.#tags.delete(tag)) return;
     const at = this.#lowerBound(tag);
-    if (this.#sorted[at] === tag) this.#sorted.splice(at, 1);
+    if (this.#sorted[at] !== tag) return;
+    this.#sorted.splice(at, 1);
     this.#version++;
   }
 
