@@ -26,7 +26,7 @@ import {
   Labels,
   sha3_224Hash,
 } from '@stowage/tags';
-import { DistributionTreeWriter } from '@stowage/testing';
+import { DistributionTreeWriter, prng } from '@stowage/testing';
 
 export const REPOSITORY = 'bench/stages';
 export const PROJECT = 'bench';
@@ -60,18 +60,6 @@ export interface Population {
   /** Whether this run wrote the tree or found it cached. */
   readonly cached: boolean;
   readonly seconds: number;
-}
-
-/** A deterministic PRNG (mulberry32), so every run builds the same repository. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
 }
 
 /** A ustar archive holding one regular file (what a one-file layer is before gzip). */
@@ -175,7 +163,9 @@ function recordConfig(labels: Record<string, string>): Record<string, unknown> {
 async function build(root: string): Promise<Omit<Population, 'root' | 'cached' | 'seconds'>> {
   const writer = new DistributionTreeWriter(root);
   const images = new ImageWriter(writer);
-  const random = prng(13);
+  // deterministic, so every run builds the same repository
+  const bits = prng(13);
+  const random = () => bits() / 2 ** 32;
   const tags: [tag: string, digest: string][] = [];
 
   // stage images: a shared base layer and one of their own, werf's service labels

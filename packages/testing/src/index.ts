@@ -29,6 +29,7 @@ export {
 export {
   collect,
   emptyConfig,
+  prng,
   pushImage,
   pushIndex,
   type RandomBlob,

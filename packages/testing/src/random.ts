@@ -69,8 +69,8 @@ export interface RandomIndexOptions {
 
 const encoder = new TextEncoder();
 
-/** A small, fast, seedable PRNG (mulberry32): 32 random bits per call. */
-function prng(seed: number): () => number {
+/** A small, fast, seedable PRNG (mulberry32): 32 random bits per call, the same sequence for the same seed. */
+export function prng(seed: number): () => number {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;
