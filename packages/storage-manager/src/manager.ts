@@ -751,19 +751,15 @@ class Manager implements StorageManager {
         ? [...(stageIdCommits as ReadonlyMap<string, readonly string[]>).entries()]
         : Object.entries(stageIdCommits as Readonly<Record<string, readonly string[]>>);
     const tasks = entries.flatMap(([stageId, commits]) => commits.map((commit) => ({ commit, stageId })));
-    await forEachLimited(
+    await this.#each(
       tasks,
-      this.maxWorkers,
-      async (task) => {
-        const error = await settle(
-          this.primary.removeImageMetadata(
-            { imageName: imageNameOrId, commit: task.commit, stageId: task.stageId },
-            signalOf(options),
-          ),
-        );
-        await callback(task, error);
-      },
-      options?.signal,
+      (task, o) =>
+        this.primary.removeImageMetadata(
+          { imageName: imageNameOrId, commit: task.commit, stageId: task.stageId },
+          o,
+        ),
+      callback,
+      options,
     );
   }
 
@@ -772,12 +768,7 @@ class Manager implements StorageManager {
     callback: ForEachCallback<string>,
     options?: OperationOptions,
   ): Promise<void> {
-    await forEachLimited(
-      imageNames,
-      this.maxWorkers,
-      async (name) => callback(name, await settle(this.primary.removeManagedImage(name, signalOf(options)))),
-      options?.signal,
-    );
+    await this.#each(imageNames, (name, o) => this.primary.removeManagedImage(name, o), callback, options);
   }
 
   async forEachGetImportMetadata(
@@ -785,15 +776,7 @@ class Manager implements StorageManager {
     callback: (id: string, metadata: ImportMetadata | null, error: unknown) => void | Promise<void>,
     options?: OperationOptions,
   ): Promise<void> {
-    await forEachLimited(
-      ids,
-      this.maxWorkers,
-      async (id) => {
-        const [metadata, error] = await settleValue(this.primary.getImportMetadata(id, signalOf(options)));
-        await callback(id, metadata ?? null, error);
-      },
-      options?.signal,
-    );
+    await this.#eachValue(ids, (id, o) => this.primary.getImportMetadata(id, o), callback, options);
   }
 
   async forEachRemoveImportMetadata(
@@ -801,12 +784,7 @@ class Manager implements StorageManager {
     callback: ForEachCallback<string>,
     options?: OperationOptions,
   ): Promise<void> {
-    await forEachLimited(
-      ids,
-      this.maxWorkers,
-      async (id) => callback(id, await settle(this.primary.removeImportMetadata(id, signalOf(options)))),
-      options?.signal,
-    );
+    await this.#each(ids, (id, o) => this.primary.removeImportMetadata(id, o), callback, options);
   }
 
   async forEachGetCustomTagMetadata(
@@ -814,12 +792,37 @@ class Manager implements StorageManager {
     callback: (id: string, metadata: CustomTagMetadata | null, error: unknown) => void | Promise<void>,
     options?: OperationOptions,
   ): Promise<void> {
+    await this.#eachValue(ids, (id, o) => this.primary.getCustomTagMetadata(id, o), callback, options);
+  }
+
+  /** Runs `run` on each item, `maxWorkers` at once, and reports each item with its failure (or none). */
+  async #each<T>(
+    items: readonly T[],
+    run: (item: T, options: OperationOptions) => Promise<unknown>,
+    callback: ForEachCallback<T>,
+    options?: OperationOptions,
+  ): Promise<void> {
     await forEachLimited(
-      ids,
+      items,
       this.maxWorkers,
-      async (id) => {
-        const [metadata, error] = await settleValue(this.primary.getCustomTagMetadata(id, signalOf(options)));
-        await callback(id, metadata ?? null, error);
+      async (item) => callback(item, await settle(run(item, signalOf(options)))),
+      options?.signal,
+    );
+  }
+
+  /** `#each` for reads: each item is reported with what was read (`null` when nothing or on failure). */
+  async #eachValue<T, V>(
+    items: readonly T[],
+    run: (item: T, options: OperationOptions) => Promise<V | null>,
+    callback: (item: T, value: V | null, error: unknown) => void | Promise<void>,
+    options?: OperationOptions,
+  ): Promise<void> {
+    await forEachLimited(
+      items,
+      this.maxWorkers,
+      async (item) => {
+        const [value, error] = await settleValue(run(item, signalOf(options)));
+        await callback(item, value ?? null, error);
       },
       options?.signal,
     );
