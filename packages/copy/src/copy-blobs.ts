@@ -1,8 +1,20 @@
 import { performance } from 'node:perf_hooks';
-import type { Descriptor, Digest, Logger, OperationOptions, Registry, ResolvedLogger } from '@stowage/oci';
+import {
+  type Descriptor,
+  type Digest,
+  Digester,
+  DigestMismatchError,
+  digestAlgorithm,
+  type Logger,
+  type OperationOptions,
+  type Registry,
+  type ResolvedLogger,
+  SizeMismatchError,
+  type UploadSessions,
+} from '@stowage/oci';
 import { publishBlob } from './diagnostics.js';
 import { createLimiter } from './internal/limiter.js';
-import { type CopyProgressEvent, resolveOptions } from './options.js';
+import { type CopyProgressEvent, resolveOptions, type StagedCopyOptions } from './options.js';
 
 /** One side of a blob copy: a repository of any `Registry`. */
 export interface BlobEndpoint {
@@ -38,6 +50,17 @@ export interface BlobCounts {
   bytesCopied: number;
 }
 
+/** The open upload sessions of a staged copy: verified blobs waiting to be committed. */
+export interface BlobStaging {
+  /** The destination, which has upload sessions. */
+  readonly sessions: Registry & UploadSessions;
+  readonly hooks: StagedCopyOptions;
+  /** Blobs fully streamed into a session and verified, by digest. */
+  readonly staged: Map<Digest, { readonly id: string; readonly size: number }>;
+  /** Sessions opened and not yet finished or cancelled (a superset of `staged` while streaming). */
+  readonly open: Map<string, Digest>;
+}
+
 /** What one blob transfer needs: decided once per copy, shared by every blob of it. */
 export interface BlobTransfer {
   readonly source: BlobEndpoint;
@@ -50,6 +73,8 @@ export interface BlobTransfer {
   readonly counts: BlobCounts;
   readonly onProgress?: ((event: CopyProgressEvent) => void) | undefined;
   readonly logger: ResolvedLogger;
+  /** Present for a staged copy: blobs go into upload sessions, committed later by `commitStaged`. */
+  readonly staging?: BlobStaging | undefined;
 }
 
 /**
@@ -96,23 +121,83 @@ export async function transferBlob(transfer: BlobTransfer, descriptor: Descripto
   progress?.({ type: 'blob-start', digest, size });
   const content = await source.registry.getBlob(source.repository, digest, { signal });
   let bytes = 0;
+  const digester = transfer.staging ? new Digester(digestAlgorithm(digest)) : undefined;
   const counted = (async function* () {
     for await (const chunk of content.stream as AsyncIterable<Uint8Array>) {
       signal.throwIfAborted();
       bytes += chunk.byteLength;
+      digester?.update(chunk);
       progress?.({ type: 'blob-progress', digest, bytes, size });
       yield chunk;
     }
   })();
+  let session: string | undefined;
   try {
-    await registry.putBlob(repository, counted, { digest, size, signal });
+    if (transfer.staging)
+      session = await stageBlob(transfer.staging, { repository, descriptor, body: counted, signal });
+    else await registry.putBlob(repository, counted, { digest, size, signal });
   } finally {
     content.stream.destroy();
+  }
+  if (digester) {
+    // The store checks only when the session is finished: check now, so no blob of a bad copy is committed.
+    if (digester.size !== size) throw new SizeMismatchError(size, digester.size);
+    const actual = digester.digest();
+    if (actual !== digest) throw new DigestMismatchError(digest, actual);
+    if (session !== undefined) transfer.staging?.staged.set(digest, { id: session, size });
   }
   counts.blobsCopied++;
   counts.bytesCopied += bytes;
   progress?.({ type: 'blob-done', digest, size });
   done('copied', bytes);
+}
+
+/** Streams one blob into a new upload session of the destination, journalled before any byte is sent; returns the session. */
+async function stageBlob(
+  staging: BlobStaging,
+  blob: { repository: string; descriptor: Descriptor; body: AsyncIterable<Uint8Array>; signal: AbortSignal },
+): Promise<string> {
+  const { repository, descriptor, body, signal } = blob;
+  const registry = staging.sessions;
+  const { id } = await registry.startUpload(repository, { signal });
+  staging.open.set(id, descriptor.digest);
+  await staging.hooks.onSessionOpened?.(repository, id);
+  await registry.appendUpload(repository, id, { body, offset: 0, length: descriptor.size, signal });
+  return id;
+}
+
+/** Finishes (commits) every staged session; the blobs become part of the repository. */
+export async function commitStaged(
+  staging: BlobStaging,
+  options: { repository: string; limit: <T>(task: () => Promise<T>) => Promise<T>; signal: AbortSignal },
+): Promise<void> {
+  const { repository, limit, signal } = options;
+  await Promise.all(
+    [...staging.staged].map(([digest, { id }]) =>
+      limit(async () => {
+        await staging.sessions.finishUpload(repository, id, { digest, signal });
+        staging.open.delete(id);
+        staging.staged.delete(digest);
+        await staging.hooks.onSessionClosed?.(repository, id);
+      }),
+    ),
+  );
+}
+
+/** Cancels every session still open (after a failure): nothing of the copy's blobs is committed. */
+export async function abandonStaged(staging: BlobStaging, repository: string): Promise<void> {
+  await Promise.allSettled(
+    [...staging.open.keys()].map(async (id) => {
+      try {
+        await staging.sessions.cancelUpload(repository, id);
+      } catch {
+        // Gone already (finished, purged): nothing is left to free.
+      }
+      staging.open.delete(id);
+      await staging.hooks.onSessionClosed?.(repository, id);
+    }),
+  );
+  staging.staged.clear();
 }
 
 /**

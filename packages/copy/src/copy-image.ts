@@ -2,6 +2,7 @@ import {
   type Descriptor,
   type Digest,
   digestOf,
+  hasUploadSessions,
   isIndexMediaType,
   type ManifestContent,
   manifestMediaTypes,
@@ -12,7 +13,13 @@ import {
   type Registry,
   type RegistryCapabilities,
 } from '@stowage/oci';
-import { type BlobTransfer, transferBlob } from './copy-blobs.js';
+import {
+  abandonStaged,
+  type BlobStaging,
+  type BlobTransfer,
+  commitStaged,
+  transferBlob,
+} from './copy-blobs.js';
 import { publishManifest } from './diagnostics.js';
 import { CopyError } from './errors.js';
 import { createLimiter } from './internal/limiter.js';
@@ -101,12 +108,14 @@ export async function copyImage(
   const fail = (error: unknown) => {
     if (!controller.signal.aborted) controller.abort(error);
   };
+  const copy = new Copy({ source, destination, options: resolved, signal, inFlight, fail });
   try {
-    return await new Copy({ source, destination, options: resolved, signal, inFlight, fail }).run();
+    return await copy.run();
   } catch (error) {
     fail(error);
     // Return only once nothing started by this copy can still write.
     while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
+    await copy.abandon();
     if (resolved.signal?.aborted) throw resolved.signal.reason;
     throw controller.signal.reason;
   }
@@ -130,6 +139,8 @@ class Copy {
   #sparse = false;
   /** The blob path's settings, fixed once `#decide` has run. */
   #transfer: BlobTransfer | undefined;
+  /** The upload sessions of a staged copy. */
+  readonly #staging: BlobStaging | undefined;
 
   constructor(setup: {
     source: CopySource;
@@ -149,6 +160,22 @@ class Copy {
     this.#limit = createLimiter(options.concurrency);
     this.#sameRepository =
       source.registry.origin === destination.registry.origin && source.repository === destination.repository;
+    if (options.staged && !this.#sameRepository) {
+      const registry = destination.registry;
+      if (!hasUploadSessions(registry)) {
+        throw new CopyError(
+          'OPTIONS_INVALID',
+          `a staged copy needs upload sessions, and the destination (${registry.origin}) has none`,
+          { details: { origin: registry.origin } },
+        );
+      }
+      this.#staging = { sessions: registry, hooks: options.staged, staged: new Map(), open: new Map() };
+    }
+  }
+
+  /** After a failure: cancels the sessions of a staged copy, so none of its blobs is committed. */
+  async abandon(): Promise<void> {
+    if (this.#staging) await abandonStaged(this.#staging, this.#destination.repository);
   }
 
   async run(): Promise<CopyResult> {
@@ -163,6 +190,17 @@ class Copy {
       await Promise.all(this.#blobs.values());
       const pushed = await this.#pushManifest(top, this.#destination.tag ?? top.digest, []);
       return this.#result(top, pushed);
+    }
+
+    if (this.#staging) {
+      // Every blob first, into sessions; committed together once all are verified; manifests after.
+      for (const node of this.#nodes.values()) for (const blob of node.blobs) void this.#blob(blob);
+      await Promise.all(this.#blobs.values());
+      await commitStaged(this.#staging, {
+        repository: this.#destination.repository,
+        limit: (task) => this.#task(task),
+        signal: this.#signal,
+      });
     }
 
     const others = [...this.#nodes.values()].filter((node) => node !== top);
@@ -356,6 +394,7 @@ class Copy {
       counts: this.#counts,
       onProgress: this.#options.onProgress,
       logger: this.#options.logger,
+      staging: this.#staging,
     };
     return transferBlob(this.#transfer, descriptor);
   }

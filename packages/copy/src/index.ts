@@ -18,4 +18,4 @@ export {
   type CopyManifestMessage,
 } from './diagnostics.js';
 export { CopyError, type CopyErrorCode } from './errors.js';
-export type { CopyOptions, CopyProgressEvent } from './options.js';
+export type { CopyOptions, CopyProgressEvent, StagedCopyOptions } from './options.js';

@@ -18,6 +18,14 @@ export type CopyProgressEvent =
   | { readonly type: 'blob-mounted'; readonly digest: Digest; readonly size: number }
   | { readonly type: 'manifest-done'; readonly digest: Digest; readonly mediaType: string };
 
+/** Hooks of a staged copy, so a caller can journal the sessions holding its blobs (crash recovery). */
+export interface StagedCopyOptions {
+  /** A blob's upload session was opened; called before any byte is sent to it. */
+  readonly onSessionOpened?: (repository: string, id: string) => void | Promise<void>;
+  /** The session was finished (committed) or cancelled. */
+  readonly onSessionClosed?: (repository: string, id: string) => void | Promise<void>;
+}
+
 export interface CopyOptions extends OperationOptions {
   /**
    * Copy only the children of an index that match one of these platforms
@@ -36,6 +44,16 @@ export interface CopyOptions extends OperationOptions {
   readonly rewriteIndex?: boolean;
   /** Also copy the referrers (signatures, SBOMs…) of every manifest copied, recursively. Default false. */
   readonly referrers?: boolean;
+  /**
+   * All or nothing: every blob the destination lacks is first streamed into an
+   * upload session of the destination (where no reader can see it) and verified
+   * on the way; the sessions are finished (committed) only once every blob of
+   * the copy is in, and only then are manifests pushed. A failure anywhere (a
+   * corrupt blob, an abort) cancels the sessions and commits nothing. Needs a
+   * destination with upload sessions. Default false: each blob is committed
+   * as soon as it is verified (a failure leaves verified blobs, never a manifest).
+   */
+  readonly staged?: boolean | StagedCopyOptions;
   /** Store operations (blob transfers, manifest reads and pushes) at once. Default 4. */
   readonly concurrency?: number;
   /**
@@ -55,6 +73,8 @@ export interface ResolvedCopyOptions {
   readonly platforms?: readonly Platform[];
   readonly rewriteIndex: boolean;
   readonly referrers: boolean;
+  /** Present when the copy is staged. */
+  readonly staged?: StagedCopyOptions;
   readonly concurrency: number;
   readonly mount?: boolean;
   readonly onProgress?: (event: CopyProgressEvent) => void;
@@ -81,6 +101,7 @@ export function resolveOptions(options: CopyOptions = {}): ResolvedCopyOptions {
     ...(platforms ? { platforms } : {}),
     rewriteIndex: options.rewriteIndex ?? false,
     referrers: options.referrers ?? false,
+    ...(options.staged ? { staged: options.staged === true ? {} : options.staged } : {}),
     concurrency,
     ...(options.mount === undefined ? {} : { mount: options.mount }),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
