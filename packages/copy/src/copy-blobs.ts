@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import {
+  createLimiter,
   type Descriptor,
   type Digest,
   Digester,
@@ -13,7 +14,7 @@ import {
   type UploadSessions,
 } from '@stowage/oci';
 import { publishBlob } from './diagnostics.js';
-import { createLimiter } from './internal/limiter.js';
+
 import { type CopyProgressEvent, resolveOptions, type StagedCopyOptions } from './options.js';
 
 /** One side of a blob copy: a repository of any `Registry`. */

@@ -1,4 +1,5 @@
 import {
+  createLimiter,
   type Descriptor,
   type Digest,
   digestOf,
@@ -22,7 +23,7 @@ import {
 } from './copy-blobs.js';
 import { publishManifest } from './diagnostics.js';
 import { CopyError } from './errors.js';
-import { createLimiter } from './internal/limiter.js';
+
 import { type CopyOptions, type ResolvedCopyOptions, resolveOptions } from './options.js';
 
 /** Where an image comes from: a reference (tag or digest) in a repository of any `Registry`. */

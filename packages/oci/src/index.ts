@@ -37,6 +37,7 @@ export {
   wireErrorCode,
 } from './errors.js';
 export { byBytes, GoStruct, goJson, goString, goStruct } from './go-json.js';
+export { createLimiter, type Limiter } from './limiter.js';
 export { type Logger, type LogLevel, type ResolvedLogger, resolveLogger } from './logger.js';
 export {
   detectManifestMediaType,
