@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { StowageError } from '@stowage/oci';
+import { parseGoDuration, StowageError } from '@stowage/oci';
 import { parse as parseYaml } from 'yaml';
 import { EXIT, pathFailure } from './errors.js';
 
@@ -364,31 +364,15 @@ export function applyEnvironment(raw: Raw, env: NodeJS.ProcessEnv, hooks: Enviro
   return result;
 }
 
-const UNITS: Readonly<Record<string, number>> = {
-  ns: 1e-6,
-  us: 1e-3,
-  µs: 1e-3,
-  ms: 1,
-  s: 1000,
-  m: 60_000,
-  h: 3_600_000,
-};
-
 /** A Go duration (`30s`, `1h30m`, `500ms`) or a number of milliseconds. */
 export function parseDuration(value: unknown, where: string): number {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return value;
   if (typeof value !== 'string' || value === '') throw ConfigError.at(where, 'expected a duration like 30s');
-  let total = 0;
-  const pattern = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
-  let consumed = 0;
-  for (let match = pattern.exec(value); match; match = pattern.exec(value)) {
-    total += Number(match[1]) * (UNITS[match[2] as string] as number);
-    consumed = pattern.lastIndex;
-  }
-  if (consumed !== value.length || consumed === 0) {
+  const ms = parseGoDuration(value);
+  if (ms === undefined || ms < 0) {
     throw ConfigError.at(where, `${JSON.stringify(value)} is not a duration (like 30s, 1h30m, 500ms)`);
   }
-  return total;
+  return ms;
 }
 
 /** A byte count: a number, or `4MiB`, `10GB`, `512k`. */

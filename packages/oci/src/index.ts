@@ -15,6 +15,7 @@ export {
   VerifyingStream,
   type VerifyOptions,
 } from './digest.js';
+export { parseGoDuration } from './duration.js';
 export {
   DISTRIBUTION_ERROR_CODES,
   DigestMismatchError,
@@ -36,6 +37,7 @@ export {
   type WireErrorCode,
   wireErrorCode,
 } from './errors.js';
+export { globToRegExp } from './glob.js';
 export { byBytes, GoStruct, goJson, goString, goStruct } from './go-json.js';
 export { createLimiter, type Limiter } from './limiter.js';
 export { type Logger, type LogLevel, type ResolvedLogger, resolveLogger } from './logger.js';

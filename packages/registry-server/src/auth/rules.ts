@@ -4,38 +4,16 @@
  * users may do there. `*` matches within one path segment, `**` any number of
  * segments (`public/**` is everything under `public/`, and `public` itself).
  */
+import { globToRegExp } from '@stowage/oci';
+
+/** Moved to `@stowage/oci` (sync's content rules use the same globs); exported here as before. */
+export { globToRegExp };
+
 export interface AccessRule {
   readonly repository: string;
   readonly anonymous?: readonly string[];
   readonly authenticated?: readonly string[];
   readonly users?: Readonly<Record<string, readonly string[]>>;
-}
-
-const compiled = new Map<string, RegExp>();
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/** The regular expression of a repository glob. */
-export function globToRegExp(pattern: string): RegExp {
-  let cached = compiled.get(pattern);
-  if (cached) return cached;
-  let source = '';
-  const parts = pattern.split('/');
-  for (const [i, part] of parts.entries()) {
-    const last = i === parts.length - 1;
-    if (part === '**') {
-      // `a/**` also matches `a`; `**/b` matches `b` and `x/y/b`
-      source += last ? (i === 0 ? '.*' : '(?:/.*)?') : i === 0 ? '(?:.*/)?' : '/(?:.*/)?';
-      continue;
-    }
-    const segment = part.split('*').map(escapeRegExp).join('[^/]*');
-    source += (i === 0 || parts[i - 1] === '**' ? '' : '/') + segment;
-  }
-  cached = new RegExp(`^${source}$`);
-  compiled.set(pattern, cached);
-  return cached;
 }
 
 export function matchesRepository(pattern: string, repository: string): boolean {
