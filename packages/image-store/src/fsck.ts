@@ -98,6 +98,7 @@ export async function fsck(o: FsckOptions, opts: OperationOptions = {}): Promise
         });
         continue;
       }
+      // non-distributable layers may be absent (the store accepted the manifest without them)
       const needed: readonly Descriptor[] = meta?.sparse
         ? references.blobs
         : [...references.blobs, ...references.manifests];

@@ -151,7 +151,8 @@ export class GarbageCollector {
       try {
         const references = manifestReferences(parseManifest(bytes, { maxSize: Number.MAX_SAFE_INTEGER }));
         needs.set(digest, {
-          blobs: references.blobs.map((b) => b.digest),
+          // a non-distributable layer need not be here, but one that is stays
+          blobs: [...references.blobs, ...references.nonDistributable].map((b) => b.digest),
           children: references.manifests.map((m) => m.digest),
           ...(references.subject ? { subject: references.subject.digest } : {}),
         });

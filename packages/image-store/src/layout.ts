@@ -222,6 +222,12 @@ export class Layouts {
       await this.#adoptManifest(repository, child.digest, child.mediaType);
     }
     for (const blob of references.blobs) await content.adoptRepositoryBlob(repository, blob.digest);
+    // a non-distributable layer the layout holds is adopted too; an absent one is not needed
+    for (const layer of references.nonDistributable) {
+      if (await ifExists(stat(paths.repoBlob(repository, layer.digest)))) {
+        await content.adoptRepositoryBlob(repository, layer.digest);
+      }
+    }
     await content.adoptRepositoryBlob(repository, digest);
     await metas.write(repository, digest, metaOf(parsed));
   }

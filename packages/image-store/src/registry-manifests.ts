@@ -118,6 +118,7 @@ export function manifestApi(parts: StoreParts): ManifestApi {
         ...('digest' in target ? { digest: target.digest } : {}),
       });
       const references = manifestReferences(parsed);
+      // config and distributable layers; a non-distributable layer may be absent
       for (const blob of references.blobs) {
         if (!(await ifExists(stat(paths.repoBlob(repository, blob.digest))))) {
           throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `blob ${blob.digest} is not in ${repository}`, {

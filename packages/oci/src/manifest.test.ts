@@ -29,7 +29,11 @@ describe('parseManifest', () => {
     expect(parsed.mediaType).toBe(MediaType.OciManifest);
     expect(parsed.digest).toBe(digestOf(text));
     expect(parsed.size).toBe(enc(text).byteLength);
-    expect(manifestReferences(parsed)).toEqual({ blobs: [config, layer], manifests: [] });
+    expect(manifestReferences(parsed)).toEqual({
+      blobs: [config, layer],
+      nonDistributable: [],
+      manifests: [],
+    });
   });
 
   it('takes the media type from Content-Type when the body has none (OCI)', () => {
@@ -103,6 +107,37 @@ describe('parseManifest', () => {
     };
     const parsed = parseManifest(enc({ ...ociManifest, layers: [layer, foreign] }));
     expect(manifestReferences(parsed).blobs).toEqual([config, layer]);
+    expect(manifestReferences(parsed).nonDistributable).toEqual([foreign]);
+  });
+
+  it('tells non-distributable layers by media type alone, with or without urls', () => {
+    const bare = { mediaType: MediaType.OciLayerNonDistributableGzip, digest: d('n'), size: 4 };
+    const zstd = {
+      mediaType: MediaType.OciLayerNonDistributableZstd,
+      digest: d('z'),
+      size: 4,
+      urls: ['https://example.com/z'],
+    };
+    const foreign = { mediaType: MediaType.DockerForeignLayer, digest: d('f'), size: 9 };
+    const second = { ...layer, digest: d('layer2') };
+    const parsed = parseManifest(enc({ ...ociManifest, layers: [bare, layer, zstd, foreign, second] }));
+    const references = manifestReferences(parsed);
+    expect(references.blobs).toEqual([config, layer, second]);
+    expect(references.nonDistributable).toEqual([bare, zstd, foreign]);
+    // a layer with urls but a distributable media type is still one the registry must hold
+    const hinted = { ...layer, urls: ['https://example.com/l'] };
+    const withUrls = manifestReferences(parseManifest(enc({ ...ociManifest, layers: [hinted] })));
+    expect(withUrls.blobs).toEqual([config, hinted]);
+    expect(withUrls.nonDistributable).toEqual([]);
+  });
+
+  it('gives an index no blobs and no non-distributable layers', () => {
+    const index = { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests: [] };
+    expect(manifestReferences(parseManifest(enc(index)))).toEqual({
+      blobs: [],
+      nonDistributable: [],
+      manifests: [],
+    });
   });
 
   it('accepts an artifact manifest with empty layers and an empty config', () => {

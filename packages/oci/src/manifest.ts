@@ -37,8 +37,17 @@ export type ParsedManifest =
 
 /** What a manifest points at, for existence checks, garbage collection and copying. */
 export interface ManifestReferences {
-  /** Config and layers that a registry must hold (non-distributable layers are left out). */
+  /**
+   * Config and the distributable layers: what a registry must hold for the
+   * manifest to be accepted, and what a copy moves.
+   */
   readonly blobs: readonly Descriptor[];
+  /**
+   * Layers of a non-distributable media type, with or without `urls`. A store
+   * accepts the manifest without them (as zot and distribution do), but one it
+   * does hold stays referenced: garbage collection never removes it.
+   */
+  readonly nonDistributable: readonly Descriptor[];
   /** The children of an index. */
   readonly manifests: readonly Descriptor[];
   readonly subject?: Descriptor;
@@ -276,14 +285,20 @@ function validatePlatform(value: unknown, where: string): Platform {
 export function manifestReferences(parsed: ParsedManifest): ManifestReferences {
   const subject = parsed.manifest.subject;
   if (parsed.kind === 'index') {
-    return { blobs: [], manifests: parsed.manifest.manifests, ...(subject ? { subject } : {}) };
+    return {
+      blobs: [],
+      nonDistributable: [],
+      manifests: parsed.manifest.manifests,
+      ...(subject ? { subject } : {}),
+    };
   }
   const { config, layers } = parsed.manifest;
-  const blobs = [
-    config,
-    ...layers.filter((l) => !(isNonDistributableMediaType(l.mediaType) && l.urls?.length)),
-  ];
-  return { blobs, manifests: [], ...(subject ? { subject } : {}) };
+  const blobs: Descriptor[] = [config];
+  const nonDistributable: Descriptor[] = [];
+  for (const layer of layers) {
+    (isNonDistributableMediaType(layer.mediaType) ? nonDistributable : blobs).push(layer);
+  }
+  return { blobs, nonDistributable, manifests: [], ...(subject ? { subject } : {}) };
 }
 
 /** Parses an image configuration blob (OCI image config or Docker container image v1). */

@@ -276,7 +276,8 @@ export function createMemoryRegistry(
       const stored: StoredManifest = {
         content,
         referrer: referrerDescriptor({ ...content, manifest: parsed.manifest }),
-        blobs: references.blobs.map((b) => b.digest),
+        // a non-distributable layer may be absent; one that was pushed stays referenced
+        blobs: [...references.blobs, ...references.nonDistributable].map((b) => b.digest),
         ...(subject ? { subject } : {}),
       };
       if (!repository.manifests.has(parsed.digest)) repository.manifests.set(parsed.digest, stored);
