@@ -160,6 +160,7 @@ async function stageBlob(
 ): Promise<string> {
   const { repository, descriptor, body, signal } = blob;
   const registry = staging.sessions;
+  await staging.hooks.onSessionOpening?.(repository);
   const { id } = await registry.startUpload(repository, { signal });
   staging.open.set(id, descriptor.digest);
   await staging.hooks.onSessionOpened?.(repository, id);

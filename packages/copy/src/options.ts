@@ -20,6 +20,8 @@ export type CopyProgressEvent =
 
 /** Hooks of a staged copy, so a caller can journal the sessions holding its blobs (crash recovery). */
 export interface StagedCopyOptions {
+  /** A session is about to be opened in `repository` (a crash from here on may leave one the caller does not know). */
+  readonly onSessionOpening?: (repository: string) => void | Promise<void>;
   /** A blob's upload session was opened; called before any byte is sent to it. */
   readonly onSessionOpened?: (repository: string, id: string) => void | Promise<void>;
   /** The session was finished (committed) or cancelled. */

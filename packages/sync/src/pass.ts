@@ -64,7 +64,16 @@ export async function runSyncPass(options: SyncPassOptions): Promise<SyncReport>
     const dir = join(options.stateDir, 'staging');
     const recovered = await recoverStaging(dir, destination);
     if (recovered.cancelled > 0 || recovered.journals > 0) {
-      logger.info({ ...recovered }, 'cancelled the staging a dead sync left');
+      logger.info(
+        { cancelled: recovered.cancelled, journals: recovered.journals },
+        'cancelled the staging a dead sync left',
+      );
+    }
+    if (recovered.interrupted.length > 0) {
+      logger.warn(
+        { repositories: recovered.interrupted },
+        'a dead sync was opening upload sessions here: any it opened is left to the store purge of old uploads',
+      );
     }
     journal = await openJournal(dir);
   }

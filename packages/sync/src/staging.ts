@@ -12,6 +12,8 @@ import { join } from 'node:path';
 import { isStowageError, type Registry } from '@stowage/oci';
 
 export interface StagingJournal {
+  /** Records that a session is about to be opened in `repository`. */
+  opening(repository: string): void;
   /** Records an open session (before any byte is sent to it). */
   opened(repository: string, id: string): void;
   /** Forgets a session once finished or cancelled. */
@@ -37,18 +39,35 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Sessions a journal's lines leave open (opened, never closed). */
-export function openSessions(text: string): { repository: string; id: string }[] {
+/**
+ * What a journal's lines leave behind: sessions opened and never closed, and
+ * repositories where a session was being opened when the run died (`? repo`
+ * with no `+ repo id` after it: the store may hold a session nobody knows).
+ */
+export function readJournal(text: string): {
+  open: { repository: string; id: string }[];
+  interrupted: string[];
+} {
   const open = new Map<string, { repository: string; id: string }>();
+  const opening = new Map<string, number>();
   for (const line of text.split('\n')) {
-    const match = /^([+-]) (\S+) (\S+)$/.exec(line);
-    if (!match) continue; // a torn last line: its session was never used
-    const [, sign, repository, id] = match as unknown as [string, string, string, string];
+    const match = /^([?+-]) (\S+)(?: (\S+))?$/.exec(line);
+    if (!match) continue; // a torn last line
+    const [, sign, repository, id] = match as unknown as [string, string, string, string | undefined];
+    if (sign === '?') {
+      opening.set(repository, (opening.get(repository) ?? 0) + 1);
+      continue;
+    }
+    if (id === undefined) continue; // torn before its id
     const key = `${repository} ${id}`;
-    if (sign === '+') open.set(key, { repository, id });
-    else open.delete(key);
+    if (sign === '+') {
+      open.set(key, { repository, id });
+      const left = (opening.get(repository) ?? 1) - 1;
+      if (left > 0) opening.set(repository, left);
+      else opening.delete(repository);
+    } else open.delete(key);
   }
-  return [...open.values()];
+  return { open: [...open.values()], interrupted: [...opening.keys()] };
 }
 
 export interface RecoveryReport {
@@ -56,6 +75,8 @@ export interface RecoveryReport {
   readonly cancelled: number;
   /** Journals of dead runs removed. */
   readonly journals: number;
+  /** Repositories where a dead run died while opening a session: any it opened is left to the store's upload purge. */
+  readonly interrupted: readonly string[];
 }
 
 /**
@@ -67,16 +88,20 @@ export async function recoverStaging(dir: string, destination: Registry): Promis
   try {
     names = await readdir(dir);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { cancelled: 0, journals: 0 };
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+      return { cancelled: 0, journals: 0, interrupted: [] };
     throw error;
   }
   let cancelled = 0;
   let journals = 0;
+  const interrupted = new Set<string>();
   for (const name of names) {
     const match = JOURNAL.exec(name);
     if (!match || alive(Number(match[1]))) continue;
     const path = join(dir, name);
-    for (const { repository, id } of openSessions(await readFile(path, 'utf8'))) {
+    const journal = readJournal(await readFile(path, 'utf8'));
+    for (const repository of journal.interrupted) interrupted.add(repository);
+    for (const { repository, id } of journal.open) {
       try {
         await destination.cancelUpload?.(repository, id);
         cancelled++;
@@ -89,7 +114,7 @@ export async function recoverStaging(dir: string, destination: Registry): Promis
     await unlink(path);
     journals++;
   }
-  return { cancelled, journals };
+  return { cancelled, journals, interrupted: [...interrupted] };
 }
 
 /** Opens this process's journal in `dir` (created when missing). */
@@ -105,6 +130,9 @@ export async function openJournal(dir: string): Promise<JournalFile> {
   };
   return {
     path,
+    opening(repository) {
+      write(`? ${repository}`);
+    },
     opened(repository, id) {
       open++;
       write(`+ ${repository} ${id}`);
