@@ -3,7 +3,7 @@
 // knows which command each option belongs to.
 import { StowageError } from '@stowage/oci';
 
-export type CommandName = 'import' | 'db migrate' | 'db status';
+export type CommandName = 'import' | 'db migrate' | 'db status' | 'sync';
 
 /** A mistake in the command line: exit code 2, one line naming it, then the usage. */
 export class UsageError extends StowageError<'USAGE'> {
@@ -50,13 +50,21 @@ const IMPORT = {
   'no-lockfiles': { type: 'boolean' },
 } as const satisfies Record<string, OptionSpec>;
 
-const OPTIONS: Readonly<Record<string, OptionSpec>> = { ...GENERAL, ...DATABASE, ...IMPORT };
+const SYNC = {
+  config: { type: 'string' },
+  root: { type: 'string' },
+  json: { type: 'boolean' },
+  upstream: { type: 'string', multiple: true },
+} as const satisfies Record<string, OptionSpec>;
+
+const OPTIONS: Readonly<Record<string, OptionSpec>> = { ...GENERAL, ...DATABASE, ...IMPORT, ...SYNC };
 
 /** The options each command takes (the general ones everywhere). */
 const ALLOWED: Readonly<Record<CommandName, ReadonlySet<string>>> = {
   import: new Set([...Object.keys(GENERAL), ...Object.keys(DATABASE), ...Object.keys(IMPORT)]),
   'db migrate': new Set([...Object.keys(GENERAL), ...Object.keys(DATABASE)]),
   'db status': new Set([...Object.keys(GENERAL), ...Object.keys(DATABASE)]),
+  sync: new Set([...Object.keys(GENERAL), ...Object.keys(SYNC)]),
 };
 
 export interface Values {
@@ -80,6 +88,10 @@ export interface Values {
   readonly 'log-directory'?: string;
   readonly 'log-to-stdout'?: boolean;
   readonly 'no-lockfiles'?: boolean;
+  readonly config?: string;
+  readonly root?: string;
+  readonly json?: boolean;
+  readonly upstream?: readonly string[];
 }
 
 export interface CommandLine {
@@ -100,6 +112,7 @@ export function helpOf(command: CommandName | undefined): string {
 /** The command the words seem to name, for hints when the line does not parse. */
 function guessCommand(argv: readonly string[]): CommandName | undefined {
   if (argv.includes('import')) return 'import';
+  if (argv.includes('sync')) return 'sync';
   const db = argv.indexOf('db');
   const sub = db >= 0 ? argv[db + 1] : undefined;
   return sub === 'migrate' || sub === 'status' ? `db ${sub}` : undefined;
@@ -170,6 +183,9 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
     operands = [];
   } else if (first === 'import') {
     command = 'import';
+    operands = positionals.slice(1);
+  } else if (first === 'sync') {
+    command = 'sync';
     operands = positionals.slice(1);
   } else if (first === 'db' && (second === 'migrate' || second === 'status')) {
     command = `db ${second}`;

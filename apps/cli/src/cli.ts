@@ -8,6 +8,7 @@ import { dbCommand } from './db.js';
 import { debugText, explain } from './errors.js';
 import { helpText, usageText } from './help.js';
 import { type CommandRun, importCommand } from './import.js';
+import { explainSync, syncCommand } from './sync.js';
 
 function version(): string {
   // apps/cli/package.json, from src/cli.ts and from the built dist/cli.js alike
@@ -35,6 +36,7 @@ async function main(argv: readonly string[], run: CommandRun): Promise<number> {
     );
   }
   if (command === 'import') return importCommand(operands, values, run);
+  if (command === 'sync') return syncCommand(operands, values);
   return dbCommand(command === 'db migrate' ? 'migrate' : 'status', operands, values, run);
 }
 
@@ -45,7 +47,8 @@ main(argv, run).then(
     process.exitCode = code;
   },
   (error: unknown) => {
-    const { exitCode, line } = explain(error, { database: run.database, logFile: run.logFile });
+    const { exitCode, line } =
+      explainSync(error) ?? explain(error, { database: run.database, logFile: run.logFile });
     let text = `stowage: ${line}\n`;
     if (error instanceof UsageError) text += `\n${usageText(error.command)}\n`;
     if (wantsDebug(argv) && !(error instanceof UsageError)) text += `\n${debugText(error)}\n`;

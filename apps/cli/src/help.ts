@@ -5,6 +5,7 @@ const URL_EXAMPLE = 'postgres://postgres@127.0.0.1:5432/registry';
 
 const SYNOPSIS = `usage: stowage <command> [options]
   stowage import [options] <registry-root>   import a docker-registry storage tree into the database
+  stowage sync --config <file> --root <dir>  mirror the images a sync config names into a local store
   stowage db migrate [options]               create the database or bring its schema up to date
   stowage db status [options]                show applied and pending migrations (changes nothing)
   stowage --version | --help                 stowage <command> --help shows a command's own help`;
@@ -22,8 +23,10 @@ export const EXIT_CODES = `exit codes:
   1    any other failure (run it again with --debug for the stack trace)
   2    usage error: an unknown command or option, a missing or invalid value
   3    the registry root is not a distribution tree, lacks a --repository asked for,
-       or holds a manifest that stops the import
+       or holds a manifest that stops the import; sync: its config file is unreadable
+       or invalid
   4    the database: an invalid URL, unreachable, missing, not migrated, or failing
+  5    sync: some image (or an upstream as a whole) failed; the others are synced
   130  interrupted (SIGINT); running the same command again continues`;
 
 const TOP = `stowage: the command line of the Stowage toolkit.
@@ -83,6 +86,35 @@ examples:
 Progress and warnings go to stderr, the summary is one JSON line on stdout. SIGINT rolls back the
 repository in progress; the same command run again continues. Exit codes: stowage --help.`;
 
+const SYNC_USAGE = 'usage: stowage sync --config <file> --root <dir> [--json] [--upstream <n>]...';
+
+const SYNC = `${SYNC_USAGE}
+
+Runs one sync pass: for each upstream of the config with content rules (or repositories), lists
+the repositories and tags the rules keep and copies into the store at --root what is missing or
+changed, digests preserved; an image whose tag already holds the upstream digest is skipped. An
+image that fails leaves nothing of itself in the store, and the others go on.
+
+The config file is YAML or JSON: a zot config (extensions.sync), a stowage-server config (sync:),
+or the section alone (registries: [...]), in zot's shape. A credentials file it names is read
+relative to it.
+
+options:
+  --config <file>     the sync configuration
+  --root <dir>        the image store to mirror into (created when missing; a stowage-server
+                      storage root works, its state beside the store in <dir>/.sync)
+  --upstream <n>      only registries[n] (repeatable); default every upstream with content
+  --json              print the report (every image, its outcome and error) as JSON
+${GENERAL_OPTIONS}
+
+examples:
+  stowage sync --config /etc/zot/config.json --root /srv/mirror
+  stowage sync --config sync.yml --root /srv/mirror --upstream 1 --json
+
+On a terminal one updating line on stderr shows the images done and the bytes copied. stdout gets
+"synced N, skipped N, failed N (X MiB in Y s)" and one line per failure, or the JSON report.
+Exit codes: 0 nothing failed, 5 some image failed, 3 the config, 2 usage, 130 interrupted.`;
+
 const MIGRATE_USAGE = 'usage: stowage db migrate [--database-url <url> | --data-dir <dir>]';
 
 const MIGRATE = `${MIGRATE_USAGE}
@@ -116,6 +148,7 @@ example:
 /** The full help of a command, or the top one (`db` alone: its two subcommands). */
 export function helpText(command: CommandName | undefined, db = false): string {
   if (command === 'import') return IMPORT;
+  if (command === 'sync') return SYNC;
   if (command === 'db migrate') return MIGRATE;
   if (command === 'db status') return STATUS;
   return db ? DB : TOP;
@@ -124,6 +157,7 @@ export function helpText(command: CommandName | undefined, db = false): string {
 /** What follows a usage error's line: the usage of the command it was about. */
 export function usageText(command: CommandName | undefined): string {
   if (command === 'import') return IMPORT_USAGE;
+  if (command === 'sync') return SYNC_USAGE;
   if (command === 'db migrate') return MIGRATE_USAGE;
   if (command === 'db status') return STATUS_USAGE;
   return SYNOPSIS;

@@ -1,8 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseGoDuration, StowageError } from '@stowage/oci';
+import { isStowageError, parseGoDuration, StowageError } from '@stowage/oci';
 import { parse as parseYaml } from 'yaml';
 import { EXIT, pathFailure } from './errors.js';
+import { readSyncSections, type ServerSyncConfig } from './sync.js';
 
 export interface ConfigErrorOptions {
   /** The dotted configuration key the problem is about (`http.addr`, `access[0].users`). */
@@ -72,6 +73,8 @@ export interface ServerConfig {
   };
   readonly access: readonly AccessRuleConfig[];
   readonly gcGracePeriodMs: number;
+  /** Mirroring: the `sync:` section (zot's `extensions.sync`) or distribution's `proxy:`; absent when neither is given. */
+  readonly sync?: ServerSyncConfig;
 }
 
 type Raw = Record<string, unknown>;
@@ -171,7 +174,15 @@ const KNOWN_KEYS: KeyTree = {
     silly: refused('silly auth is not supported (use auth.htpasswd or auth.token)'),
   }),
   notifications: refused('notifications (webhooks on pushes and pulls) are not supported yet'),
-  proxy: refused('pull-through caching (proxy) is not supported yet'),
+  proxy: keys({
+    remoteurl: TEXT,
+    username: TEXT,
+    password: TEXT,
+    ttl: VALUE,
+    exec: refused('a credential helper is not supported yet (give proxy.username and proxy.password)'),
+  }),
+  /** zot's `extensions.sync` section; its keys are checked by @stowage/sync. */
+  sync: VALUE,
   middleware: refused('middleware (registry, repository, storage) is not supported yet'),
   validation: refused('manifest validation settings are not supported yet'),
   compatibility: refused('schema1 manifests are not supported'),
@@ -680,7 +691,18 @@ export async function loadConfig(options: LoadOptions = {}): Promise<ServerConfi
     if (origin !== undefined) origins.push([dotted, origin]);
   }
   try {
-    return normalizeConfig(raw, baseDir);
+    const config = normalizeConfig(raw, baseDir);
+    const sync = await readSyncSections(raw, {
+      baseDir,
+      readOnly: config.readOnly,
+      ...(file !== undefined ? { origin: file } : {}),
+    }).catch((error: unknown) => {
+      // @stowage/sync names the key in details; here it becomes the server's config error
+      if (!isStowageError(error, 'CONFIG_INVALID') || typeof error.details.key !== 'string') throw error;
+      const detail = typeof error.details.detail === 'string' ? error.details.detail : error.message;
+      throw ConfigError.at(error.details.key, detail);
+    });
+    return sync ? { ...config, sync } : config;
   } catch (error) {
     if (!(error instanceof ConfigError) || error.key === undefined) throw error;
     const key = error.key;

@@ -4,8 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
 import { type Logger, resolveLogger } from '@stowage/oci';
 import { type Authorizer, createRegistryHandler, createRegistryServer } from '@stowage/registry-server';
+import type { SyncService } from '@stowage/sync';
 import type { ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
+import { type ServerSync, startServerSync } from './sync.js';
 
 export interface RunningServer {
   /** `http(s)://host:port` the server listens on. */
@@ -13,6 +15,8 @@ export interface RunningServer {
   readonly store: ImageStore;
   readonly metrics: ServerMetrics;
   readonly server: Server;
+  /** The periodic sync (`sync:` upstreams with a `pollInterval`), when configured. */
+  readonly sync?: SyncService;
   /** Stops accepting, lets requests in flight finish up to the drain timeout, closes the store. */
   close(): Promise<void>;
 }
@@ -72,9 +76,18 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     uploadTtlMs: config.uploadPurging.ageMs,
     maxManifestSize: config.limits.maxManifestSize,
   });
+  let sync: ServerSync | undefined;
+  if (config.sync) {
+    try {
+      sync = await startServerSync({ sync: config.sync, store, root: config.root, logger });
+    } catch (error) {
+      await store.close();
+      throw error;
+    }
+  }
   const metrics = new ServerMetrics();
   const handler = createRegistryHandler({
-    registry: store,
+    registry: sync?.registry ?? store,
     ...(options.auth ? { auth: options.auth } : {}),
     limits: config.limits,
     logger: options.logger,
@@ -151,6 +164,10 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       server.off('error', reject);
       resolve();
     });
+  }).catch(async (error: unknown) => {
+    // the sync timers must not keep a server that never listened alive
+    await sync?.close();
+    throw error;
   });
   const address = server.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
@@ -176,6 +193,8 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     closing ??= (async () => {
       draining = true;
       clearInterval(purgeTimer);
+      // no new passes while draining; a running one is aborted, and awaited before the store closes
+      const syncStopped = sync?.stopService();
       const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
       if (inFlight > 0) {
@@ -187,6 +206,8 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       }
       server.closeAllConnections();
       await stopped;
+      await syncStopped;
+      await sync?.close();
       await store.close();
       logger.info({}, 'stopped');
     })();
@@ -194,5 +215,5 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
   }
 
   logger.info({ url, root: config.root, readOnly: config.readOnly }, 'listening');
-  return { url, store, metrics, server, close };
+  return { url, store, metrics, server, ...(sync?.service ? { sync: sync.service } : {}), close };
 }
