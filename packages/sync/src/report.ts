@@ -43,6 +43,11 @@ export interface SyncReport {
 /** Progress of a pass, for a display: one event per image started and ended, and bytes as they move. */
 export type SyncEvent =
   | { readonly type: 'plan'; readonly upstream: string; readonly images: number }
-  | { readonly type: 'image-start'; readonly upstream: string; readonly repository: string; readonly reference: string }
+  | {
+      readonly type: 'image-start';
+      readonly upstream: string;
+      readonly repository: string;
+      readonly reference: string;
+    }
   | { readonly type: 'bytes'; readonly bytes: number }
   | { readonly type: 'image-done'; readonly outcome: ImageOutcome };
