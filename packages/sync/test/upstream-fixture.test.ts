@@ -1,7 +1,17 @@
 import { createHash } from 'node:crypto';
 import { stat } from 'node:fs/promises';
-import { type DockerRegistry, requirePeers, startDockerRegistry } from '@stowage/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRegistryClient, type RegistryClient } from '@stowage/registry-client';
+import {
+  type CountingProxy,
+  collect,
+  type DockerRegistry,
+  pushImage,
+  randomImage,
+  requirePeers,
+  startCountingProxy,
+  startDockerRegistry,
+} from '@stowage/testing';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   blobDataPath,
   corruptBlob,
@@ -207,5 +217,114 @@ describe('populateUpstream options', () => {
       }),
     ).rejects.toThrow(/dup\/x:v1 is named twice/);
     expect((await manifest(registry, 'dup/x', 'v1')).status).toBe(404);
+  });
+});
+
+// The counting proxy (in @stowage/testing, which cannot depend on the registry
+// client) driven by the client the sync uses, in front of the fixture.
+describe('the counting proxy in front of the upstream fixture, through the registry client', () => {
+  if (!requirePeers('docker-registry', 'skopeo')) return;
+
+  let registry: DockerRegistry;
+  let upstream: UpstreamPopulation;
+  let proxy: CountingProxy;
+  let client: RegistryClient;
+  /** The client's clock: no real waits; it records what the retry loops asked to wait. */
+  let slept: number[];
+
+  beforeAll(async () => {
+    registry = await startDockerRegistry();
+    upstream = await populateUpstream(registry, {
+      specs: [
+        { repository: 'proxied/index', tags: ['v1'], platforms: ['linux/amd64', 'linux/arm64'] },
+        { repository: 'proxied/tags', tags: ['a'] },
+        { repository: 'proxied/tags', tags: ['b'] },
+      ],
+    });
+    proxy = await startCountingProxy({ target: registry.url });
+    slept = [];
+    client = createRegistryClient({
+      registry: proxy.host,
+      retry: {
+        retries: 3,
+        minDelayMs: 10,
+        maxDelayMs: 50,
+        maxRetryAfterMs: 60_000,
+        clock: { now: () => 0, sleep: async (ms: number) => void slept.push(ms) },
+      },
+    });
+  });
+  afterAll(async () => {
+    await client?.close();
+    await proxy?.close();
+    await registry?.stop();
+  });
+  beforeEach(() => {
+    proxy.reset();
+    slept.length = 0;
+  });
+
+  it('counts what the client asks: one tag listing, one manifest GET per manifest', async () => {
+    expect((await client.listTags('proxied/tags')).items).toEqual(['a', 'b']);
+    const index = await client.getManifest('proxied/index', 'v1');
+    expect(index.digest).toBe(upstream.tag('proxied/index', 'v1').digest);
+    for (const child of upstream.tag('proxied/index', 'v1').images)
+      expect((await client.headManifest('proxied/index', child.digest))?.digest).toBe(child.digest);
+    expect(proxy.count({ method: 'GET', path: '/v2/proxied/tags/tags/list' })).toBe(1);
+    expect(proxy.count({ method: 'GET', path: /\/manifests\// })).toBe(1);
+    expect(proxy.count({ method: 'HEAD', path: /\/manifests\/sha256:/ })).toBe(2);
+    expect(proxy.count({ path: /\/blobs\// })).toBe(0);
+  });
+
+  it('a 429 with Retry-After is waited out by the client, and the retry goes through', async () => {
+    const entry = upstream.tag('proxied/tags', 'a');
+    proxy.failNext({
+      status: 429,
+      retryAfter: 3,
+      match: { method: 'GET', path: '/v2/proxied/tags/manifests/a' },
+    });
+    expect((await client.getManifest('proxied/tags', 'a')).digest).toBe(entry.digest);
+    expect(slept).toEqual([3000]);
+    expect(proxy.requests().map((r) => [r.method, r.status, r.injected])).toEqual([
+      ['GET', 429, true],
+      ['GET', 200, false],
+    ]);
+  });
+
+  it('a 503 on a blob is retried; the blob arrives whole', async () => {
+    const layer = upstream.tag('proxied/tags', 'b').images[0]?.layers[0] as `sha256:${string}`;
+    proxy.failNext({
+      status: 503,
+      times: 2,
+      match: { method: 'GET', path: `/v2/proxied/tags/blobs/${layer}` },
+    });
+    const blob = await client.getBlob('proxied/tags', layer);
+    const bytes = await collect(blob.stream);
+    expect(`sha256:${createHash('sha256').update(bytes).digest('hex')}`).toBe(layer);
+    expect(slept).toHaveLength(2);
+    expect(proxy.count({ path: `/v2/proxied/tags/blobs/${layer}`, injected: true })).toBe(2);
+    expect(proxy.count({ path: `/v2/proxied/tags/blobs/${layer}`, status: 200 })).toBe(1);
+  });
+
+  it('a chunked push follows the rewritten Locations through the proxy', async () => {
+    const chunked = createRegistryClient({
+      registry: proxy.host,
+      chunkSize: 256 * 1024,
+      monolithicMaxBytes: 256 * 1024,
+      singleRequestMaxBytes: 0,
+    });
+    try {
+      const image = randomImage({ layers: 1, layerSize: 1024 * 1024 + 5 });
+      await pushImage(chunked, 'proxied/pushed', image, 'v1');
+      expect((await manifest(registry, 'proxied/pushed', 'v1')).digest).toBe(image.manifest.digest);
+      // every upload request after the POST came back to the proxy
+      expect(
+        proxy.count({ method: 'PATCH', path: /^\/v2\/proxied\/pushed\/blobs\/uploads\// }),
+      ).toBeGreaterThanOrEqual(4);
+      expect(proxy.count({ method: 'PUT', path: /^\/v2\/proxied\/pushed\/blobs\/uploads\// })).toBe(2);
+      expect(proxy.count({ method: 'PUT', path: '/v2/proxied/pushed/manifests/v1', status: 201 })).toBe(1);
+    } finally {
+      await chunked.close();
+    }
   });
 });

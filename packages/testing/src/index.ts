@@ -4,6 +4,15 @@ export {
   type RegistryConformanceOptions,
   registryConformance,
 } from './conformance/index.js';
+export {
+  type CountingProxy,
+  type FailNextOptions,
+  type FaultMatch,
+  type ProxiedRequest,
+  type ProxiedRequestFilter,
+  type StartCountingProxyOptions,
+  startCountingProxy,
+} from './counting-proxy.js';
 export { DistributionTreeWriter, type PopulateOptions, populateTree } from './distribution-tree.js';
 export {
   type DockerRegistry,
