@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
 import { type Logger, resolveLogger } from '@stowage/oci';
 import { type Authorizer, createRegistryHandler, createRegistryServer } from '@stowage/registry-server';
-import type { SyncService } from '@stowage/sync';
+import type { PullThroughRegistry, SyncService } from '@stowage/sync';
 import type { ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
 import { type ServerSync, startServerSync } from './sync.js';
@@ -17,6 +17,8 @@ export interface RunningServer {
   readonly server: Server;
   /** The periodic sync (`sync:` upstreams with a `pollInterval`), when configured. */
   readonly sync?: SyncService;
+  /** What the server serves when an upstream is on demand (`proxy:`, or `sync:` with `onDemand`). */
+  readonly pullThrough?: PullThroughRegistry;
   /** Stops accepting, lets requests in flight finish up to the drain timeout, closes the store. */
   close(): Promise<void>;
 }
@@ -215,5 +217,13 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
   }
 
   logger.info({ url, root: config.root, readOnly: config.readOnly }, 'listening');
-  return { url, store, metrics, server, ...(sync?.service ? { sync: sync.service } : {}), close };
+  return {
+    url,
+    store,
+    metrics,
+    server,
+    ...(sync?.service ? { sync: sync.service } : {}),
+    ...(sync?.pullThrough ? { pullThrough: sync.pullThrough } : {}),
+    close,
+  };
 }

@@ -195,7 +195,7 @@ sync:
     try {
       expect(running.sync).toBeDefined();
       expect((await stat(syncStateDir(root))).isDirectory()).toBe(true);
-      const report = await running.sync?.runNow();
+      const [report] = (await running.sync?.runNow()) ?? [];
       expect(report?.errors.map((error) => error.upstream)).toEqual([dead]);
       expect(report?.images).toEqual([]);
       const catalog = await (await fetch(`${running.url}/v2/_catalog`)).json();

@@ -97,6 +97,8 @@ export function syncStateDir(root: string): string {
 export interface ServerSync {
   /** What the registry handler serves: the pull-through registry, or the store itself. */
   readonly registry: Registry;
+  /** The pull-through registry, when an upstream is `onDemand`. */
+  readonly pullThrough: PullThroughRegistry | undefined;
   /** The periodic service, when an upstream has a `pollInterval`. */
   readonly service: SyncService | undefined;
   /** Stops the periodic passes (aborting those running, and waiting for them). */
@@ -124,7 +126,7 @@ export async function startServerSync(options: StartServerSyncOptions): Promise<
       local: store,
       config,
       // distribution's proxy refuses pushes; a zot-style sync keeps the store writable
-      writes: sync.section === 'proxy' ? 'refuse' : 'local',
+      writes: sync.section === 'proxy' ? 'refuse' : 'pass',
       ...(options.logger ? { logger: options.logger } : {}),
     });
   }
@@ -137,8 +139,9 @@ export async function startServerSync(options: StartServerSyncOptions): Promise<
       destination: store,
       stateDir,
       ...(options.logger ? { logger: options.logger } : {}),
-      onReport: (report) => {
+      onReport: (report, upstream) => {
         const fields = {
+          upstream: config.upstreams.find((u) => u.index === upstream)?.urls[0],
           synced: report.synced,
           skipped: report.skipped,
           failed: report.failed,
@@ -184,6 +187,7 @@ export async function startServerSync(options: StartServerSyncOptions): Promise<
   let closing: Promise<void> | undefined;
   return {
     registry: pullThrough ?? store,
+    pullThrough,
     service,
     stopService,
     close() {
