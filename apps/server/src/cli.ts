@@ -47,6 +47,10 @@ Environment variables STOWAGE_<SECTION>_<KEY> (or distribution's REGISTRY_…)
 set the configuration key they name (STOWAGE_HTTP_ADDR=:6000 sets http.addr);
 flags override them, and they override the file.
 
+A sync: section (zot's extensions.sync) or distribution's proxy: section in
+the config file mirrors other registries: a pull-through cache for on-demand
+upstreams, a periodic sync for those with a pollInterval (see the README).
+
 examples:
   stowage-server serve --root /srv/registry --addr 127.0.0.1:5000
   stowage-server serve /etc/docker/registry/config.yml`;
