@@ -73,7 +73,13 @@ async function exportManifest(
 
   const manifest = read.parsed.manifest;
   const config = await readConfig(ctx, image, manifest.config, options);
-  const layers = manifestReferences(read.parsed).blobs.filter((blob) => blob !== manifest.config);
+  const references = manifestReferences(read.parsed);
+  const layers = [
+    ...references.blobs.filter((blob) => blob !== manifest.config),
+    // A non-distributable layer may be absent; one the stage holds goes along, for a
+    // destination that wants it (distribution 2.8 wants one without urls like any layer).
+    ...(await held(ctx, references.nonDistributable, options)),
+  ];
   const newConfig = await exportConfig(config, options);
   const configBytes = encoder.encode(JSON.stringify(newConfig));
   const configDescriptor: Descriptor = {
@@ -104,6 +110,19 @@ async function exportManifest(
     job.tag,
     options,
   );
+}
+
+/** The layers of `layers` the stage's repository holds. */
+async function held(
+  ctx: RepoContext,
+  layers: readonly Descriptor[],
+  options: OperationOptions,
+): Promise<Descriptor[]> {
+  const present: Descriptor[] = [];
+  for (const layer of layers) {
+    if (await ctx.registry.headBlob(ctx.repository, layer.digest, signalOf(options))) present.push(layer);
+  }
+  return present;
 }
 
 /** The config with every `werf*` label gone and the mutation applied to its `config` object. */
