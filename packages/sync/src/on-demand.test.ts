@@ -263,10 +263,16 @@ describe('createPullThroughRegistry', () => {
     expect(digestOf(await collect(good.stream))).toBe(config);
     expect(await f.local.headBlob('lib/app', config)).toBeDefined();
 
-    // The corrupt one: the stream errors (never ends cleanly) and nothing is stored.
+    // The corrupt one: bytes flow while it is stored, the last chunk is held back,
+    // and the stream errors (never ends cleanly); nothing is stored.
     const served = await f.proxy.getBlob('lib/app', bad);
-    const failure = await collect(served.stream).catch((error: unknown) => error);
+    let received = 0;
+    const failure = await (async () => {
+      for await (const chunk of served.stream) received += (chunk as Buffer).byteLength;
+    })().catch((error: unknown) => error);
     expect(isStowageError(failure, 'DIGEST_INVALID')).toBe(true);
+    expect(received).toBeGreaterThan(0);
+    expect(received).toBeLessThan(served.size);
     await f.proxy.settled();
     expect(await f.local.headBlob('lib/app', bad)).toBeUndefined();
   });
