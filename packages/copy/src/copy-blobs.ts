@@ -84,7 +84,11 @@ export interface BlobTransfer {
  * source's `getBlob` into the destination's `putBlob` (verified there). The
  * one blob path of the copy engine, shared by `copyImage` and `copyBlobs`.
  */
-export async function transferBlob(transfer: BlobTransfer, descriptor: Descriptor): Promise<void> {
+export async function transferBlob(
+  transfer: BlobTransfer,
+  descriptor: Descriptor,
+  options: { readonly ifSourceHas?: boolean } = {},
+): Promise<void> {
   const { digest, size } = descriptor;
   const started = performance.now();
   const { signal, source, destination, counts } = transfer;
@@ -103,6 +107,13 @@ export async function transferBlob(transfer: BlobTransfer, descriptor: Descripto
   };
   const progress = transfer.onProgress;
   if (transfer.sameRepository || (await registry.headBlob(repository, digest, { signal }))) {
+    counts.blobsSkipped++;
+    progress?.({ type: 'blob-skipped', digest, size });
+    done('skipped', 0);
+    return;
+  }
+  // A layer the source may lack (non-distributable): moved only when it is there.
+  if (options.ifSourceHas && !(await source.registry.headBlob(source.repository, digest, { signal }))) {
     counts.blobsSkipped++;
     progress?.({ type: 'blob-skipped', digest, size });
     done('skipped', 0);

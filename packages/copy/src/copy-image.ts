@@ -71,6 +71,8 @@ interface Node {
   /** Some children are left out by the platform filter. */
   readonly dropped: boolean;
   readonly blobs: readonly Descriptor[];
+  /** Non-distributable layers moved when the source holds them (empty with `nonDistributable: 'skip'`). */
+  readonly optional: readonly Descriptor[];
 }
 
 /** What was pushed for a node. */
@@ -195,7 +197,10 @@ class Copy {
 
     if (this.#staging) {
       // Every blob first, into sessions; committed together once all are verified; manifests after.
-      for (const node of this.#nodes.values()) for (const blob of node.blobs) void this.#blob(blob);
+      for (const node of this.#nodes.values()) {
+        for (const blob of node.blobs) void this.#blob(blob);
+        for (const blob of node.optional) void this.#blob(blob, true);
+      }
       await Promise.all(this.#blobs.values());
       await commitStaged(this.#staging, {
         repository: this.#destination.repository,
@@ -276,6 +281,7 @@ class Copy {
     const parsed = parseManifest(content.bytes, { mediaType: content.mediaType });
     let selected: boolean[] = [];
     let blobs: readonly Descriptor[] = [];
+    let optional: readonly Descriptor[] = [];
     if (parsed.kind === 'index') {
       const platforms = filter ? this.#options.platforms : undefined;
       selected = parsed.manifest.manifests.map((child) => {
@@ -296,7 +302,9 @@ class Copy {
         );
       }
     } else {
-      blobs = manifestReferences(parsed).blobs;
+      const references = manifestReferences(parsed);
+      blobs = references.blobs;
+      if (this.#options.nonDistributable === 'copy') optional = references.nonDistributable;
     }
     const children =
       parsed.kind === 'index'
@@ -310,6 +318,7 @@ class Copy {
       children,
       dropped: selected.includes(false),
       blobs,
+      optional,
     };
     if (!this.#nodes.has(node.digest)) this.#nodes.set(node.digest, node);
     return this.#nodes.get(node.digest) as Node;
@@ -376,16 +385,16 @@ class Copy {
 
   // --- blobs ---
 
-  #blob(descriptor: Descriptor): Promise<void> {
+  #blob(descriptor: Descriptor, optional = false): Promise<void> {
     let pending = this.#blobs.get(descriptor.digest);
     if (!pending) {
-      pending = this.#task(() => this.#copyBlob(descriptor));
+      pending = this.#task(() => this.#copyBlob(descriptor, optional));
       this.#blobs.set(descriptor.digest, pending);
     }
     return pending;
   }
 
-  #copyBlob(descriptor: Descriptor): Promise<void> {
+  #copyBlob(descriptor: Descriptor, optional: boolean): Promise<void> {
     this.#transfer ??= {
       source: this.#source,
       destination: this.#destination,
@@ -397,7 +406,7 @@ class Copy {
       logger: this.#options.logger,
       staging: this.#staging,
     };
-    return transferBlob(this.#transfer, descriptor);
+    return transferBlob(this.#transfer, descriptor, optional ? { ifSourceHas: true } : {});
   }
 
   // --- manifests ---
@@ -415,7 +424,10 @@ class Copy {
   async #pushNode(node: Node, tag: string | undefined): Promise<Pushed> {
     const [children] = await Promise.all([
       Promise.all(node.children.map((digest) => this.#push(this.#nodes.get(digest) as Node))),
-      Promise.all(node.blobs.map((blob) => this.#blob(blob))),
+      Promise.all([
+        ...node.blobs.map((blob) => this.#blob(blob)),
+        ...node.optional.map((blob) => this.#blob(blob, true)),
+      ]),
     ]);
     return await this.#pushManifest(node, tag, children);
   }

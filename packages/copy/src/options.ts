@@ -44,6 +44,12 @@ export interface CopyOptions extends OperationOptions {
    * fails with `SPARSE_INDEX_UNSUPPORTED` before anything is written.
    */
   readonly rewriteIndex?: boolean;
+  /**
+   * Layers of a non-distributable media type: `copy` (the default) moves one
+   * the source holds (distribution 2.8 wants an OCI one without `urls` present)
+   * and leaves out one it lacks; `skip` never fetches them (zot's sync).
+   */
+  readonly nonDistributable?: 'copy' | 'skip';
   /** Also copy the referrers (signatures, SBOMs…) of every manifest copied, recursively. Default false. */
   readonly referrers?: boolean;
   /**
@@ -74,6 +80,7 @@ export interface ResolvedCopyOptions {
   readonly signal?: AbortSignal;
   readonly platforms?: readonly Platform[];
   readonly rewriteIndex: boolean;
+  readonly nonDistributable: 'copy' | 'skip';
   readonly referrers: boolean;
   /** Present when the copy is staged. */
   readonly staged?: StagedCopyOptions;
@@ -91,6 +98,12 @@ export function resolveOptions(options: CopyOptions = {}): ResolvedCopyOptions {
       details: { concurrency },
     });
   }
+  if (options.nonDistributable !== undefined && !['copy', 'skip'].includes(options.nonDistributable)) {
+    throw new CopyError(
+      'OPTIONS_INVALID',
+      `nonDistributable must be 'copy' or 'skip', not ${String(options.nonDistributable)}`,
+    );
+  }
   if (options.platforms !== undefined && options.platforms.length === 0) {
     throw new CopyError('OPTIONS_INVALID', 'platforms must name at least one platform (or be left out)');
   }
@@ -102,6 +115,7 @@ export function resolveOptions(options: CopyOptions = {}): ResolvedCopyOptions {
     ...(options.signal ? { signal: options.signal } : {}),
     ...(platforms ? { platforms } : {}),
     rewriteIndex: options.rewriteIndex ?? false,
+    nonDistributable: options.nonDistributable ?? 'copy',
     referrers: options.referrers ?? false,
     ...(options.staged ? { staged: options.staged === true ? {} : options.staged } : {}),
     concurrency,

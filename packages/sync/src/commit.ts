@@ -123,6 +123,8 @@ export async function syncImage(options: SyncImageOptions): Promise<ImageOutcome
             }
           : true,
         ...(options.platforms ? { platforms: options.platforms } : {}),
+        // As zot: never fetched, by media type alone (our stores accept a manifest without them).
+        nonDistributable: 'skip',
         referrers: options.referrers ?? false,
         ...(options.concurrency ? { concurrency: options.concurrency } : {}),
         ...(signal ? { signal } : {}),
