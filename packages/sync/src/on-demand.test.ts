@@ -308,6 +308,39 @@ describe('createPullThroughRegistry', () => {
     expect(await f.local.headBlob('lib/app', layer)).toEqual({ digest: layer, size: 256 * 1024 });
   });
 
+  it('keeps storing a blob whose client aborted its request, and close() does not wait for a stalled reader', async () => {
+    const chunked = (upstream: Registry) => ({
+      // Many small chunks, so a reader that stops reading holds the transfer up.
+      getBlob: (async (repository: string, digest: Digest, opts?: object) => {
+        const real = await upstream.getBlob(repository, digest, opts);
+        const bytes = Buffer.from(await collect(real.stream));
+        const chunks = Array.from({ length: Math.ceil(bytes.length / 1024) }, (_, i) =>
+          bytes.subarray(i * 1024, (i + 1) * 1024),
+        );
+        return { digest, size: real.size, stream: Readable.from(chunks) };
+      }) as never,
+    });
+    const f = fixture({ hooks: chunked });
+    const image = randomImage({ layers: 2, layerSize: 512 * 1024 });
+    await pushImage(f.upstream, 'lib/app', image);
+    const [first, second] = image.layers.map((l) => l.descriptor.digest) as [Digest, Digest];
+
+    const request = new AbortController();
+    const served = await f.proxy.getBlob('lib/app', first, { signal: request.signal });
+    for await (const _chunk of served.stream) {
+      request.abort();
+      break;
+    }
+    await f.proxy.settled();
+    expect(await f.local.headBlob('lib/app', first)).toEqual({ digest: first, size: 512 * 1024 });
+
+    // A reader that never reads: close() aborts the transfer instead of waiting for it.
+    const stalled = await f.proxy.getBlob('lib/app', second);
+    await f.proxy.close();
+    expect(stalled.stream.destroyed).toBe(true);
+    expect(await f.local.headBlob('lib/app', second)).toBeUndefined();
+  });
+
   it('serves a cached tag when the upstream is down, and refuses what is not cached', async () => {
     const f = fixture();
     const image = randomImage();

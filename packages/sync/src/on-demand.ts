@@ -427,11 +427,17 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
           const signal = controller.signal;
           const source = await upstreamBlob(repository, digest, routes, signal);
           if ('mounted' in source) return source.mounted;
-          return await local.putBlob(repository, source.content.stream, {
-            digest,
-            size: size ?? source.content.size,
-            signal,
-          });
+          try {
+            return await local.putBlob(repository, source.content.stream, {
+              digest,
+              size: size ?? source.content.size,
+              signal,
+            });
+          } catch (error) {
+            // A store that refused before reading to the end leaves the upstream response open.
+            source.content.stream.destroy();
+            throw error;
+          }
         })(),
       ),
     );
@@ -521,6 +527,8 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
           const tee = teeToClient({
             source: source.content.stream,
             store: (body) => local.putBlob(repository, body, { digest, size: expected, signal }),
+            signal,
+            ...(opts.signal ? { clientSignal: opts.signal } : {}),
           });
           teeing = true;
           handOff?.({ digest, size: expected, stream: tee.client });
@@ -805,7 +813,10 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
       // A local hit by digest needs no bytes: a HEAD is enough.
       if ('digest' in parsed && !pendingManifests.has(key(repository, parsed.digest))) {
         open(opts.signal);
-        const found = await local.headManifest(repository, reference, opts);
+        const found = await local.headManifest(repository, reference, opts).catch((error: unknown) => {
+          if (isNotFound(error)) return undefined;
+          throw error;
+        });
         if (found || routesFor(repository).length === 0) return found;
       }
       try {
@@ -837,7 +848,10 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
     async headBlob(repository, digest, opts = {}) {
       open(opts.signal);
       parseDigest(digest);
-      const found = await local.headBlob(repository, digest, opts);
+      const found = await local.headBlob(repository, digest, opts).catch((error: unknown) => {
+        if (isNotFound(error)) return undefined;
+        throw error;
+      });
       if (found) return found;
       const blobKey = key(repository, digest);
       const pending = pendingBlobs.get(blobKey);

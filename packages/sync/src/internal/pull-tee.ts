@@ -48,6 +48,10 @@ export interface TeeOptions {
   readonly source: AsyncIterable<Uint8Array>;
   /** Stores a body (the local `putBlob`): resolves once verified and committed, rejects on a mismatch. */
   readonly store: (body: AsyncIterable<Uint8Array>) => Promise<BlobInfo>;
+  /** Aborts the transfer: the client's stream is destroyed so nothing waits for a reader any more. */
+  readonly signal?: AbortSignal;
+  /** The client went away (its request aborted): it stops receiving, the store carries on. */
+  readonly clientSignal?: AbortSignal;
 }
 
 export interface Tee {
@@ -60,6 +64,18 @@ export interface Tee {
 /** Starts storing `source` and returns the client's side of it. */
 export function teeToClient(options: TeeOptions): Tee {
   const client = new HeldBackStream();
+  // Destroyed without an error (a reader sees a premature close): nobody may be listening any more.
+  const stop = (signal: AbortSignal | undefined) => {
+    if (!signal) return;
+    const onAbort = () => client.destroy();
+    if (signal.aborted) onAbort();
+    else {
+      signal.addEventListener('abort', onAbort, { once: true });
+      client.once('close', () => signal.removeEventListener('abort', onAbort));
+    }
+  };
+  stop(options.signal);
+  stop(options.clientSignal);
   let held: Uint8Array | undefined;
   async function* feed(): AsyncGenerator<Uint8Array> {
     for await (const chunk of options.source) {
@@ -69,8 +85,10 @@ export function teeToClient(options: TeeOptions): Tee {
     }
   }
   const stored = options.store(feed()).then(
-    async (info) => {
-      if (held) await client.send(held);
+    (info) => {
+      // Committed: the last chunk is released without waiting for the reader, so a slow
+      // client never holds up those waiting for the blob.
+      if (held && !client.destroyed) client.push(held);
       client.finish();
       return info;
     },
