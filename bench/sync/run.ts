@@ -13,14 +13,20 @@
 // our own first pass (goal at most a tenth). Each figure is the best of `runs`; the machine's own limits (sha256 of 256 MiB,
 // write+fsync of 64 MiB, on the disk both sides write to) are measured in the
 // same run and printed beside them.
-// Usage: pnpm bench sync [runs=3] [--no-peer] [--no-ours]
+// Usage: pnpm bench sync [runs=3] [--no-peer] [--no-ours] [--profile=<file.cpuprofile>] [--concurrency=<n>]
+//   --concurrency sets the upstream's `concurrency` (images at once; default the config's 4).
+//   --profile writes a V8 CPU profile of our first pass of the last run (open it in
+//   Chrome DevTools or speedscope); the CPU seconds of each pass are printed either way.
 import { execFile } from 'node:child_process';
 import { createHash, randomFillSync } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createImageStore } from '@stowage/image-store';
+import { REQUEST_CHANNEL, type RequestEvent } from '@stowage/registry-client';
 import { startDockerRegistry } from '@stowage/testing';
 // biome-ignore lint/style/noRestrictedImports: the bench package does not list @stowage/sync yet (its package.json is shared); import it by name once it does
 import { parseSyncConfig, runSyncPass, type SyncReport } from '../../packages/sync/src/index.js';
@@ -34,8 +40,16 @@ const positional = args.filter((a) => !a.startsWith('--'));
 const runs = Number(positional[0] ?? 3);
 const withPeer = !args.includes('--no-peer');
 const withOurs = !args.includes('--no-ours');
-if (!(Number.isInteger(runs) && runs >= 1)) {
-  console.error('usage: pnpm bench sync [runs>=1] [--no-peer] [--no-ours]');
+const profileFile = args.find((a) => a.startsWith('--profile='))?.slice('--profile='.length);
+const concurrencyArg = args.find((a) => a.startsWith('--concurrency='))?.slice('--concurrency='.length);
+const concurrency = concurrencyArg === undefined ? undefined : Number(concurrencyArg);
+if (
+  !(Number.isInteger(runs) && runs >= 1) ||
+  (concurrency !== undefined && !(Number.isInteger(concurrency) && concurrency >= 1))
+) {
+  console.error(
+    'usage: pnpm bench sync [runs>=1] [--no-peer] [--no-ours] [--profile=<file>] [--concurrency=<n>]',
+  );
   process.exit(2);
 }
 const MiB = 1 << 20;
@@ -66,6 +80,46 @@ async function durableWriteRate(dir: string, mib: number): Promise<number> {
   });
   await rm(path, { force: true });
   return (mib * MiB) / 1e6 / seconds;
+}
+
+/** Our client's HTTP exchanges during a pass, by method and kind (`HEAD manifests`), from its request channel. */
+function countRequests(): { stop(): string } {
+  const counts = new Map<string, number>();
+  const listener = (message: unknown) => {
+    const event = message as RequestEvent;
+    const path = new URL(event.url).pathname;
+    const kind = /\/blobs\/uploads\//.test(path)
+      ? 'uploads'
+      : (/\/(manifests|blobs|tags)\//.exec(path)?.[1] ?? (path.endsWith('/_catalog') ? 'catalog' : 'other'));
+    const key = `${event.method} ${kind}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  };
+  subscribe(REQUEST_CHANNEL, listener);
+  return {
+    stop() {
+      unsubscribe(REQUEST_CHANNEL, listener);
+      const total = [...counts.values()].reduce((a, b) => a + b, 0);
+      const parts = [...counts].sort((a, b) => b[1] - a[1]).map(([k, v]) => `${v} ${k}`);
+      return `${total} requests (${parts.join(', ')})`;
+    },
+  };
+}
+
+/** A V8 CPU profile of this process from now until `stop`, written as a `.cpuprofile`. */
+async function startProfile(): Promise<{ stop(file: string): Promise<void> }> {
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  return {
+    async stop(file) {
+      const { profile } = await session.post('Profiler.stop');
+      await writeFile(file, JSON.stringify(profile));
+      session.disconnect();
+      console.log(`ours: CPU profile of the first pass written to ${file}`);
+    },
+  };
 }
 
 /** Runs a command to completion, its output kept (skopeo sync logs every image) and shown only when it fails. */
@@ -180,7 +234,14 @@ try {
 
   if (withOurs) {
     const config = await parseSyncConfig({
-      registries: [{ urls: [upstreamRegistry.url], tlsVerify: false, content: [{ prefix: '**' }] }],
+      registries: [
+        {
+          urls: [upstreamRegistry.url],
+          tlsVerify: false,
+          content: [{ prefix: '**' }],
+          ...(concurrency === undefined ? {} : { concurrency }),
+        },
+      ],
     });
     let first = Number.POSITIVE_INFINITY;
     let again = Number.POSITIVE_INFINITY;
@@ -197,12 +258,26 @@ try {
           await store.close();
         }
       };
+      const profiling = profileFile !== undefined && i === runs - 1 ? await startProfile() : undefined;
+      const requests1 = countRequests();
+      const cpu1 = process.cpuUsage();
       const t1 = await time(async () => {
         firstReport = await pass();
       });
+      const c1 = process.cpuUsage(cpu1);
+      const sent1 = requests1.stop();
+      if (profiling) await profiling.stop(profileFile as string);
+      const requests2 = countRequests();
+      const cpu2 = process.cpuUsage();
       const t2 = await time(async () => {
         againReport = await pass();
       });
+      const c2 = process.cpuUsage(cpu2);
+      const sent2 = requests2.stop();
+      const cpu = (u: NodeJS.CpuUsage) =>
+        `${((u.user + u.system) / 1e6).toFixed(2)} s CPU (${(u.system / 1e6).toFixed(2)} s system)`;
+      console.log(`ours run ${i + 1}: first ${t1.toFixed(3)} s, ${cpu(c1)}, ${sent1}`);
+      console.log(`ours run ${i + 1}: re-sync ${t2.toFixed(3)} s, ${cpu(c2)}, ${sent2}`);
       if (firstReport?.failed || firstReport?.synced !== upstream.tags.length)
         throw new Error(`ours: the first pass synced ${firstReport?.synced}, failed ${firstReport?.failed}`);
       if (againReport?.skipped !== upstream.tags.length || againReport.bytesCopied !== 0)
