@@ -708,9 +708,10 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
       const running = fetches.get(key(repository, target.tag));
       if (running) return await waitFor(running.top, opts.signal);
     }
-    const held = await localManifest(repository, reference, opts);
     const routes = routesFor(repository);
-    if (routes.length === 0) return held;
+    // No upstream covers it: the local store answers, refusals and all.
+    if (routes.length === 0) return await local.getManifest(repository, reference, opts);
+    const held = await localManifest(repository, reference, opts);
     if ('digest' in target)
       return held ?? (await fetchByDigest(repository, target.digest, routes, opts.signal));
 
