@@ -86,6 +86,15 @@ export interface UploadsOptions {
  * session this process has not seen from its start (or a sha512 one) is
  * hashed from disk.
  */
+/** The directory of a session id when the id is well formed, else undefined. */
+function ifExistsPath(paths: StorePaths, id: string): string | undefined {
+  try {
+    return paths.upload(id);
+  } catch {
+    return undefined;
+  }
+}
+
 export class Uploads {
   readonly #o: UploadsOptions;
   readonly #queues = new Map<string, Promise<unknown>>();
@@ -152,7 +161,16 @@ export class Uploads {
   }
 
   async cancel(repository: string, id: string): Promise<void> {
-    const { dir } = await this.#session(repository, id);
+    let dir: string;
+    try {
+      ({ dir } = await this.#session(repository, id));
+    } catch (error) {
+      // A session whose removal a crash cut short (its state file gone first): finish removing it.
+      // Its id was handed out, so it is not one still being created.
+      const leftover = ifExistsPath(this.#o.paths, id);
+      if (leftover) await rm(leftover, { recursive: true, force: true });
+      throw error;
+    }
     this.#hashes.delete(id);
     await rm(dir, { recursive: true, force: true });
   }

@@ -118,6 +118,7 @@ export async function syncImage(options: SyncImageOptions): Promise<ImageOutcome
       {
         staged: journal
           ? {
+              onSessionOpening: (r) => journal.opening(r),
               onSessionOpened: (r, id) => journal.opened(r, id),
               onSessionClosed: (r, id) => journal.closed(r, id),
             }
