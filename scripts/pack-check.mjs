@@ -269,6 +269,8 @@ const uses = {
   '@stowage/storage-manager': `const lock = ns.hostLockPath('/home', 'image.x');
     check(lock.startsWith('/home/service/locks/'), \`hostLockPath -> \${lock}\`);
     check(typeof ns.createStorageManager === 'function', 'createStorageManager');`,
+  '@stowage/sync': `check(ns.configError('registries[0].urls', 'expected a list').details.key === 'registries[0].urls', 'configError');
+    check(typeof ns.runSyncPass === 'function' && typeof ns.createPullThroughRegistry === 'function', 'runSyncPass');`,
   '@stowage/copy': `check(typeof ns.copyImage === 'function', 'copyImage');
     check(ns.COPY_BLOB_CHANNEL.startsWith('stowage:copy:'), ns.COPY_BLOB_CHANNEL);`,
 };

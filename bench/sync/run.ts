@@ -27,9 +27,8 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createImageStore } from '@stowage/image-store';
 import { REQUEST_CHANNEL, type RequestEvent } from '@stowage/registry-client';
+import { parseSyncConfig, runSyncPass, type SyncReport } from '@stowage/sync';
 import { startDockerRegistry } from '@stowage/testing';
-// biome-ignore lint/style/noRestrictedImports: the bench package does not list @stowage/sync yet (its package.json is shared); import it by name once it does
-import { parseSyncConfig, runSyncPass, type SyncReport } from '../../packages/sync/src/index.js';
 // biome-ignore lint/style/noRestrictedImports: the upstream fixture is a test helper of the sync package, not part of its entry point
 import { populateUpstream, type UpstreamPopulation } from '../../packages/sync/test/upstream-fixture.js';
 import { report, time } from '../lib.js';

@@ -204,7 +204,7 @@ describe('configuration keys stowage-server does not read', () => {
   // distribution keys that would change behaviour: refused, saying they are not supported
   const unsupported: [string, string][] = [
     ['notifications:\n  endpoints: []\n', 'notifications'],
-    ['proxy:\n  remoteurl: https://registry-1.docker.io\n', 'proxy'],
+    ['proxy:\n  remoteurl: https://r\n  exec:\n    command: h\n', 'proxy.exec'],
     ['middleware:\n  registry: []\n', 'middleware'],
     ['validation:\n  disabled: true\n', 'validation'],
     ['compatibility:\n  schema1:\n    enabled: true\n', 'compatibility'],

@@ -135,7 +135,9 @@ describe('runSyncPass from a docker-registry filled by skopeo', () => {
       const store = await imageStore();
       await sync(store, { content: [{ prefix: MANY_TAGS_REPOSITORY, tags: { semver: true } }] });
       // As zot's semver library: a date tag is major 2026 with pre-release `01-15`.
-      expect(await contents(store)).toEqual({ [MANY_TAGS_REPOSITORY]: [...SEMVER_TAGS, '2026-01-15'].sort() });
+      expect(await contents(store)).toEqual({
+        [MANY_TAGS_REPOSITORY]: [...SEMVER_TAGS, '2026-01-15'].sort(),
+      });
     });
 
     it('destination puts the repositories under another name', async () => {
