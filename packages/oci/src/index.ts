@@ -1,3 +1,4 @@
+export { raceSignal } from './abort.js';
 export {
   assertContent,
   createVerifyingStream,

@@ -42,6 +42,7 @@ import {
   type RegistryCapabilities,
   RegistryError,
   type ResolvedLogger,
+  raceSignal,
   resolveLogger,
 } from '@stowage/oci';
 import type { SyncConfig } from './config.js';
@@ -146,26 +147,6 @@ function descriptorOf(content: ManifestContent): Descriptor {
 function signalOf(...signals: (AbortSignal | undefined)[]): AbortSignal {
   const present = signals.filter((s): s is AbortSignal => s !== undefined);
   return present.length === 1 ? (present[0] as AbortSignal) : AbortSignal.any(present);
-}
-
-/** Waits for `promise`, giving up (for this caller only) when `signal` aborts. */
-function waitFor<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
-  if (!signal) return promise;
-  signal.throwIfAborted();
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 /** An upstream that could not be reached, as the `Registry` contract names it (`UNAVAILABLE`, a 503). */
@@ -655,7 +636,7 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
     let failure: unknown;
     for (const route of routes) {
       try {
-        return await waitFor(fetchImage(repository, digest, route, { digest }), signal);
+        return await raceSignal(fetchImage(repository, digest, route, { digest }), signal);
       } catch (error) {
         if (signal?.aborted || controller.signal.aborted) throw error;
         if (!isNotFound(error)) failure ??= error;
@@ -706,7 +687,7 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
       if (pending) return pending.content;
     } else {
       const running = fetches.get(key(repository, target.tag));
-      if (running) return await waitFor(running.top, opts.signal);
+      if (running) return await raceSignal(running.top, opts.signal);
     }
     const routes = routesFor(repository);
     // No upstream covers it: the local store answers, refusals and all.
@@ -718,7 +699,7 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
     const tagKey = key(repository, target.tag);
     const check = checked.get(tagKey);
     if (held && check && now() - check.at < check.intervalMs) return held;
-    const remote = await waitFor(headUpstreamTag(repository, target.tag, routes), opts.signal);
+    const remote = await raceSignal(headUpstreamTag(repository, target.tag, routes), opts.signal);
     const intervalMs = (routes[0] as Route).pool.upstream.checkIntervalMs;
     if ('failure' in remote) {
       if (held) {
@@ -744,7 +725,7 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
       return held;
     }
     try {
-      return await waitFor(
+      return await raceSignal(
         fetchImage(repository, target.tag, remote.route, {
           digest: remote.descriptor.digest,
           tag: target.tag,
@@ -858,7 +839,7 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
       const pending = pendingBlobs.get(blobKey);
       if (pending) return pending.foreign ? undefined : { digest, size: pending.descriptor.size };
       const running = transfers.get(blobKey);
-      if (running) return await waitFor(running, opts.signal);
+      if (running) return await raceSignal(running, opts.signal);
       const signal = signalOf(opts.signal, controller.signal);
       for (const route of routesFor(repository)) {
         try {
@@ -881,7 +862,7 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
       const blobKey = key(repository, digest);
       const running = transfers.get(blobKey);
       if (running) {
-        await waitFor(running, opts.signal);
+        await raceSignal(running, opts.signal);
         return await local.getBlob(repository, digest, opts);
       }
       try {
@@ -895,14 +876,14 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
         const started = transfers.get(blobKey);
         if (started || opts.range) {
           // A range is served from the stored blob once the whole of it is in.
-          await waitFor(
+          await raceSignal(
             started ?? transferBlob(repository, digest, routes, pending?.descriptor.size),
             opts.signal,
           );
           return await local.getBlob(repository, digest, opts);
         }
         try {
-          return await waitFor(
+          return await raceSignal(
             teeBlob(repository, digest, routes, opts, pending?.descriptor.size),
             opts.signal,
           );

@@ -1,7 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
-import { isStowageError, type RegistryErrorCode } from '@stowage/oci';
+import { isStowageError, type RegistryErrorCode, raceSignal } from '@stowage/oci';
 import { type Dispatcher, Pool } from 'undici';
 import { type Credentials, lookupCredentials } from '../credentials.js';
 import {
@@ -148,24 +148,6 @@ function isTransient(error: unknown): boolean {
 function errorInit(error: unknown): ResponseErrorInit {
   const e = error as RegistryResponseError;
   return { status: e.status, method: e.method, url: e.url, diagnostics: e.diagnostics, code: 'UNAUTHORIZED' };
-}
-
-function raceSignal<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error);
-      },
-    );
-  });
 }
 
 const redirectStatuses: ReadonlySet<number> = new Set([301, 302, 303, 307, 308]);
