@@ -7,6 +7,8 @@ import {
   type BlobBody,
   type BlobContent,
   type Digest,
+  Digester,
+  DigestMismatchError,
   digestAlgorithm,
   digestAlgorithms,
   digestHex,
@@ -17,6 +19,7 @@ import {
   resolveRange,
   SizeMismatchError,
   VerifyingStream,
+  verifiedDigestOf,
 } from '@stowage/oci';
 import type {
   BlobStore,
@@ -28,7 +31,7 @@ import type {
 import { publishWrite } from './diagnostics.js';
 import { fsyncPath, ifExists, isMissing, makeDirDurable, syncDir, unlinkIfExists } from './durable-fs.js';
 import { BlobStoreOptionsError } from './errors.js';
-import { batches, bodyChunks } from './internal/body.js';
+import { bodyChunks, writeBody } from './internal/body.js';
 
 /**
  * Where a file blob store keeps a blob:
@@ -153,21 +156,17 @@ export function createFileBlobStore(options: FileBlobStoreOptions): FileBlobStor
     const temp = join(tmpDir, `${randomBytes(12).toString('hex')}.blob-tmp`);
     // Created before a byte flows, so no refusal can race its creation and leave it behind.
     const handle = await open(temp, 'wx', 0o644);
-    const verifier = new VerifyingStream(opts.size === undefined ? { digest } : { digest, size: opts.size });
+    // A body already checked against this digest (markVerified) is not hashed twice.
+    const digester = verifiedDigestOf(body) === digest ? undefined : new Digester(digestAlgorithm(digest));
+    let size: number;
     try {
-      await pipeline(
-        bodyChunks(body),
-        verifier,
-        async (chunks: AsyncIterable<Uint8Array>) => {
-          for await (const batch of batches(chunks)) {
-            let done = 0;
-            while (done < batch.byteLength) {
-              done += (await handle.write(batch, done, batch.byteLength - done)).bytesWritten;
-            }
-          }
-        },
-        ...(opts.signal ? [{ signal: opts.signal }] : []),
-      );
+      size = await writeBody(handle, body, {
+        ...(opts.size === undefined ? {} : { length: opts.size }),
+        ...(digester ? { onChunk: (chunk: Uint8Array) => digester.update(chunk) } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      const actual = digester?.digest();
+      if (actual !== undefined && actual !== digest) throw new DigestMismatchError(digest, actual);
       await handle.sync();
     } catch (error) {
       await handle.close().catch(() => undefined);
@@ -175,7 +174,7 @@ export function createFileBlobStore(options: FileBlobStoreOptions): FileBlobStor
       throw error;
     }
     await handle.close();
-    return { temp, size: verifier.bytes };
+    return { temp, size };
   }
 
   /** Restarts a stored blob's age, as a fresh write of it does. */

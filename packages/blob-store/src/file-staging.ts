@@ -1,11 +1,10 @@
 import { mkdir, open, opendir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { type BlobBody, type OperationOptions, RegistryError } from '@stowage/oci';
 import { ifExists, makeDirDurable, syncDir } from './durable-fs.js';
 import { BlobStoreOptionsError } from './errors.js';
-import { batches, checkLength } from './internal/body.js';
+import { writeBody } from './internal/body.js';
 import {
   type CreateStagedUploadOptions,
   isStagingId,
@@ -125,21 +124,11 @@ export function createFileStaging(options: FileStagingOptions): UploadStaging {
         }
         let position = start;
         try {
-          const checked = checkLength(body, opts.length);
-          await pipeline(
-            checked.chunks,
-            async (chunks: AsyncIterable<Uint8Array>) => {
-              for await (const batch of batches(chunks)) {
-                let done = 0;
-                while (done < batch.byteLength) {
-                  const { bytesWritten } = await handle.write(batch, done, batch.byteLength - done, position);
-                  done += bytesWritten;
-                  position += bytesWritten;
-                }
-              }
-            },
-            ...(opts.signal ? [{ signal: opts.signal }] : []),
-          );
+          position += await writeBody(handle, body, {
+            position,
+            ...(opts.length === undefined ? {} : { length: opts.length }),
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
           if (durable) await handle.sync();
         } catch (error) {
           // Whatever part of the chunk reached the file goes: the session stays at its old offset.

@@ -28,6 +28,7 @@ export {
   type FileBlobStoreOptions,
 } from './file-blob-store.js';
 export { createFileStaging, type FileStagingOptions } from './file-staging.js';
+export { type WriteBodyOptions, writeBody } from './internal/body.js';
 export { createMemoryBlobStore, type MemoryBlobStoreOptions } from './memory-blob-store.js';
 export { createMemoryStaging } from './memory-staging.js';
 export {

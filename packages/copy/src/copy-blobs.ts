@@ -7,11 +7,13 @@ import {
   DigestMismatchError,
   digestAlgorithm,
   type Logger,
+  markVerified,
   type OperationOptions,
   type Registry,
   type ResolvedLogger,
   SizeMismatchError,
   type UploadSessions,
+  verifiedDigestOf,
 } from '@stowage/oci';
 import { publishBlob } from './diagnostics.js';
 
@@ -133,30 +135,35 @@ export async function transferBlob(
   progress?.({ type: 'blob-start', digest, size });
   const content = await source.registry.getBlob(source.repository, digest, { signal });
   let bytes = 0;
-  const digester = transfer.staging ? new Digester(digestAlgorithm(digest)) : undefined;
-  const counted = (async function* () {
-    for await (const chunk of content.stream as AsyncIterable<Uint8Array>) {
-      signal.throwIfAborted();
-      bytes += chunk.byteLength;
-      digester?.update(chunk);
-      progress?.({ type: 'blob-progress', digest, bytes, size });
-      yield chunk;
-    }
-  })();
-  let session: string | undefined;
+  // One hash per blob: the source's own check when it has one (the client's), else ours here.
+  // Either way the body fails before its end on a mismatch, and is marked so the store
+  // trusts that instead of hashing the same bytes again.
+  const digester =
+    verifiedDigestOf(content.stream) === digest ? undefined : new Digester(digestAlgorithm(digest));
+  const counted = markVerified(
+    (async function* () {
+      for await (const chunk of content.stream as AsyncIterable<Uint8Array>) {
+        signal.throwIfAborted();
+        bytes += chunk.byteLength;
+        if (bytes > size) throw new SizeMismatchError(size, bytes);
+        digester?.update(chunk);
+        progress?.({ type: 'blob-progress', digest, bytes, size });
+        yield chunk;
+      }
+      // Checked before the body ends: a store (or a staged session) never sees a bad blob end well.
+      if (bytes !== size) throw new SizeMismatchError(size, bytes);
+      const actual = digester?.digest();
+      if (actual !== undefined && actual !== digest) throw new DigestMismatchError(digest, actual);
+    })(),
+    digest,
+  );
   try {
-    if (transfer.staging)
-      session = await stageBlob(transfer.staging, { repository, descriptor, body: counted, signal });
-    else await registry.putBlob(repository, counted, { digest, size, signal });
+    if (transfer.staging) {
+      const session = await stageBlob(transfer.staging, { repository, descriptor, body: counted, signal });
+      transfer.staging.staged.set(digest, { id: session, size });
+    } else await registry.putBlob(repository, counted, { digest, size, signal });
   } finally {
     content.stream.destroy();
-  }
-  if (digester) {
-    // The store checks only when the session is finished: check now, so no blob of a bad copy is committed.
-    if (digester.size !== size) throw new SizeMismatchError(size, digester.size);
-    const actual = digester.digest();
-    if (actual !== digest) throw new DigestMismatchError(digest, actual);
-    if (session !== undefined) transfer.staging?.staged.set(digest, { id: session, size });
   }
   counts.blobsCopied++;
   counts.bytesCopied += bytes;

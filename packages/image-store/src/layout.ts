@@ -61,8 +61,19 @@ export class Layouts {
     this.#o = options;
   }
 
+  /** Per repository, the `ensure` running now: the blobs of one image, committed at once, share it. */
+  readonly #ensuring = new Map<string, Promise<void>>();
+
   /** Makes the repository an OCI layout when it is not one yet. */
-  async ensure(repository: string): Promise<void> {
+  ensure(repository: string): Promise<void> {
+    const running = this.#ensuring.get(repository);
+    if (running) return running;
+    const work = this.#ensure(repository).finally(() => this.#ensuring.delete(repository));
+    this.#ensuring.set(repository, work);
+    return work;
+  }
+
+  async #ensure(repository: string): Promise<void> {
     const { paths } = this.#o;
     const dir = paths.repoDir(repository);
     if (await ifExists(stat(join(dir, 'oci-layout')))) return;

@@ -1,9 +1,18 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat, truncate as truncateFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
+import {
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  truncate as truncateFile,
+  writeFile,
+} from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { writeBody } from '@stowage/blob-store';
 import {
   type AppendUploadOptions,
   type BlobBody,
@@ -15,57 +24,17 @@ import {
   type FinishUploadOptions,
   parseDigest,
   RegistryError,
-  SizeMismatchError,
   truncate,
   type UploadStatus,
+  verifiedDigestOf,
 } from '@stowage/oci';
 import type { ContentStore } from './content-store.js';
-import { ifExists, writeFileAtomic } from './fs-utils.js';
+import { fsyncPath, ifExists } from './fs-utils.js';
 import type { StorePaths } from './paths.js';
 
 interface UploadState {
   readonly repository: string;
   readonly startedAt: number;
-}
-
-/** Bytes gathered before one write: network chunks are 16–64 KiB, disks like larger writes. */
-const WRITE_BATCH = 1 << 20;
-
-function toIterable(body: BlobBody): AsyncIterable<Uint8Array> {
-  return body instanceof Uint8Array ? Readable.from([body]) : body;
-}
-
-/** Counts bytes and refuses more than `limit`. */
-function limitBytes(limit: number | undefined, onBytes: (n: number) => void): Transform {
-  let seen = 0;
-  return new Transform({
-    transform(chunk: Uint8Array, _enc: BufferEncoding, done: TransformCallback) {
-      seen += chunk.byteLength;
-      onBytes(seen);
-      if (limit !== undefined && seen > limit) done(new SizeMismatchError(limit, seen));
-      else done(null, chunk);
-    },
-  });
-}
-
-/** Gathers chunks into writes of about `WRITE_BATCH` bytes. */
-function batched(): Transform {
-  let pending: Uint8Array[] = [];
-  let bytes = 0;
-  return new Transform({
-    transform(chunk: Uint8Array, _encoding: BufferEncoding, done: TransformCallback) {
-      pending.push(chunk);
-      bytes += chunk.byteLength;
-      if (bytes < WRITE_BATCH) return done();
-      const batch = Buffer.concat(pending, bytes);
-      pending = [];
-      bytes = 0;
-      done(null, batch);
-    },
-    flush(done: TransformCallback) {
-      done(null, bytes > 0 ? Buffer.concat(pending, bytes) : undefined);
-    },
-  });
 }
 
 export interface UploadsOptions {
@@ -98,7 +67,12 @@ function ifExistsPath(paths: StorePaths, id: string): string | undefined {
 export class Uploads {
   readonly #o: UploadsOptions;
   readonly #queues = new Map<string, Promise<unknown>>();
-  readonly #hashes = new Map<string, { offset: number; hash: Hash }>();
+  /**
+   * Per session this process appended from its start: the bytes so far and
+   * their running sha256, or (for a session filled by one verified body, see
+   * `markVerified`) the digest that body was checked against instead.
+   */
+  readonly #hashes = new Map<string, { offset: number; hash?: Hash; verified?: Digest; flushing?: Promise<void> }>();
 
   constructor(options: UploadsOptions) {
     this.#o = options;
@@ -109,9 +83,13 @@ export class Uploads {
     const id = randomBytes(16).toString('hex');
     const dir = this.#o.paths.upload(id);
     const state: UploadState = { repository, startedAt: Date.now() };
+    // Not fsynced: a session a crash loses is garbage the purge removes, never part of a blob,
+    // and its state file appears whole (renamed into place) or not at all.
     await mkdir(dir, { recursive: true });
-    await writeFileAtomic(join(dir, 'data'), '');
-    await writeFileAtomic(join(dir, 'state.json'), JSON.stringify(state));
+    await (await open(join(dir, 'data'), 'wx', 0o644)).close();
+    const temp = join(dir, 'state.json.tmp');
+    await writeFile(temp, JSON.stringify(state), { flag: 'wx' });
+    await rename(temp, join(dir, 'state.json'));
     this.#hashes.set(id, { offset: 0, hash: createHash('sha256') });
     return { id, repository, offset: 0, startedAt: state.startedAt };
   }
@@ -143,12 +121,18 @@ export class Uploads {
       const data = join(dir, 'data');
       const running = this.#hashes.get(id);
       this.#hashes.delete(id);
+      await running?.flushing;
       try {
         const size = (await stat(data)).size;
         const actual =
-          running && running.offset === size && digestAlgorithm(digest) === 'sha256'
-            ? { digest: `sha256:${running.hash.digest('hex')}` as Digest, size }
-            : await digestStream(createReadStream(data, { highWaterMark: 1 << 20 }), digestAlgorithm(digest));
+          running && running.offset === size && running.verified !== undefined
+            ? { digest: running.verified, size }
+            : running && running.offset === size && running.hash && digestAlgorithm(digest) === 'sha256'
+              ? { digest: `sha256:${running.hash.digest('hex')}` as Digest, size }
+              : await digestStream(
+                  createReadStream(data, { highWaterMark: 1 << 20 }),
+                  digestAlgorithm(digest),
+                );
         if (actual.digest !== digest) throw new DigestMismatchError(digest, actual.digest);
         // Verified above; adopt fsyncs it and links (or moves) it into the content store.
         await this.#o.content.blobs.adopt(data, { digest, size });
@@ -224,8 +208,14 @@ export class Uploads {
     }
     const text = await ifExists(readFile(join(dir, 'state.json'), 'utf8'));
     if (text === undefined) throw unknown();
-    const state = JSON.parse(text) as UploadState;
-    if (state.repository !== repository) throw unknown();
+    let state: UploadState;
+    try {
+      state = JSON.parse(text) as UploadState;
+    } catch {
+      // Torn by a crash (its creation is not fsynced): a lost session, which the purge removes.
+      throw unknown();
+    }
+    if (state?.repository !== repository) throw unknown();
     if (Date.now() - state.startedAt > ttlMs) {
       await rm(dir, { recursive: true, force: true });
       throw unknown();
@@ -260,28 +250,33 @@ export class Uploads {
         },
       );
     }
-    let written = 0;
+    // A body checked against its digest on the way (markVerified) is not hashed again; the
+    // session then holds that digest, valid only while this body is all it holds.
+    const verified = running && start === 0 ? verifiedDigestOf(body) : undefined;
+    const hash = verified === undefined ? running?.hash : undefined;
+    const handle = await open(data, 'a');
     try {
-      await pipeline(
-        toIterable(body),
-        limitBytes(options.length, (n) => {
-          written = n;
-        }),
-        new Transform({
-          transform(chunk: Uint8Array, _encoding, done) {
-            running?.hash.update(chunk);
-            done(null, chunk);
-          },
-        }),
-        batched(),
-        createWriteStream(data, { flags: 'a', highWaterMark: WRITE_BATCH }),
-        ...(options.signal ? [{ signal: options.signal }] : []),
-      );
-      if (options.length !== undefined && written !== options.length) {
-        throw new SizeMismatchError(options.length, written);
+      const written = await writeBody(handle, body, {
+        ...(options.length === undefined ? {} : { length: options.length }),
+        ...(hash ? { onChunk: (chunk: Uint8Array) => hash.update(chunk) } : {}),
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      if (running) {
+        running.offset = start + written;
+        if (verified !== undefined) {
+          running.verified = verified;
+          delete running.hash;
+          // A whole verified blob: start flushing it now, while other transfers run, so the
+          // fsync finishing it waits for little (write-behind). Failures surface there.
+          running.flushing = fsyncPath(data).catch(() => undefined);
+        } else if (running.verified !== undefined && written > 0) {
+          // More bytes after a verified body: its digest no longer describes the session.
+          this.#hashes.delete(id);
+        }
       }
-      if (running) running.offset = start + written;
+      await handle.close();
     } catch (error) {
+      await handle.close().catch(() => undefined);
       this.#hashes.delete(id);
       await truncateFile(data, start);
       throw error;

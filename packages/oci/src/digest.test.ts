@@ -164,3 +164,16 @@ describe('assertContent', () => {
     expect(() => assertContent({ digest, size: 1 }, { digest: digestOf('y') })).toThrow(DigestMismatchError);
   });
 });
+
+describe('markVerified', () => {
+  it('marks every VerifyingStream with its digest, and only what is marked', async () => {
+    const { markVerified, verifiedDigestOf, VerifyingStream, digestOf } = await import('./digest.js');
+    const digest = digestOf('x');
+    expect(verifiedDigestOf(new VerifyingStream({ digest }))).toBe(digest);
+    const plain = (async function* () {})();
+    expect(verifiedDigestOf(plain)).toBeUndefined();
+    expect(verifiedDigestOf(markVerified(plain, digest))).toBe(digest);
+    expect(verifiedDigestOf(undefined)).toBeUndefined();
+    expect(verifiedDigestOf('sha256:x')).toBeUndefined();
+  });
+});

@@ -127,6 +127,7 @@ export class VerifyingStream extends Transform {
     const digest = parseDigest(options.digest);
     this.expected = options;
     this.#digester = new Digester(digestAlgorithm(digest));
+    markVerified(this, digest);
   }
 
   /** Bytes seen so far. */
@@ -153,6 +154,30 @@ export class VerifyingStream extends Transform {
     const actual = this.#digester.digest();
     callback(actual === digest ? null : new DigestMismatchError(digest, actual));
   }
+}
+
+const verifiedBodies = new WeakMap<object, Digest>();
+
+/**
+ * Declares that `body` (a stream or an async iterable) fails before its end,
+ * with an error, unless every byte it yields hashes to `digest`: a
+ * `VerifyingStream`, or a generator that checks its own digester after its
+ * last chunk. A consumer that sees such a body end normally has bytes with
+ * that digest, so a store handed one by code in the same process need not
+ * hash them again (`verifiedDigestOf`). Over the wire nothing is marked: a
+ * server always hashes what it receives. Returns `body`.
+ */
+export function markVerified<T extends object>(body: T, digest: Digest): T {
+  verifiedBodies.set(body, digest);
+  return body;
+}
+
+/**
+ * The digest a body is known to be checked against (`markVerified`), read
+ * before its first chunk is taken, or undefined: then the consumer hashes.
+ */
+export function verifiedDigestOf(body: unknown): Digest | undefined {
+  return typeof body === 'object' && body !== null ? verifiedBodies.get(body) : undefined;
 }
 
 /** Shorthand for `new VerifyingStream(options)`. */

@@ -12,9 +12,11 @@ export {
   digestStream,
   isDigest,
   isDigestAlgorithm,
+  markVerified,
   parseDigest,
   VerifyingStream,
   type VerifyOptions,
+  verifiedDigestOf,
 } from './digest.js';
 export { parseGoDuration } from './duration.js';
 export {
