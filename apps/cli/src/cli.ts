@@ -31,7 +31,7 @@ async function main(argv: readonly string[], run: CommandRun): Promise<number> {
   }
   if (command === undefined) {
     throw new UsageError(
-      'a command is needed: import, db migrate or db status (see stowage --help)',
+      'a command is needed: import, sync, db migrate or db status (see stowage --help)',
       undefined,
     );
   }

@@ -72,7 +72,10 @@ export class Uploads {
    * their running sha256, or (for a session filled by one verified body, see
    * `markVerified`) the digest that body was checked against instead.
    */
-  readonly #hashes = new Map<string, { offset: number; hash?: Hash; verified?: Digest; flushing?: Promise<void> }>();
+  readonly #hashes = new Map<
+    string,
+    { offset: number; hash?: Hash; verified?: Digest; flushing?: Promise<void> }
+  >();
 
   constructor(options: UploadsOptions) {
     this.#o = options;
