@@ -1,8 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { link, open, opendir, rename, rm, rmdir, stat, utimes } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { addAbortSignal, type Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { addAbortSignal, Readable } from 'node:stream';
 import {
   type BlobBody,
   type BlobContent,
@@ -18,7 +17,6 @@ import {
   RegistryError,
   resolveRange,
   SizeMismatchError,
-  VerifyingStream,
   verifiedDigestOf,
 } from '@stowage/oci';
 import type {
@@ -31,7 +29,7 @@ import type {
 import { publishWrite } from './diagnostics.js';
 import { fsyncPath, ifExists, isMissing, makeDirDurable, syncDir, unlinkIfExists } from './durable-fs.js';
 import { BlobStoreOptionsError } from './errors.js';
-import { bodyChunks, writeBody } from './internal/body.js';
+import { bodyChunks, checkLength, writeBody } from './internal/body.js';
 
 /**
  * Where a file blob store keeps a blob:
@@ -136,18 +134,21 @@ export function createFileBlobStore(options: FileBlobStoreOptions): FileBlobStor
     return { digest, size: info.size, modifiedAt: info.mtimeMs };
   }
 
-  /** Hashes a body without keeping it: the check a write of a blob already stored still makes. */
+  /** Checks a body without keeping it: the check a write of a blob already stored still makes (a marked body checks itself). */
   async function verifyOnly(body: BlobBody, opts: WriteBlobOptions, digest: Digest): Promise<number> {
-    const verifier = new VerifyingStream(opts.size === undefined ? { digest } : { digest, size: opts.size });
-    await pipeline(
-      bodyChunks(body),
-      verifier,
-      async (chunks: AsyncIterable<Uint8Array>) => {
-        for await (const _ of chunks);
-      },
-      ...(opts.signal ? [{ signal: opts.signal }] : []),
+    const digester = verifiedDigestOf(body) === digest ? undefined : new Digester(digestAlgorithm(digest));
+    const checked = checkLength(
+      opts.signal && body instanceof Readable ? addAbortSignal(opts.signal, body) : body,
+      opts.size,
     );
-    return verifier.bytes;
+    for await (const chunk of checked.chunks) {
+      opts.signal?.throwIfAborted();
+      digester?.update(chunk);
+    }
+    const bytes = checked.seen();
+    const actual = digester?.digest();
+    if (actual !== undefined && actual !== digest) throw new DigestMismatchError(digest, actual);
+    return bytes;
   }
 
   /** Streams a verified body into a new temp file, fsynced; removed again on any failure. */
