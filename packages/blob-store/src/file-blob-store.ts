@@ -29,7 +29,7 @@ import type {
 import { publishWrite } from './diagnostics.js';
 import { fsyncPath, ifExists, isMissing, makeDirDurable, syncDir, unlinkIfExists } from './durable-fs.js';
 import { BlobStoreOptionsError } from './errors.js';
-import { bodyChunks, checkLength, writeBody } from './internal/body.js';
+import { checkLength, writeBody } from './internal/body.js';
 
 /**
  * Where a file blob store keeps a blob:

@@ -1,5 +1,5 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { digestOf, isStowageError, type Registry } from '@stowage/oci';
+import { digestOf, isStowageError } from '@stowage/oci';
 import {
   collect,
   createMemoryRegistry,

@@ -1,10 +1,4 @@
-import {
-  type Digest,
-  isStowageError,
-  MediaType,
-  type Registry,
-  type RegistryCapabilities,
-} from '@stowage/oci';
+import { type Digest, isStowageError, MediaType, type Registry } from '@stowage/oci';
 import { listStages, listStagesByDigest, sha3_224Hash } from '@stowage/tags';
 import { createMemoryRegistry, pushImage, randomImage, spyRegistry } from '@stowage/testing';
 import { describe, expect, it } from 'vitest';

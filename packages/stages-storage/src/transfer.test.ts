@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
-import { isStowageError, isValidRepositoryName, type Registry } from '@stowage/oci';
+import { isStowageError, isValidRepositoryName } from '@stowage/oci';
 import { createMemoryRegistry, pushImage, randomImage, spyRegistry } from '@stowage/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createRepoStagesStorage } from './repo-storage.js';
