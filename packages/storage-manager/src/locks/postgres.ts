@@ -76,11 +76,17 @@ export function createPostgresLockManager(options: PostgresLockManagerOptions): 
       keepAliveInitialDelayMillis: 10_000,
     });
   const description = `postgres:${options.databaseUrl !== undefined ? redactDatabaseUrl(options.databaseUrl) : describePool(pool)}`;
-  // an idle pooled connection that dies is the pool's business: keep it from crashing the process
-  const onPoolError = (error: Error) =>
-    log.warn({ err: error, manager: description }, 'idle lock connection failed');
-  if (ownPool) pool.on('error', onPoolError);
   const closing = new AbortController();
+  // An idle pooled connection that dies is the pool's business: keep it from crashing the
+  // process. The listener stays after close(): `pool.end()` resolves once it has asked its
+  // idle connections to end, not once they have, and one the server terminates meanwhile
+  // (a database dropped WITH (FORCE), a restart) still reports through the pool.
+  const onPoolError = (error: Error) =>
+    (closing.signal.aborted ? log.debug : log.warn)(
+      { err: error, manager: description },
+      'idle lock connection failed',
+    );
+  if (ownPool) pool.on('error', onPoolError);
   const held = new Set<PgHandle>();
   let ended: Promise<void> | undefined;
 
@@ -151,7 +157,7 @@ export function createPostgresLockManager(options: PostgresLockManagerOptions): 
       closing.abort();
       await Promise.all([...held].map((handle) => handle.release()));
       if (ownPool) {
-        ended ??= pool.end().finally(() => pool.removeListener('error', onPoolError));
+        ended ??= pool.end();
         await ended;
       }
     },
