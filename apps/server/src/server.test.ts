@@ -9,7 +9,7 @@ import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
 import { randomBlob, requirePeers, selfSignedCertificate } from '@stowage/testing';
 import { pino } from 'pino';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { loadConfig } from './config.js';
 import { connectionsWithin, openFileLimit, startServer } from './server.js';
 
@@ -59,7 +59,14 @@ describe('stowage-server', () => {
         body: blob.bytes,
       });
       expect(put.status).toBe(201);
-      expect((await fetch(`${running.url}/v2/app/blobs/${blob.descriptor.digest}`)).status).toBe(200);
+      const got = await fetch(`${running.url}/v2/app/blobs/${blob.descriptor.digest}`);
+      expect(got.status).toBe(200);
+      expect((await got.arrayBuffer()).byteLength).toBe(2048);
+      // a request is logged and counted when the server is done with it (for a blob, once its
+      // file is closed, which can be after the client has every byte)
+      await vi.waitFor(() =>
+        expect(logs.lines.some((l) => l.msg === 'request' && l.route === 'blob')).toBe(true),
+      );
       expect((await fetch(`${running.url}/v2/app/manifests/nope`)).status).toBe(404);
       const metrics = await (await fetch(`${running.url}/metrics`)).text();
       expect(metrics).toContain('stowage_http_requests_total{route="ping",method="GET",status="200"} 1');

@@ -10,8 +10,8 @@ import { createFileBlobStore, type FileBlobLayout } from './file-blob-store.js';
 // `link` can be made to fail as on a filesystem without hard links (a fault the
 // test machine's filesystem cannot produce); every other call is the real one.
 const linkFault = vi.hoisted(() => ({ code: undefined as string | undefined }));
-vi.mock('node:fs/promises', async (original) => {
-  const real = await original<typeof import('node:fs/promises')>();
+vi.mock('./quick-fs.js', async (original) => {
+  const real = await original<typeof import('./quick-fs.js')>();
   return {
     ...real,
     link: async (...args: Parameters<typeof real.link>) => {

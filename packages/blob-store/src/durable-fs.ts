@@ -1,5 +1,6 @@
-import { mkdir, open, unlink } from 'node:fs/promises';
+import { closeSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { fsyncFd, mkdir, unlink } from './quick-fs.js';
 
 /**
  * Low-level durability helpers for stores that keep their state in files:
@@ -32,11 +33,12 @@ export async function unlinkIfExists(path: string): Promise<boolean> {
 
 /** fsyncs a file or directory by path. */
 export async function fsyncPath(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+  // opened and closed in place (cheap); only the fsync, which waits on the disk, goes to the pool
+  const fd = openSync(path, 'r');
   try {
-    await handle.sync();
+    await fsyncFd(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { link, open, opendir, rename, rm, rmdir, stat, utimes } from 'node:fs/promises';
+import { open, opendir, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { addAbortSignal, Readable } from 'node:stream';
 import {
@@ -30,6 +30,7 @@ import { publishWrite } from './diagnostics.js';
 import { fsyncPath, ifExists, isMissing, makeDirDurable, syncDir, unlinkIfExists } from './durable-fs.js';
 import { BlobStoreOptionsError } from './errors.js';
 import { checkLength, writeBody } from './internal/body.js';
+import { link, rename, rm, stat, utimes } from './quick-fs.js';
 
 /**
  * Where a file blob store keeps a blob:

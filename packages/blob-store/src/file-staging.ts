@@ -1,10 +1,11 @@
-import { mkdir, open, opendir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { open, opendir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { type BlobBody, type OperationOptions, RegistryError } from '@stowage/oci';
 import { ifExists, makeDirDurable, syncDir } from './durable-fs.js';
 import { BlobStoreOptionsError } from './errors.js';
 import { writeBody } from './internal/body.js';
+import { mkdir, readFile, rename, rm, stat } from './quick-fs.js';
 import {
   type CreateStagedUploadOptions,
   isStagingId,

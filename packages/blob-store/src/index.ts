@@ -32,6 +32,20 @@ export { type WriteBodyOptions, writeBody } from './internal/body.js';
 export { createMemoryBlobStore, type MemoryBlobStoreOptions } from './memory-blob-store.js';
 export { createMemoryStaging } from './memory-staging.js';
 export {
+  fsyncFd,
+  link,
+  lstat,
+  mkdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+  writeFileDurable,
+} from './quick-fs.js';
+export {
   createUploadSessions,
   DEFAULT_UPLOAD_TTL_MS,
   type PurgeUploadsOptions,

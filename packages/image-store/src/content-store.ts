@@ -1,8 +1,8 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { link, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { createFileBlobStore, type FileBlobStore } from '@stowage/blob-store';
+import { createFileBlobStore, type FileBlobStore, link, mkdir, rename, rm, stat } from '@stowage/blob-store';
 import {
   type BlobBody,
   type BlobInfo,

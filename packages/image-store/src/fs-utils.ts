@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, rm, utimes } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { isMissing, syncDir } from '@stowage/blob-store';
+import { isMissing, mkdir, rename, syncDir, utimes, writeFileDurable } from '@stowage/blob-store';
 
 // fsyncs, the per-directory group commit and the missing-path helpers are blob-store's
 // durability helpers: one `syncDir` shared with the content store's commits.
@@ -28,16 +27,7 @@ export function tempBeside(path: string): string {
 export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const temp = tempBeside(path);
-  const handle = await open(temp, 'wx', 0o644);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } catch (error) {
-    await handle.close();
-    await rm(temp, { force: true });
-    throw error;
-  }
-  await handle.close();
+  await writeFileDurable(temp, data);
   await rename(temp, path);
   await syncDir(dirname(path));
 }

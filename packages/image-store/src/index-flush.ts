@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, unlink } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readFile, unlink } from '@stowage/blob-store';
 import type { ResolvedLogger } from '@stowage/oci';
 import { ifExists, writeFileAtomic } from './fs-utils.js';
 import type { Layouts } from './layout.js';

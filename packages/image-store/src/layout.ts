@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mkdir, readFile, stat } from '@stowage/blob-store';
 import {
   compareBytes,
   type Descriptor,

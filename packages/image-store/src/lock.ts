@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from '@stowage/blob-store';
 import { type LockOptions, RegistryError, type RegistryLock } from '@stowage/oci';
 
 interface Owner {

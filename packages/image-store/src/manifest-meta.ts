@@ -1,5 +1,6 @@
-import { readdir, readFile, stat } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readFile, stat } from '@stowage/blob-store';
 import {
   type Descriptor,
   type Digest,

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { stat } from '@stowage/blob-store';
 import {
   type BlobBody,
   type BlobContent,

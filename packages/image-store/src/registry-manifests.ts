@@ -1,5 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
+import { readFile, stat } from '@stowage/blob-store';
 import {
   type Descriptor,
   type Digest,

@@ -1,5 +1,6 @@
-import { readdir, readFile } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { readFile } from '@stowage/blob-store';
 import { type Digest, isDigest, parseDigest, parseManifestReference } from '@stowage/oci';
 import type { StoreCaches } from './caches.js';
 import { ifExists, syncDir, unlinkIfExists, writeFileAtomic } from './fs-utils.js';

@@ -1,18 +1,8 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import {
-  mkdir,
-  open,
-  readdir,
-  readFile,
-  rename,
-  rm,
-  stat,
-  truncate as truncateFile,
-  writeFile,
-} from 'node:fs/promises';
+import { open, readdir, truncate as truncateFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeBody } from '@stowage/blob-store';
+import { mkdir, readFile, rename, rm, stat, writeBody, writeFile } from '@stowage/blob-store';
 import {
   type AppendUploadOptions,
   type BlobBody,
@@ -89,7 +79,7 @@ export class Uploads {
     // Not fsynced: a session a crash loses is garbage the purge removes, never part of a blob,
     // and its state file appears whole (renamed into place) or not at all.
     await mkdir(dir, { recursive: true });
-    await (await open(join(dir, 'data'), 'wx', 0o644)).close();
+    await writeFile(join(dir, 'data'), '', { flag: 'wx', mode: 0o644 });
     const temp = join(dir, 'state.json.tmp');
     await writeFile(temp, JSON.stringify(state), { flag: 'wx' });
     await rename(temp, join(dir, 'state.json'));

@@ -12,6 +12,8 @@ import {
   isDigest,
   parseDigest,
   VerifyingStream,
+  verifiedChunks,
+  verifiedDigestOf,
 } from './digest.js';
 import { DigestMismatchError, isStowageError, SizeMismatchError } from './errors.js';
 
@@ -153,6 +155,55 @@ describe('VerifyingStream', () => {
 
   it('refuses an invalid expected digest up front', () => {
     expect(() => new VerifyingStream({ digest: 'sha256:nope' as never })).toThrowError(/invalid digest/);
+  });
+});
+
+describe('verifiedChunks', () => {
+  const content = Buffer.from('the quick brown fox');
+  const digest = digestOf(content);
+  async function* source(...chunks: Buffer[]) {
+    yield* chunks;
+  }
+  /** The chunks seen before the generator ended or failed, and how. */
+  async function drain(chunks: AsyncIterable<Uint8Array>) {
+    const seen: Uint8Array[] = [];
+    try {
+      for await (const chunk of chunks) seen.push(chunk);
+      return { seen, error: undefined };
+    } catch (error) {
+      return { seen, error };
+    }
+  }
+
+  it('passes the same chunks through, and is marked with its digest', async () => {
+    const parts = [content.subarray(0, 5), content.subarray(5)];
+    const chunks = verifiedChunks(source(...parts), { digest, size: content.length });
+    expect(verifiedDigestOf(chunks)).toBe(digest);
+    const { seen, error } = await drain(chunks);
+    expect(error).toBeUndefined();
+    expect(seen).toEqual(parts);
+  });
+
+  it('fails after the last chunk instead of ending when the digest differs', async () => {
+    const other = digestOf('something else');
+    const { seen, error } = await drain(verifiedChunks(source(content), { digest: other }));
+    expect(seen).toHaveLength(1);
+    expect(error).toBeInstanceOf(DigestMismatchError);
+  });
+
+  it('fails at once over the size, and at the end under it', async () => {
+    const over = await drain(verifiedChunks(source(content, content), { digest, size: content.length }));
+    expect(over.seen).toHaveLength(1);
+    expect(over.error).toBeInstanceOf(SizeMismatchError);
+    const under = await drain(
+      verifiedChunks(source(content.subarray(0, 3)), { digest, size: content.length }),
+    );
+    expect(under.seen).toHaveLength(1);
+    expect(under.error).toBeInstanceOf(SizeMismatchError);
+  });
+
+  it('refuses an invalid expected digest up front', () => {
+    expect(() => verifiedChunks(source(content), { digest: 'md5:abc' as never })).toThrow();
   });
 });
 

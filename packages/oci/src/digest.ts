@@ -180,6 +180,34 @@ export function verifiedDigestOf(body: unknown): Digest | undefined {
   return typeof body === 'object' && body !== null ? verifiedBodies.get(body) : undefined;
 }
 
+/**
+ * The chunks of `source`, hashed as they pass: going over `size` fails at
+ * once, and the last chunk is followed by a `SizeMismatchError` or
+ * `DigestMismatchError` instead of the end when the content is not what was
+ * expected. `VerifyingStream`'s check without a stream around it, for a
+ * consumer that iterates (one layer per chunk instead of a Transform's
+ * several). The generator is marked verified (`markVerified`).
+ */
+export function verifiedChunks(
+  source: AsyncIterable<Uint8Array>,
+  options: VerifyOptions,
+): AsyncGenerator<Uint8Array> {
+  const digest = parseDigest(options.digest);
+  const { size } = options;
+  async function* check(): AsyncGenerator<Uint8Array> {
+    const digester = new Digester(digestAlgorithm(digest));
+    for await (const chunk of source) {
+      digester.update(chunk);
+      if (size !== undefined && digester.size > size) throw new SizeMismatchError(size, digester.size);
+      yield chunk;
+    }
+    if (size !== undefined && digester.size !== size) throw new SizeMismatchError(size, digester.size);
+    const actual = digester.digest();
+    if (actual !== digest) throw new DigestMismatchError(digest, actual);
+  }
+  return markVerified(check(), digest);
+}
+
 /** Shorthand for `new VerifyingStream(options)`. */
 export function createVerifyingStream(options: VerifyOptions): VerifyingStream {
   return new VerifyingStream(options);

@@ -16,6 +16,7 @@ export {
   parseDigest,
   VerifyingStream,
   type VerifyOptions,
+  verifiedChunks,
   verifiedDigestOf,
 } from './digest.js';
 export { parseGoDuration } from './duration.js';

@@ -5,10 +5,12 @@ import {
   type ByteRange,
   type Digest,
   type GetBlobOptions,
+  markVerified,
   type OperationOptions,
   RegistryError,
   resolveRange,
   VerifyingStream,
+  verifiedChunks,
 } from '@stowage/oci';
 import { RegistryProtocolError } from '../errors.js';
 import { checkDigest, checkRepository, contentLength, signalOf } from '../internal/checks.js';
@@ -173,10 +175,14 @@ async function fetchBlob(context: ClientContext, fetch: BlobFetch): Promise<Blob
     onResume,
     ...signalOf({ signal }),
   });
-  const verifier = new VerifyingStream({ digest, ...(size !== undefined ? { size } : {}) });
+  const expected = { digest, ...(size !== undefined ? { size } : {}) };
   if (slice === undefined) {
-    return { digest, size: size ?? -1, stream: pipeline(Readable.from(resumable), verifier, () => {}) };
+    // Hashed in the one generator the stream reads (no Transform, no pipeline): an object-mode
+    // stream of the socket's own chunks, never concatenated, failing before its end on a mismatch.
+    const stream = Readable.from(verifiedChunks(resumable, expected));
+    return { digest, size: size ?? -1, stream: markVerified(stream, digest) };
   }
+  const verifier = new VerifyingStream(expected);
   return {
     digest,
     size: size ?? -1,

@@ -1,0 +1,85 @@
+import * as fs from 'node:fs';
+
+/**
+ * The cheap filesystem calls of a store's metadata path, made synchronously
+ * behind the promise signatures of `node:fs/promises`.
+ *
+ * Why: each `fs/promises` call is a round trip through libuv's thread pool.
+ * On the 2-core VMs this project is measured on, that round trip costs
+ * 70-190 µs of wall time and most of it in system CPU (thread wake-ups), while
+ * the `stat`, `rename` or `mkdir` itself costs 5-10 µs against the page cache:
+ * 2,000 sequential `stat`s take 150 ms through the pool and 11 ms without it.
+ * A sync pass makes thousands of such calls; a manifest GET makes several.
+ *
+ * What stays asynchronous: anything that waits on the disk (`fsync`) or moves
+ * blob content. `readFile` and `writeFile` here are for small metadata files
+ * only, never blobs; a recursive `rm` for directories of a few entries (an
+ * upload session, a lock). Listings (`readdir`, of 10,000 tags perhaps) and
+ * walks of large trees (GC, fsck) stay with `node:fs/promises`.
+ * Errors are the same `ErrnoException`s, as rejections, so callers (and
+ * `ifExists`) treat them exactly as before.
+ */
+function attempt<T>(work: () => T): Promise<T> {
+  try {
+    return Promise.resolve(work());
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+export const stat = (path: string): Promise<fs.Stats> => attempt(() => fs.statSync(path));
+
+export const lstat = (path: string): Promise<fs.Stats> => attempt(() => fs.lstatSync(path));
+
+export const mkdir = (path: string, options?: fs.MakeDirectoryOptions): Promise<string | undefined> =>
+  attempt(() => fs.mkdirSync(path, options));
+
+export const rename = (from: string, to: string): Promise<void> => attempt(() => fs.renameSync(from, to));
+
+export const link = (existing: string, path: string): Promise<void> =>
+  attempt(() => fs.linkSync(existing, path));
+
+export const unlink = (path: string): Promise<void> => attempt(() => fs.unlinkSync(path));
+
+export const utimes = (path: string, atime: Date, mtime: Date): Promise<void> =>
+  attempt(() => fs.utimesSync(path, atime, mtime));
+
+/** A small metadata file's text or bytes. */
+export function readFile(path: string): Promise<Buffer>;
+export function readFile(path: string, encoding: 'utf8'): Promise<string>;
+export function readFile(path: string, encoding?: 'utf8'): Promise<Buffer | string> {
+  return attempt(() => (encoding ? fs.readFileSync(path, encoding) : fs.readFileSync(path)));
+}
+
+/** Writes a small metadata file (no fsync: callers that need one use `writeFileDurable`). */
+export const writeFile = (
+  path: string,
+  data: string | Uint8Array,
+  options: { readonly flag?: string; readonly mode?: number } = {},
+): Promise<void> => attempt(() => fs.writeFileSync(path, data, options));
+
+/** `rm` of a file or of a directory of a few entries. */
+export const rm = (path: string, options: fs.RmOptions = {}): Promise<void> =>
+  attempt(() => fs.rmSync(path, options));
+
+/** fsync of an open descriptor, in the thread pool: it waits on the disk. */
+export function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (error) => (error ? reject(error) : resolve())));
+}
+
+/**
+ * Creates `path` (failing when it exists, like flag `wx`), writes `data`,
+ * fsyncs it and closes it; on a failure the file is removed again.
+ */
+export async function writeFileDurable(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  const fd = fs.openSync(path, 'wx', mode);
+  try {
+    fs.writeFileSync(fd, data);
+    await fsyncFd(fd);
+  } catch (error) {
+    fs.closeSync(fd);
+    fs.rmSync(path, { force: true });
+    throw error;
+  }
+  fs.closeSync(fd);
+}
