@@ -1,121 +1,70 @@
-// The command line, read by a strict parser of our own: it knows which
-// option takes a value, so it can name the option that lacks one, and it
-// knows which command each option belongs to.
-import { StowageError } from '@stowage/oci';
-
-export type CommandName = 'import' | 'db migrate' | 'db status' | 'sync';
-
-/** A mistake in the command line: exit code 2, one line naming it, then the usage. */
-export class UsageError extends StowageError<'USAGE'> {
-  /** Whose usage to show: a command's, or the top one's. */
-  readonly command: CommandName | undefined;
-  constructor(message: string, command: CommandName | undefined) {
-    super('USAGE', message, { details: command ? { command } : {} });
-    this.command = command;
-  }
-}
-
-interface OptionSpec {
-  readonly type: 'string' | 'boolean';
-  readonly multiple?: boolean;
-  readonly short?: string;
-}
-
-const GENERAL = {
-  help: { type: 'boolean', short: 'h' },
-  version: { type: 'boolean', short: 'v' },
-  debug: { type: 'boolean' },
-} as const satisfies Record<string, OptionSpec>;
-
-const DATABASE = {
-  'database-url': { type: 'string' },
-  'data-dir': { type: 'string' },
-} as const satisfies Record<string, OptionSpec>;
-
-const IMPORT = {
-  'step-one': { type: 'boolean' },
-  'pre-import': { type: 'boolean' },
-  'step-two': { type: 'boolean' },
-  'all-repositories': { type: 'boolean' },
-  'step-three': { type: 'boolean' },
-  'common-blobs': { type: 'boolean' },
-  repository: { type: 'string', multiple: true },
-  'dry-run': { type: 'boolean' },
-  'tag-concurrency': { type: 'string' },
-  'pre-import-skip-recent': { type: 'string' },
-  'row-count': { type: 'boolean' },
-  'log-file': { type: 'string' },
-  'log-directory': { type: 'string' },
-  'log-to-stdout': { type: 'boolean' },
-  'no-lockfiles': { type: 'boolean' },
-} as const satisfies Record<string, OptionSpec>;
-
-const SYNC = {
-  config: { type: 'string' },
-  root: { type: 'string' },
-  json: { type: 'boolean' },
-  upstream: { type: 'string', multiple: true },
-} as const satisfies Record<string, OptionSpec>;
-
-const OPTIONS: Readonly<Record<string, OptionSpec>> = { ...GENERAL, ...DATABASE, ...IMPORT, ...SYNC };
-
-/** The options each command takes (the general ones everywhere). */
-const ALLOWED: Readonly<Record<CommandName, ReadonlySet<string>>> = {
-  import: new Set([...Object.keys(GENERAL), ...Object.keys(DATABASE), ...Object.keys(IMPORT)]),
-  'db migrate': new Set([...Object.keys(GENERAL), ...Object.keys(DATABASE)]),
-  'db status': new Set([...Object.keys(GENERAL), ...Object.keys(DATABASE)]),
-  sync: new Set([...Object.keys(GENERAL), ...Object.keys(SYNC)]),
-};
-
-export interface Values {
-  readonly help?: boolean;
-  readonly version?: boolean;
-  readonly debug?: boolean;
-  readonly 'database-url'?: string;
-  readonly 'data-dir'?: string;
-  readonly 'step-one'?: boolean;
-  readonly 'pre-import'?: boolean;
-  readonly 'step-two'?: boolean;
-  readonly 'all-repositories'?: boolean;
-  readonly 'step-three'?: boolean;
-  readonly 'common-blobs'?: boolean;
-  readonly repository?: readonly string[];
-  readonly 'dry-run'?: boolean;
-  readonly 'tag-concurrency'?: string;
-  readonly 'pre-import-skip-recent'?: string;
-  readonly 'row-count'?: boolean;
-  readonly 'log-file'?: string;
-  readonly 'log-directory'?: string;
-  readonly 'log-to-stdout'?: boolean;
-  readonly 'no-lockfiles'?: boolean;
-  readonly config?: string;
-  readonly root?: string;
-  readonly json?: boolean;
-  readonly upstream?: readonly string[];
-}
+// The command line, read by a strict parser of our own over the command list
+// (commands.ts): it knows which option takes a value, so it can name the option
+// that lacks one, and it knows which command each option belongs to.
+import {
+  type Command,
+  GENERAL_OPTIONS,
+  groupOf,
+  helpOf,
+  list,
+  type OptionSpec,
+  type OptionTable,
+  UsageError,
+  type Values,
+} from './command.js';
+import { COMMANDS } from './commands.js';
 
 export interface CommandLine {
   /** `undefined` when none was given (`stowage --help`, `stowage --version`, or nothing). */
-  readonly command: CommandName | undefined;
+  readonly command: Command | undefined;
   /** The positionals after the command's own words. */
   readonly operands: readonly string[];
-  /** `stowage db --help`: the help of the db commands. */
-  readonly db?: true;
+  /** `stowage db --help`: the group whose help to show. */
+  readonly group?: string;
   readonly values: Values;
 }
 
-/** `--help` after this, for the hint at the end of a usage error's line. */
-export function helpOf(command: CommandName | undefined): string {
-  return command ? `stowage ${command} --help` : 'stowage --help';
+/** Every option any command takes, by name; two commands giving one name two meanings is a bug. */
+export function optionTable(commands: readonly Command[]): OptionTable {
+  const all: Record<string, OptionSpec> = { ...GENERAL_OPTIONS };
+  const owner: Record<string, string> = {};
+  for (const command of commands) {
+    for (const [name, spec] of Object.entries(command.options)) {
+      const known = all[name];
+      if (
+        known &&
+        (known.type !== spec.type || known.multiple !== spec.multiple || known.short !== spec.short)
+      ) {
+        throw new Error(
+          `option --${name} of ${command.name} differs from the one of ${owner[name] ?? 'every command'}`,
+        );
+      }
+      all[name] = spec;
+      owner[name] ??= command.name;
+    }
+  }
+  return all;
+}
+
+/** The command the words name: the longest one whose words begin the positionals. */
+function findCommand(commands: readonly Command[], positionals: readonly string[]): Command | undefined {
+  let found: Command | undefined;
+  for (const command of commands) {
+    const words = command.name.split(' ');
+    if (words.every((word, i) => positionals[i] === word)) {
+      if (!found || words.length > found.name.split(' ').length) found = command;
+    }
+  }
+  return found;
 }
 
 /** The command the words seem to name, for hints when the line does not parse. */
-function guessCommand(argv: readonly string[]): CommandName | undefined {
-  if (argv.includes('import')) return 'import';
-  if (argv.includes('sync')) return 'sync';
-  const db = argv.indexOf('db');
-  const sub = db >= 0 ? argv[db + 1] : undefined;
-  return sub === 'migrate' || sub === 'status' ? `db ${sub}` : undefined;
+function guessCommand(commands: readonly Command[], argv: readonly string[]): Command | undefined {
+  return commands.find((command) => {
+    const words = command.name.split(' ');
+    const at = argv.indexOf(words[0] as string);
+    return at >= 0 && words.every((word, i) => argv[at + i] === word);
+  });
 }
 
 /** Whether `argv` asks for stack traces, readable before (and whatever) the rest parses. */
@@ -125,12 +74,16 @@ export function wantsDebug(argv: readonly string[]): boolean {
 }
 
 /** Parses `argv` (without node and the script); throws `UsageError` naming the first mistake. */
-export function parseCommandLine(argv: readonly string[]): CommandLine {
+export function parseCommandLine(
+  argv: readonly string[],
+  commands: readonly Command[] = COMMANDS,
+): CommandLine {
+  const options = optionTable(commands);
   const values: Record<string, string | boolean | string[]> = {};
   const given: string[] = [];
   const positionals: string[] = [];
   const fail = (message: string): never => {
-    const command = guessCommand(argv);
+    const command = guessCommand(commands, argv)?.name;
     throw new UsageError(`${message} (see ${helpOf(command)})`, command);
   };
   for (let i = 0; i < argv.length; i++) {
@@ -146,7 +99,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
       name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
       inline = eq < 0 ? undefined : arg.slice(eq + 1);
     } else if (arg.startsWith('-') && arg.length > 1) {
-      const short = Object.entries(OPTIONS).find(([, spec]) => spec.short === arg.slice(1));
+      const short = Object.entries(options).find(([, spec]) => spec.short === arg.slice(1));
       if (!short) return fail(`unknown option ${arg}`);
       name = short[0];
     } else {
@@ -154,7 +107,7 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
       continue;
     }
     // own properties only: `--constructor` is no option
-    const spec = Object.hasOwn(OPTIONS, name) ? OPTIONS[name] : undefined;
+    const spec = Object.hasOwn(options, name) ? options[name] : undefined;
     if (!spec) return fail(`unknown option ${JSON.stringify(`--${name}`).slice(1, -1)}`);
     given.push(name);
     if (spec.type === 'boolean') {
@@ -176,35 +129,26 @@ export function parseCommandLine(argv: readonly string[]): CommandLine {
   }
 
   const [first, second] = positionals;
-  let command: CommandName | undefined;
-  let operands: string[];
-  if (first === undefined) {
-    command = undefined;
-    operands = [];
-  } else if (first === 'import') {
-    command = 'import';
-    operands = positionals.slice(1);
-  } else if (first === 'sync') {
-    command = 'sync';
-    operands = positionals.slice(1);
-  } else if (first === 'db' && (second === 'migrate' || second === 'status')) {
-    command = `db ${second}`;
-    operands = positionals.slice(2);
-  } else if (first === 'db') {
-    if (values.help && second === undefined) return { command: undefined, operands: [], values, db: true };
-    return fail(
-      second === undefined
-        ? 'db needs a subcommand: migrate or status'
-        : `unknown command "db ${second}": db has migrate and status`,
+  if (first === undefined) return { command: undefined, operands: [], values };
+  const command = findCommand(commands, positionals);
+  if (!command) {
+    const members = commands
+      .filter((c) => groupOf(c.name) === first)
+      .map((c) => c.name.slice(first.length + 1));
+    if (members.length === 0) return fail(`unknown command ${JSON.stringify(first)}`);
+    if (second === undefined) {
+      if (values.help) return { command: undefined, operands: [], values, group: first };
+      return fail(`${first} needs a subcommand: ${list(members, 'or')}`);
+    }
+    return fail(`unknown command "${first} ${second}": ${first} has ${list(members, 'and')}`);
+  }
+  const allowed = new Set([...Object.keys(GENERAL_OPTIONS), ...Object.keys(command.options)]);
+  const foreign = given.find((n) => !allowed.has(n));
+  if (foreign) {
+    throw new UsageError(
+      `--${foreign} is not an option of ${command.name} (see ${helpOf(command.name)})`,
+      command.name,
     );
-  } else {
-    return fail(`unknown command ${JSON.stringify(first)}`);
   }
-  if (command) {
-    const allowed = ALLOWED[command];
-    const foreign = given.find((n) => !allowed.has(n));
-    if (foreign)
-      throw new UsageError(`--${foreign} is not an option of ${command} (see ${helpOf(command)})`, command);
-  }
-  return { command, operands, values };
+  return { command, operands: positionals.slice(command.name.split(' ').length), values };
 }

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // stowage: thin commands over the packages — flags to options, one package call each.
-// Every failure leaves through `explain` (errors.ts): one line, a documented exit code,
-// and a stack trace only with --debug.
+// The commands are listed in commands.ts; every failure leaves through `explain`
+// (errors.ts): one line, a documented exit code, and a stack trace only with --debug.
 import { readFileSync } from 'node:fs';
-import { parseCommandLine, UsageError, wantsDebug } from './args.js';
-import { dbCommand } from './db.js';
+import { parseCommandLine, wantsDebug } from './args.js';
+import { type CommandRun, list, UsageError } from './command.js';
+import { COMMANDS } from './commands.js';
 import { debugText, explain } from './errors.js';
 import { helpText, usageText } from './help.js';
-import { type CommandRun, importCommand } from './import.js';
-import { explainSync, syncCommand } from './sync.js';
+import { explainSync } from './sync.js';
 
 function version(): string {
   // apps/cli/package.json, from src/cli.ts and from the built dist/cli.js alike
@@ -22,7 +22,7 @@ async function main(argv: readonly string[], run: CommandRun): Promise<number> {
   const line = parseCommandLine(argv);
   const { command, operands, values } = line;
   if (values.help) {
-    process.stdout.write(`${helpText(command, line.db)}\n`);
+    process.stdout.write(`${helpText(command, line.group)}\n`);
     return 0;
   }
   if (values.version) {
@@ -31,13 +31,14 @@ async function main(argv: readonly string[], run: CommandRun): Promise<number> {
   }
   if (command === undefined) {
     throw new UsageError(
-      'a command is needed: import, sync, db migrate or db status (see stowage --help)',
+      `a command is needed: ${list(
+        COMMANDS.map((c) => c.name),
+        'or',
+      )} (see stowage --help)`,
       undefined,
     );
   }
-  if (command === 'import') return importCommand(operands, values, run);
-  if (command === 'sync') return syncCommand(operands, values);
-  return dbCommand(command === 'db migrate' ? 'migrate' : 'status', operands, values, run);
+  return command.run({ operands, values, run });
 }
 
 const argv = process.argv.slice(2);

@@ -1,7 +1,7 @@
 // Which database a command uses: --database-url, --data-dir, the environment, the default.
 import { resolve } from 'node:path';
 import { createPostgresDatabase, type Database, openDatabase } from '@stowage/metadata-db';
-import { type CommandName, helpOf, UsageError, type Values } from './args.js';
+import { usageError } from './command.js';
 
 export interface DatabaseChoice {
   /** A PostgreSQL connection string, as given. */
@@ -18,14 +18,14 @@ export interface DatabaseChoice {
  * ./.stowage-metadata. Both flags at once is a usage error.
  */
 export function chooseDatabase(
-  values: Values,
-  command: CommandName,
+  values: { readonly 'database-url'?: string | undefined; readonly 'data-dir'?: string | undefined },
+  command: string,
   env: NodeJS.ProcessEnv = process.env,
 ): DatabaseChoice {
   const url = values['database-url'];
   const dir = values['data-dir'];
   if (url !== undefined && dir !== undefined) {
-    throw new UsageError(`give --database-url or --data-dir, not both (see ${helpOf(command)})`, command);
+    throw usageError(command, 'give --database-url or --data-dir, not both');
   }
   if (url !== undefined) return { url, source: '--database-url' };
   if (dir !== undefined) return { dataDir: resolve(dir) };

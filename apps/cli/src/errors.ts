@@ -5,7 +5,7 @@ import { inspect } from 'node:util';
 import { isImportError } from '@stowage/importer';
 import { type DatabaseError, isDatabaseError, redactDatabaseUrl } from '@stowage/metadata-db';
 import { isStowageError } from '@stowage/oci';
-import { UsageError } from './args.js';
+import { UsageError } from './command.js';
 import type { DatabaseChoice } from './database.js';
 
 /** Documented in the README and in `stowage --help`. */

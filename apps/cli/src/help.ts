@@ -1,22 +1,26 @@
 // What `--help` prints (to stdout) and what follows a usage error's line (on stderr).
-import type { CommandName } from './args.js';
+// Each command's own help is in its file; the synopsis and a group's help are made
+// from the command list.
+import {
+  type Command,
+  DATABASE_OPTIONS_HELP,
+  GENERAL_OPTIONS_HELP,
+  groupOf,
+  URL_EXAMPLE,
+} from './command.js';
+import { COMMANDS } from './commands.js';
 
-const URL_EXAMPLE = 'postgres://postgres@127.0.0.1:5432/registry';
+/** Lines of `stowage <left>  <right>`, the right column aligned. */
+function table(rows: readonly (readonly [string, string])[]): string {
+  const width = Math.max(...rows.map(([left]) => left.length)) + 2;
+  return rows.map(([left, right]) => `  stowage ${left.padEnd(width)}${right}`).join('\n');
+}
 
 const SYNOPSIS = `usage: stowage <command> [options]
-  stowage import [options] <registry-root>   import a docker-registry storage tree into the database
-  stowage sync --config <file> --root <dir>  mirror the images a sync config names into a local store
-  stowage db migrate [options]               create the database or bring its schema up to date
-  stowage db status [options]                show applied and pending migrations (changes nothing)
-  stowage --version | --help                 stowage <command> --help shows a command's own help`;
-
-const DATABASE_OPTIONS = `  --database-url <url>   PostgreSQL: postgres://user@host:5432/database
-  --data-dir <dir>       the embedded (PGlite) database's directory instead
-                         (neither given: STOWAGE_DATABASE_URL, else DATABASE_URL, else the
-                         embedded database in ./.stowage-metadata)`;
-
-const GENERAL_OPTIONS = `  --debug                a failure prints its stack trace too
-  -h, --help             this help`;
+${table([
+  ...COMMANDS.map((c) => [c.synopsis, c.summary] as const),
+  ['--version | --help', "stowage <command> --help shows a command's own help"],
+])}`;
 
 export const EXIT_CODES = `exit codes:
   0    done
@@ -34,8 +38,8 @@ const TOP = `stowage: the command line of the Stowage toolkit.
 ${SYNOPSIS}
 
 options of every command:
-${DATABASE_OPTIONS}
-${GENERAL_OPTIONS}
+${DATABASE_OPTIONS_HELP}
+${GENERAL_OPTIONS_HELP}
   -v, --version          print the version
 
 ${EXIT_CODES}
@@ -44,121 +48,22 @@ example:
   stowage db migrate --database-url ${URL_EXAMPLE}
   stowage import /var/lib/docker-registry --database-url ${URL_EXAMPLE}`;
 
-const DB = `usage:
-  stowage db migrate [options]   create the database or bring its schema up to date
-  stowage db status [options]    show applied and pending migrations (changes nothing)
+/** `stowage db --help`: the group's commands, and where their options are. */
+function groupHelp(group: string): string {
+  const members = COMMANDS.filter((c) => groupOf(c.name) === group);
+  return `usage:
+${table(members.map((c) => [c.synopsis, c.summary] as const))}
 
-stowage db migrate --help and stowage db status --help show their options.`;
+${members.map((c) => `stowage ${c.name} --help`).join(' and ')} show their options.`;
+}
 
-const IMPORT_USAGE = 'usage: stowage import [options] <registry-root>';
-
-const IMPORT = `${IMPORT_USAGE}
-
-Imports a docker-registry (distribution v2) storage tree into the metadata database, as GitLab's
-importer does. <registry-root> is the registry's storage root (storage.filesystem.rootdirectory,
-the directory holding docker/registry/v2) or that v2 directory; any other path is refused before
-anything is written. The database must exist and be migrated first (stowage db migrate).
-
-steps (none given: all three, in order):
-  --step-one, --pre-import          pre-import tagged manifests only
-  --step-two, --all-repositories    import tags (and manifests not pre-imported)
-  --step-three, --common-blobs      record every blob of the tree
-
-options:
-  --repository <name>               only this repository (repeatable); lockfiles are left alone
-  --dry-run                         one transaction, rolled back; no lockfile is read or written
-  --tag-concurrency <n>             tag links read at once, 1 to 5 (default 1, as GitLab)
-  --pre-import-skip-recent <hours>  skip repositories pre-imported this recently
-  --row-count                       print row counts when done
-  --log-file <file>                 detailed JSON-lines log (default
-                                    <RFC3339>-registry-import.log in --log-directory)
-  --log-directory <dir>             where the default log file goes (default: the current directory)
-  --log-to-stdout                   no progress bar and no log file: the log goes to stdout
-  --no-lockfiles                    leave GitLab's lockfiles alone
-${DATABASE_OPTIONS}
-${GENERAL_OPTIONS}
-
-examples:
-  stowage db migrate --database-url ${URL_EXAMPLE}
-  stowage import /var/lib/docker-registry --dry-run --database-url ${URL_EXAMPLE}
-  stowage import /var/lib/docker-registry --row-count --database-url ${URL_EXAMPLE}
-
-Progress and warnings go to stderr, the summary is one JSON line on stdout. SIGINT rolls back the
-repository in progress; the same command run again continues. Exit codes: stowage --help.`;
-
-const SYNC_USAGE = 'usage: stowage sync --config <file> --root <dir> [--json] [--upstream <n>]...';
-
-const SYNC = `${SYNC_USAGE}
-
-Runs one sync pass: for each upstream of the config with content rules (or repositories), lists
-the repositories and tags the rules keep and copies into the store at --root what is missing or
-changed, digests preserved; an image whose tag already holds the upstream digest is skipped. An
-image that fails leaves nothing of itself in the store, and the others go on.
-
-The config file is YAML or JSON: a zot config (extensions.sync), a stowage-server config (sync:),
-or the section alone (registries: [...]), in zot's shape. A credentials file it names is read
-relative to it.
-
-options:
-  --config <file>     the sync configuration
-  --root <dir>        the image store to mirror into (created when missing; a stowage-server
-                      storage root works, its state beside the store in <dir>/.sync)
-  --upstream <n>      only registries[n] (repeatable); default every upstream with content
-  --json              print the report (every image, its outcome and error) as JSON
-${GENERAL_OPTIONS}
-
-examples:
-  stowage sync --config /etc/zot/config.json --root /srv/mirror
-  stowage sync --config sync.yml --root /srv/mirror --upstream 1 --json
-
-On a terminal one updating line on stderr shows the images done and the bytes copied. stdout gets
-"synced N, skipped N, failed N (X MiB in Y s)" and one line per failure, or the JSON report.
-Exit codes: 0 nothing failed, 5 some image failed, 3 the config, 2 usage, 130 interrupted.`;
-
-const MIGRATE_USAGE = 'usage: stowage db migrate [--database-url <url> | --data-dir <dir>]';
-
-const MIGRATE = `${MIGRATE_USAGE}
-
-Applies the migrations this version has and the database lacks, in one transaction. Without a
-database URL it creates the embedded database in --data-dir when there is none. A database holding
-a migration this version does not know, or one changed since it was applied, is refused.
-
-options:
-${DATABASE_OPTIONS}
-${GENERAL_OPTIONS}
-
-example:
-  stowage db migrate --database-url ${URL_EXAMPLE}`;
-
-const STATUS_USAGE = 'usage: stowage db status [--database-url <url> | --data-dir <dir>]';
-
-const STATUS = `${STATUS_USAGE}
-
-Prints the applied and pending migrations as one JSON line: {"applied":[...],"pending":[...]}.
-It only reads: a database never migrated shows every migration pending, and a missing embedded
-database is reported (exit code 4), never created.
-
-options:
-${DATABASE_OPTIONS}
-${GENERAL_OPTIONS}
-
-example:
-  stowage db status --data-dir ./.stowage-metadata`;
-
-/** The full help of a command, or the top one (`db` alone: its two subcommands). */
-export function helpText(command: CommandName | undefined, db = false): string {
-  if (command === 'import') return IMPORT;
-  if (command === 'sync') return SYNC;
-  if (command === 'db migrate') return MIGRATE;
-  if (command === 'db status') return STATUS;
-  return db ? DB : TOP;
+/** The full help of a command, of a group of commands, or the top one. */
+export function helpText(command: Command | undefined, group?: string): string {
+  if (command) return command.help;
+  return group ? groupHelp(group) : TOP;
 }
 
 /** What follows a usage error's line: the usage of the command it was about. */
-export function usageText(command: CommandName | undefined): string {
-  if (command === 'import') return IMPORT_USAGE;
-  if (command === 'sync') return SYNC_USAGE;
-  if (command === 'db migrate') return MIGRATE_USAGE;
-  if (command === 'db status') return STATUS_USAGE;
-  return SYNOPSIS;
+export function usageText(name: string | undefined): string {
+  return COMMANDS.find((c) => c.name === name)?.usage ?? SYNOPSIS;
 }

@@ -8,18 +8,81 @@ import {
   isImportError,
   openDistributionTree,
 } from '@stowage/importer';
-import { helpOf, UsageError, type Values } from './args.js';
-import { chooseDatabase, type DatabaseChoice, openChosen } from './database.js';
+import {
+  type CommandRun,
+  DATABASE_OPTIONS,
+  DATABASE_OPTIONS_HELP,
+  defineCommand,
+  type GENERAL_OPTIONS,
+  GENERAL_OPTIONS_HELP,
+  quoted,
+  URL_EXAMPLE,
+  type UsageError,
+  usageError,
+  type ValuesOf,
+} from './command.js';
+import { chooseDatabase, openChosen } from './database.js';
 import { jsonLinesLogger } from './log.js';
 
-/** What the command needs from its caller: where to note the database for error messages. */
-export interface CommandRun {
-  database?: DatabaseChoice;
-  logFile?: string;
-}
+const IMPORT_OPTIONS = {
+  ...DATABASE_OPTIONS,
+  'step-one': { type: 'boolean' },
+  'pre-import': { type: 'boolean' },
+  'step-two': { type: 'boolean' },
+  'all-repositories': { type: 'boolean' },
+  'step-three': { type: 'boolean' },
+  'common-blobs': { type: 'boolean' },
+  repository: { type: 'string', multiple: true },
+  'dry-run': { type: 'boolean' },
+  'tag-concurrency': { type: 'string' },
+  'pre-import-skip-recent': { type: 'string' },
+  'row-count': { type: 'boolean' },
+  'log-file': { type: 'string' },
+  'log-directory': { type: 'string' },
+  'log-to-stdout': { type: 'boolean' },
+  'no-lockfiles': { type: 'boolean' },
+} as const;
+
+type ImportValues = ValuesOf<typeof IMPORT_OPTIONS & typeof GENERAL_OPTIONS>;
+
+const USAGE = 'usage: stowage import [options] <registry-root>';
+
+const HELP = `${USAGE}
+
+Imports a docker-registry (distribution v2) storage tree into the metadata database, as GitLab's
+importer does. <registry-root> is the registry's storage root (storage.filesystem.rootdirectory,
+the directory holding docker/registry/v2) or that v2 directory; any other path is refused before
+anything is written. The database must exist and be migrated first (stowage db migrate).
+
+steps (none given: all three, in order):
+  --step-one, --pre-import          pre-import tagged manifests only
+  --step-two, --all-repositories    import tags (and manifests not pre-imported)
+  --step-three, --common-blobs      record every blob of the tree
+
+options:
+  --repository <name>               only this repository (repeatable); lockfiles are left alone
+  --dry-run                         one transaction, rolled back; no lockfile is read or written
+  --tag-concurrency <n>             tag links read at once, 1 to 5 (default 1, as GitLab)
+  --pre-import-skip-recent <hours>  skip repositories pre-imported this recently
+  --row-count                       print row counts when done
+  --log-file <file>                 detailed JSON-lines log (default
+                                    <RFC3339>-registry-import.log in --log-directory)
+  --log-directory <dir>             where the default log file goes (default: the current directory)
+  --log-to-stdout                   no progress bar and no log file: the log goes to stdout
+  --no-lockfiles                    leave GitLab's lockfiles alone
+${DATABASE_OPTIONS_HELP}
+${GENERAL_OPTIONS_HELP}
+
+examples:
+  stowage db migrate --database-url ${URL_EXAMPLE}
+  stowage import /var/lib/docker-registry --dry-run --database-url ${URL_EXAMPLE}
+  stowage import /var/lib/docker-registry --row-count --database-url ${URL_EXAMPLE}
+
+Progress and warnings go to stderr, the summary is one JSON line on stdout. SIGINT rolls back the
+repository in progress; the same command run again continues. Exit codes: stowage --help.`;
 
 function usage(message: string): UsageError {
-  return new UsageError(`${message} (see ${helpOf('import')})`, 'import');
+  return usageError('import', message);
 }
 
 /** GitLab's range for `--tag-concurrency` (1–5) and its default (1); `undefined` for anything else. */
@@ -45,18 +108,26 @@ function bar(p: ImportProgress): string {
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}]`;
 }
 
-export async function importCommand(
+export const importCommand = defineCommand({
+  name: 'import',
+  synopsis: 'import [options] <registry-root>',
+  summary: 'import a docker-registry storage tree into the database',
+  usage: USAGE,
+  help: HELP,
+  options: IMPORT_OPTIONS,
+  run: ({ operands, values, run }) => runImport(operands, values, run),
+});
+
+async function runImport(
   operands: readonly string[],
-  values: Values,
+  values: ImportValues,
   run: CommandRun,
 ): Promise<number> {
   if (operands.length === 0) {
     throw usage("import needs the registry's storage root");
   }
   if (operands.length > 1) {
-    throw usage(
-      `import takes one registry root, not ${operands.length}: ${operands.map((o) => JSON.stringify(o)).join(' ')}`,
-    );
+    throw usage(`import takes one registry root, not ${operands.length}: ${quoted(operands)}`);
   }
   const stepOne = values['step-one'] || values['pre-import'];
   const stepTwo = values['step-two'] || values['all-repositories'];

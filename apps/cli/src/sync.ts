@@ -14,7 +14,15 @@ import {
   type SyncReport,
 } from '@stowage/sync';
 import { parse as parseYaml } from 'yaml';
-import { helpOf, UsageError, type Values } from './args.js';
+import {
+  defineCommand,
+  type GENERAL_OPTIONS,
+  GENERAL_OPTIONS_HELP,
+  quoted,
+  type UsageError,
+  usageError,
+  type ValuesOf,
+} from './command.js';
 import type { Explained } from './errors.js';
 
 /** Exit codes of stowage sync beyond the common ones (documented in the help and the README). */
@@ -26,8 +34,46 @@ export const SyncExit = {
   interrupted: 130,
 } as const;
 
+const SYNC_OPTIONS = {
+  config: { type: 'string' },
+  root: { type: 'string' },
+  json: { type: 'boolean' },
+  upstream: { type: 'string', multiple: true },
+} as const;
+
+type SyncValues = ValuesOf<typeof SYNC_OPTIONS & typeof GENERAL_OPTIONS>;
+
+const USAGE = 'usage: stowage sync --config <file> --root <dir> [--json] [--upstream <n>]...';
+
+const HELP = `${USAGE}
+
+Runs one sync pass: for each upstream of the config with content rules (or repositories), lists
+the repositories and tags the rules keep and copies into the store at --root what is missing or
+changed, digests preserved; an image whose tag already holds the upstream digest is skipped. An
+image that fails leaves nothing of itself in the store, and the others go on.
+
+The config file is YAML or JSON: a zot config (extensions.sync), a stowage-server config (sync:),
+or the section alone (registries: [...]), in zot's shape. A credentials file it names is read
+relative to it.
+
+options:
+  --config <file>     the sync configuration
+  --root <dir>        the image store to mirror into (created when missing; a stowage-server
+                      storage root works, its state beside the store in <dir>/.sync)
+  --upstream <n>      only registries[n] (repeatable); default every upstream with content
+  --json              print the report (every image, its outcome and error) as JSON
+${GENERAL_OPTIONS_HELP}
+
+examples:
+  stowage sync --config /etc/zot/config.json --root /srv/mirror
+  stowage sync --config sync.yml --root /srv/mirror --upstream 1 --json
+
+On a terminal one updating line on stderr shows the images done and the bytes copied. stdout gets
+"synced N, skipped N, failed N (X MiB in Y s)" and one line per failure, or the JSON report.
+Exit codes: 0 nothing failed, 5 some image failed, 3 the config, 2 usage, 130 interrupted.`;
+
 function usage(message: string): UsageError {
-  return new UsageError(`${message} (see ${helpOf('sync')})`, 'sync');
+  return usageError('sync', message);
 }
 
 /** `--config` problems: one line naming the file, exit code 3. */
@@ -190,11 +236,19 @@ function progressDisplay(write: (text: string) => void): {
   };
 }
 
-export async function syncCommand(operands: readonly string[], values: Values): Promise<number> {
+export const syncCommand = defineCommand({
+  name: 'sync',
+  synopsis: 'sync --config <file> --root <dir>',
+  summary: 'mirror the images a sync config names into a local store',
+  usage: USAGE,
+  help: HELP,
+  options: SYNC_OPTIONS,
+  run: ({ operands, values }) => runSync(operands, values),
+});
+
+async function runSync(operands: readonly string[], values: SyncValues): Promise<number> {
   if (operands.length > 0) {
-    throw usage(
-      `sync takes no arguments, not ${operands.map((o) => JSON.stringify(o)).join(' ')}: give the file with --config`,
-    );
+    throw usage(`sync takes no arguments, not ${quoted(operands)}: give the file with --config`);
   }
   if (values.config === undefined) throw usage('sync needs --config <file> (a zot or stowage-server config)');
   if (values.root === undefined) throw usage('sync needs --root <dir>, the store to mirror into');
