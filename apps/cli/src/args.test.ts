@@ -76,3 +76,18 @@ describe('the command line parser', () => {
     ).toThrow('--x of b differs');
   });
 });
+
+describe('the command list', () => {
+  it('gives every command a help that starts with its usage and shows an example', async () => {
+    const { COMMANDS } = await import('./commands.js');
+    const names = COMMANDS.map((c) => c.name);
+    expect(new Set(names).size).toBe(names.length);
+    for (const command of COMMANDS) {
+      expect(command.help.split('\n')[0], command.name).toBe(command.usage);
+      expect(command.usage, command.name).toMatch(new RegExp(`^usage: stowage ${command.name}( |$)`));
+      expect(command.help, command.name).toMatch(/\nexamples?:\n {2}stowage /);
+    }
+    // the options of all of them fit in one table (a value-taking option takes a value everywhere)
+    expect(() => optionTable(COMMANDS)).not.toThrow();
+  });
+});

@@ -24,22 +24,36 @@ export interface CommandLine {
   readonly values: Values;
 }
 
-/** Every option any command takes, by name; two commands giving one name two meanings is a bug. */
+/**
+ * Every option any command takes, by name, to find the command's words in a
+ * line: two commands may differ on whether an option repeats, never on whether
+ * it takes a value, and a one-letter form means one option everywhere.
+ */
 export function optionTable(commands: readonly Command[]): OptionTable {
   const all: Record<string, OptionSpec> = { ...GENERAL_OPTIONS };
   const owner: Record<string, string> = {};
+  const shorts = new Map<string, string>();
+  for (const [name, spec] of Object.entries(all)) if (spec.short) shorts.set(spec.short, name);
   for (const command of commands) {
     for (const [name, spec] of Object.entries(command.options)) {
       const known = all[name];
-      if (
-        known &&
-        (known.type !== spec.type || known.multiple !== spec.multiple || known.short !== spec.short)
-      ) {
+      if (known && known.type !== spec.type) {
         throw new Error(
           `option --${name} of ${command.name} differs from the one of ${owner[name] ?? 'every command'}`,
         );
       }
-      all[name] = spec;
+      if (spec.short && (shorts.get(spec.short) ?? name) !== name) {
+        throw new Error(
+          `-${spec.short} of ${command.name} is already -${spec.short} of --${shorts.get(spec.short)}`,
+        );
+      }
+      if (spec.short) shorts.set(spec.short, name);
+      // for finding the command, every option with a value may repeat
+      all[name] = {
+        type: spec.type,
+        ...(spec.type === 'string' ? { multiple: true } : {}),
+        ...(spec.short || known?.short ? { short: spec.short ?? known?.short } : {}),
+      };
       owner[name] ??= command.name;
     }
   }
@@ -73,19 +87,22 @@ export function wantsDebug(argv: readonly string[]): boolean {
   return (end < 0 ? argv : argv.slice(0, end)).includes('--debug');
 }
 
-/** Parses `argv` (without node and the script); throws `UsageError` naming the first mistake. */
-export function parseCommandLine(
+interface Scanned {
+  readonly values: Record<string, string | boolean | string[]>;
+  /** Options as given, in order. */
+  readonly given: readonly string[];
+  readonly positionals: readonly string[];
+}
+
+/** One pass over `argv` with an option table; `fail` is called with the first mistake. */
+function scan(
   argv: readonly string[],
-  commands: readonly Command[] = COMMANDS,
-): CommandLine {
-  const options = optionTable(commands);
+  options: OptionTable,
+  fail: (message: string, name?: string) => never,
+): Scanned {
   const values: Record<string, string | boolean | string[]> = {};
   const given: string[] = [];
   const positionals: string[] = [];
-  const fail = (message: string): never => {
-    const command = guessCommand(commands, argv)?.name;
-    throw new UsageError(`${message} (see ${helpOf(command)})`, command);
-  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
     if (arg === '--') {
@@ -108,7 +125,7 @@ export function parseCommandLine(
     }
     // own properties only: `--constructor` is no option
     const spec = Object.hasOwn(options, name) ? options[name] : undefined;
-    if (!spec) return fail(`unknown option ${JSON.stringify(`--${name}`).slice(1, -1)}`);
+    if (!spec) return fail(`unknown option ${JSON.stringify(`--${name}`).slice(1, -1)}`, name);
     given.push(name);
     if (spec.type === 'boolean') {
       if (inline !== undefined) return fail(`--${name} takes no value`);
@@ -127,28 +144,49 @@ export function parseCommandLine(
     else if (values[name] !== undefined) return fail(`--${name} is given twice`);
     else values[name] = value;
   }
+  return { values, given, positionals };
+}
 
-  const [first, second] = positionals;
-  if (first === undefined) return { command: undefined, operands: [], values };
+/**
+ * Parses `argv` (without node and the script); throws `UsageError` naming the
+ * first mistake. A first pass with every command's options finds the command's
+ * words; a second reads the line with that command's options alone.
+ */
+export function parseCommandLine(
+  argv: readonly string[],
+  commands: readonly Command[] = COMMANDS,
+): CommandLine {
+  const union = optionTable(commands);
+  const guessed = guessCommand(commands, argv)?.name;
+  const first = scan(argv, union, (message) => {
+    throw new UsageError(`${message} (see ${helpOf(guessed)})`, guessed);
+  });
+  const positionals = first.positionals;
+  const [word, second] = positionals;
+  if (word === undefined) return { command: undefined, operands: [], values: first.values };
   const command = findCommand(commands, positionals);
   if (!command) {
+    const fail = (message: string): never => {
+      throw new UsageError(`${message} (see ${helpOf(guessed)})`, guessed);
+    };
     const members = commands
-      .filter((c) => groupOf(c.name) === first)
-      .map((c) => c.name.slice(first.length + 1));
-    if (members.length === 0) return fail(`unknown command ${JSON.stringify(first)}`);
+      .filter((c) => groupOf(c.name) === word)
+      .map((c) => c.name.slice(word.length + 1));
+    if (members.length === 0) return fail(`unknown command ${JSON.stringify(word)}`);
     if (second === undefined) {
-      if (values.help) return { command: undefined, operands: [], values, group: first };
-      return fail(`${first} needs a subcommand: ${list(members, 'or')}`);
+      if (first.values.help) return { command: undefined, operands: [], values: first.values, group: word };
+      return fail(`${word} needs a subcommand: ${list(members, 'or')}`);
     }
-    return fail(`unknown command "${first} ${second}": ${first} has ${list(members, 'and')}`);
+    return fail(`unknown command "${word} ${second}": ${word} has ${list(members, 'and')}`);
   }
-  const allowed = new Set([...Object.keys(GENERAL_OPTIONS), ...Object.keys(command.options)]);
-  const foreign = given.find((n) => !allowed.has(n));
-  if (foreign) {
-    throw new UsageError(
-      `--${foreign} is not an option of ${command.name} (see ${helpOf(command.name)})`,
-      command.name,
-    );
-  }
-  return { command, operands: positionals.slice(command.name.split(' ').length), values };
+  const name = command.name;
+  const own = scan(argv, { ...GENERAL_OPTIONS, ...command.options }, (message, option) => {
+    // an option of some other command
+    const line =
+      option !== undefined && Object.hasOwn(union, option)
+        ? `--${option} is not an option of ${name}`
+        : message;
+    throw new UsageError(`${line} (see ${helpOf(name)})`, name);
+  });
+  return { command, operands: own.positionals.slice(name.split(' ').length), values: own.values };
 }

@@ -5,11 +5,9 @@
 // lockfiles in a dry run, the embedded database for a read-only command). Then,
 // against PostgreSQL: migrate, import with row counts and a log file, SIGINT in
 // the middle of an import, which leaves no half-imported repository.
-import { execFile, spawn } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createPostgresDatabase } from '@stowage/metadata-db';
 import {
   createTestDatabase,
@@ -21,98 +19,21 @@ import {
   type TestDatabase,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBinary, stowage } from '../test/binary.js';
 
 const postgres = await postgresPeer();
-const repoRoot = join(import.meta.dirname, '../../..');
-const bin = join(import.meta.dirname, '../dist/cli.js');
 const version = JSON.parse(await readFile(join(import.meta.dirname, '../package.json'), 'utf8')).version;
 const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-/** What the binary is built from: its own sources and the packages it imports at run time. */
-const BUILT_FROM = [
-  ['apps/cli', 'dist/cli.js'],
-  ['packages/importer', 'dist/index.js'],
-  ['packages/blob-store', 'dist/index.js'],
-  ['packages/metadata-db', 'dist/index.js'],
-  ['packages/oci', 'dist/index.js'],
-] as const;
-
-async function newestSource(dir: string): Promise<number> {
-  let newest = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || entry.name.endsWith('.test.ts')) continue;
-    newest = Math.max(newest, (await stat(join(entry.parentPath, entry.name))).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds the binary (and what it imports) when dist is missing or older than its sources. */
-beforeAll(async () => {
-  const stale: string[] = [];
-  for (const [pkg, output] of BUILT_FROM) {
-    const built = await stat(join(repoRoot, pkg, output)).then(
-      (s) => s.mtimeMs,
-      () => -1,
-    );
-    if (built < (await newestSource(join(repoRoot, pkg, 'src')))) stale.push(pkg);
-  }
-  if (stale.length === 0) return;
-  const filters = BUILT_FROM.flatMap(([pkg]) => ['--filter', `./${pkg}`]);
-  try {
-    await promisify(execFile)('pnpm', [...filters, 'run', 'build'], { cwd: repoRoot, maxBuffer: 1 << 24 });
-  } catch (error) {
-    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
-    throw new Error(
-      `building the stowage binary failed (${stale.join(', ')} out of date):\n${stdout}\n${stderr}`,
-    );
-  }
-}, 240_000);
+beforeAll(ensureBinary, 300_000);
 
 async function scratch(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `stowage-cli-${prefix}-`));
   dirs.push(dir);
   return dir;
-}
-
-interface Run {
-  readonly code: number | null;
-  readonly out: string;
-  readonly err: string;
-  /** stderr's lines, without the empty one after the last newline */
-  readonly lines: string[];
-}
-
-function stowage(
-  args: string[],
-  options: {
-    cwd: string;
-    env?: Record<string, string>;
-    onStderr?: (text: string, child: ReturnType<typeof spawn>) => void;
-  },
-): Promise<Run> {
-  const env = { ...process.env };
-  delete env.STOWAGE_DATABASE_URL;
-  delete env.DATABASE_URL;
-  const child = spawn(process.execPath, [bin, ...args], {
-    cwd: options.cwd,
-    env: { ...env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-    options.onStderr?.(err, child);
-  });
-  return new Promise((resolve) =>
-    child.once('close', (code) => resolve({ code, out, err, lines: err.replace(/\n$/, '').split('\n') })),
-  );
 }
 
 const GIVE_ROOT =
@@ -127,7 +48,11 @@ describe('stowage, as a user meets it', () => {
       [['--bogus'], 'unknown option --bogus (see stowage --help)', TOP_USAGE],
       [['--constructor'], 'unknown option --constructor (see stowage --help)', TOP_USAGE],
       [['frobnicate'], 'unknown command "frobnicate" (see stowage --help)', TOP_USAGE],
-      [[], 'a command is needed: import, sync, db migrate or db status (see stowage --help)', TOP_USAGE],
+      [
+        [],
+        'a command is needed: ls, catalog, manifest, digest, config, blob, copy, sync, import or db (see stowage --help)',
+        TOP_USAGE,
+      ],
       [['db'], 'db needs a subcommand: migrate or status (see stowage --help)', TOP_USAGE],
       [['import', '--bogus', 'x'], 'unknown option --bogus (see stowage import --help)', IMPORT_USAGE],
       [['import', '--repository'], '--repository needs a value (see stowage import --help)', IMPORT_USAGE],

@@ -30,13 +30,9 @@ async function main(argv: readonly string[], run: CommandRun): Promise<number> {
     return 0;
   }
   if (command === undefined) {
-    throw new UsageError(
-      `a command is needed: ${list(
-        COMMANDS.map((c) => c.name),
-        'or',
-      )} (see stowage --help)`,
-      undefined,
-    );
+    // the first word of each: a group (db) counts once
+    const words = [...new Set(COMMANDS.map((c) => c.name.split(' ')[0] as string))];
+    throw new UsageError(`a command is needed: ${list(words, 'or')} (see stowage --help)`, undefined);
   }
   return command.run({ operands, values, run });
 }

@@ -1,8 +1,24 @@
 // Every command of stowage, in the order the top help lists them. A new command
 // is a file exporting a defineCommand(...) and a line here; nothing else.
+import { blobGetCommand } from './blobs.js';
 import type { Command } from './command.js';
+import { copyCommand } from './copy.js';
 import { dbMigrateCommand, dbStatusCommand } from './db.js';
 import { importCommand } from './import.js';
+import { configCommand, digestCommand, manifestGetCommand } from './manifests.js';
 import { syncCommand } from './sync.js';
+import { catalogCommand, lsCommand } from './tags.js';
 
-export const COMMANDS: readonly Command[] = [importCommand, syncCommand, dbMigrateCommand, dbStatusCommand];
+export const COMMANDS: readonly Command[] = [
+  lsCommand,
+  catalogCommand,
+  manifestGetCommand,
+  digestCommand,
+  configCommand,
+  blobGetCommand,
+  copyCommand,
+  syncCommand,
+  importCommand,
+  dbMigrateCommand,
+  dbStatusCommand,
+];

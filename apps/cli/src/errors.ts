@@ -17,8 +17,22 @@ export const ExitCode = {
   input: 3,
   /** An invalid URL, an unreachable, missing or unmigrated database, or a database failure. */
   database: 4,
+  /** A registry has no such repository, tag, manifest, blob or platform. */
+  notFound: 6,
+  /** A registry wants credentials, refused the ones given, or denies the operation to them. */
+  auth: 7,
+  /** A registry cannot be reached, timed out, is unavailable or rate-limits us. */
+  network: 8,
+  /** A registry refuses the change as it stands: unsupported there, a blob missing, a conflict. */
+  refused: 9,
   interrupted: 130,
 } as const;
+
+/** Error codes by the exit code they give (the packages' codes: OCI's and the client's). */
+const NOT_FOUND = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'NO_MATCHING_PLATFORM']);
+const AUTH = new Set(['UNAUTHORIZED', 'DENIED', 'CREDENTIALS_ERROR']);
+const NETWORK = new Set(['NETWORK_ERROR', 'TIMEOUT', 'UNAVAILABLE', 'TOOMANYREQUESTS']);
+const REFUSED = new Set(['UNSUPPORTED', 'MANIFEST_BLOB_UNKNOWN', 'SPARSE_INDEX_UNSUPPORTED', 'LOCK_TIMEOUT']);
 
 export interface Explained {
   readonly exitCode: number;
@@ -96,7 +110,25 @@ export function explain(error: unknown, context: ErrorContext = {}): Explained {
   if (isDatabaseError(error)) {
     return { exitCode: ExitCode.database, line: explainDatabase(error, context) };
   }
-  if (isStowageError(error)) return { exitCode: ExitCode.failure, line: `${error.code}: ${error.message}` };
+  if (isStowageError(error)) {
+    const line = `${error.code}: ${error.message}`;
+    const status = (error as { status?: unknown }).status;
+    if (NOT_FOUND.has(error.code)) return { exitCode: ExitCode.notFound, line };
+    if (AUTH.has(error.code)) {
+      return {
+        exitCode: ExitCode.auth,
+        line: `${line}: log in (docker login or podman login), or give --authfile`,
+      };
+    }
+    if (NETWORK.has(error.code)) {
+      return {
+        exitCode: ExitCode.network,
+        line: `${line}: check the registry's address and that it is up (--plain-http for one without TLS)`,
+      };
+    }
+    if (REFUSED.has(error.code) || status === 409) return { exitCode: ExitCode.refused, line };
+    return { exitCode: ExitCode.failure, line };
+  }
   const errno = error as NodeJS.ErrnoException;
   if (typeof errno?.code === 'string' && typeof errno.syscall === 'string') {
     const log = context.logFile;

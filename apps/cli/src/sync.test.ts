@@ -4,11 +4,9 @@
 // what the rules keep, a second skips it all, --json prints the report, an
 // image with a corrupt blob fails alone (exit code 5) and --upstream leaves an
 // unreachable upstream out.
-import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createImageStore } from '@stowage/image-store';
 import { type Digest, digestHex } from '@stowage/oci';
 import { createRegistryClient } from '@stowage/registry-client';
@@ -22,58 +20,14 @@ import {
   startDockerRegistry,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBinary, stowage as run } from '../test/binary.js';
 
-const repoRoot = join(import.meta.dirname, '../../..');
-const bin = join(import.meta.dirname, '../dist/cli.js');
 const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-/** What the binary is built from: its own sources and every package it imports at run time. */
-const BUILT_FROM = [
-  'apps/cli',
-  'packages/oci',
-  'packages/blob-store',
-  'packages/copy',
-  'packages/registry-client',
-  'packages/image-store',
-  'packages/sync',
-  'packages/metadata-db',
-  'packages/importer',
-] as const;
-
-async function newestSource(dir: string): Promise<number> {
-  let newest = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || entry.name.endsWith('.test.ts')) continue;
-    newest = Math.max(newest, (await stat(join(entry.parentPath, entry.name))).mtimeMs);
-  }
-  return newest;
-}
-
-/** Builds the binary (and what it imports) when a dist is missing or older than its sources. */
-beforeAll(async () => {
-  const stale: string[] = [];
-  for (const pkg of BUILT_FROM) {
-    const output = pkg === 'apps/cli' ? 'dist/cli.js' : 'dist/index.js';
-    const built = await stat(join(repoRoot, pkg, output)).then(
-      (s) => s.mtimeMs,
-      () => -1,
-    );
-    if (built < (await newestSource(join(repoRoot, pkg, 'src')))) stale.push(pkg);
-  }
-  if (stale.length === 0) return;
-  const filters = BUILT_FROM.flatMap((pkg) => ['--filter', `./${pkg}`]);
-  try {
-    await promisify(execFile)('pnpm', [...filters, 'run', 'build'], { cwd: repoRoot, maxBuffer: 1 << 24 });
-  } catch (error) {
-    const { stdout, stderr } = error as { stdout?: string; stderr?: string };
-    throw new Error(
-      `building the stowage binary failed (${stale.join(', ')} out of date):\n${stdout}\n${stderr}`,
-    );
-  }
-}, 300_000);
+beforeAll(ensureBinary, 300_000);
 
 async function scratch(prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `stowage-cli-sync-${prefix}-`));
@@ -81,27 +35,7 @@ async function scratch(prefix: string): Promise<string> {
   return dir;
 }
 
-interface Run {
-  readonly code: number | null;
-  readonly out: string;
-  readonly err: string;
-  readonly lines: string[];
-}
-
-function stowage(args: string[], cwd: string): Promise<Run> {
-  const child = spawn(process.execPath, [bin, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  child.stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  return new Promise((resolve) =>
-    child.once('close', (code) => resolve({ code, out, err, lines: err.replace(/\n$/, '').split('\n') })),
-  );
-}
+const stowage = (args: string[], cwd: string) => run(args, { cwd });
 
 const SYNC_USAGE = 'usage: stowage sync --config <file> --root <dir> [--json] [--upstream <n>]...';
 

@@ -1,0 +1,183 @@
+// stowage copy <src> <dst>: one copyImage between registries and the local store,
+// digests preserved; a progress line on a terminal, the result as JSON with --json.
+import { resolve } from 'node:path';
+import { type CopyProgressEvent, copyImage } from '@stowage/copy';
+import { createImageStore, type ImageStore } from '@stowage/image-store';
+import { type ImageReference, parsePlatform, parseReference, type Registry } from '@stowage/oci';
+import { defineCommand, GENERAL_OPTIONS_HELP, quoted, usageError } from './command.js';
+import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes } from './remote.js';
+
+/** The transport prefix of the local image store (the one stowage-server serves from --root). */
+export const STORE_PREFIX = 'store:';
+
+const USAGE = 'usage: stowage copy [options] <source> <destination>';
+
+const HELP = `${USAGE}
+
+Copies an image (a whole index with every platform, unless --platform filters it) from
+<source> to <destination>, blobs the destination has skipped, every digest kept, so the copy
+of an index is the same index. Each side is one of:
+  [docker://]registry/repository[:tag|@digest]   a registry (docker:// is the default)
+  store:repository[:tag|@digest]                 the local image store at --root
+A destination without a tag or digest takes the source's tag (else latest).
+
+options:
+  --platform <os/arch[/variant]>  only this platform of an index (repeatable); the index
+                                  keeps its digest where the destination holds a sparse
+                                  index, else it is rewritten (a new digest, reported)
+  --referrers                     also copy signatures, SBOMs and other referrers
+  --concurrency <n>               blobs and manifests at once (default 4)
+  --root <dir>                    the local store of store: (default ./data, as stowage-server)
+  --json                          the result (digests, blobs copied and skipped) as JSON
+${REMOTE_OPTIONS_HELP}
+${GENERAL_OPTIONS_HELP}
+
+examples:
+  stowage copy docker://registry.example/app:v1 127.0.0.1:5000/mirror/app:v1
+  stowage copy registry.example/app:v1 store:app:v1 --root /srv/stowage --platform linux/amd64
+  stowage copy store:app:v1 127.0.0.1:5000/app --json
+
+On a terminal one updating line on stderr shows the blobs and bytes done.`;
+
+/** One side of a copy: a store, and the repository and reference in it. */
+interface Side {
+  readonly registry: Registry;
+  readonly reference: ImageReference;
+  readonly label: string;
+}
+
+function progressLine(write: (text: string) => void) {
+  let bytes = 0;
+  let blobs = 0;
+  let skipped = 0;
+  let last = 0;
+  const draw = (force = false) => {
+    const now = Date.now();
+    if (!force && now - last < 100) return;
+    last = now;
+    write(
+      `\r\u001b[Kcopying: ${blobs} blobs (${skipped} already there), ${(bytes / 1048576).toFixed(1)} MiB`,
+    );
+  };
+  return {
+    onProgress(event: CopyProgressEvent) {
+      if (event.type === 'blob-done') {
+        blobs++;
+        bytes += event.size;
+      }
+      if (event.type === 'blob-skipped' || event.type === 'blob-mounted') skipped++;
+      draw(event.type === 'manifest-done');
+    },
+    end() {
+      if (last > 0) write('\r\u001b[K');
+      last = 0;
+    },
+  };
+}
+
+export const copyCommand = defineCommand({
+  name: 'copy',
+  synopsis: 'copy <source> <destination>',
+  summary: 'copy an image between registries and the local store',
+  usage: USAGE,
+  help: HELP,
+  options: {
+    platform: { type: 'string', multiple: true },
+    referrers: { type: 'boolean' },
+    concurrency: { type: 'string' },
+    root: { type: 'string' },
+    json: { type: 'boolean' },
+    ...REMOTE_OPTIONS,
+  },
+  async run({ operands, values }) {
+    if (operands.length !== 2) {
+      throw usageError(
+        'copy',
+        operands.length < 2
+          ? 'copy needs a source and a destination'
+          : `copy takes a source and a destination, not ${operands.length}: ${quoted(operands)}`,
+      );
+    }
+    const platforms = (values.platform ?? []).map((text) => {
+      try {
+        return parsePlatform(text);
+      } catch (error) {
+        throw usageError('copy', `--platform ${(error as Error).message}`);
+      }
+    });
+    let concurrency: number | undefined;
+    if (values.concurrency !== undefined) {
+      concurrency = Number(values.concurrency);
+      if (!/^[0-9]+$/.test(values.concurrency) || concurrency < 1 || concurrency > 64) {
+        throw usageError(
+          'copy',
+          `--concurrency must be a whole number from 1 to 64, not ${JSON.stringify(values.concurrency)}`,
+        );
+      }
+    }
+    await using remotes = new Remotes('copy', values);
+    let store: ImageStore | undefined;
+    const openSide = async (text: string, what: 'source' | 'destination'): Promise<Side> => {
+      if (!text.startsWith(STORE_PREFIX)) {
+        const reference = remotes.parse(text, what);
+        return { registry: remotes.client(reference.registry), reference, label: text };
+      }
+      let reference: ImageReference;
+      try {
+        reference = parseReference(text.slice(STORE_PREFIX.length), {
+          defaultRegistry: 'store',
+          normalize: false,
+        });
+      } catch (error) {
+        throw usageError('copy', `${(error as Error).message} (the ${what})`);
+      }
+      if (reference.registry !== 'store') {
+        throw usageError(
+          'copy',
+          `${what} ${JSON.stringify(text)}: store: takes a repository, not a registry host`,
+        );
+      }
+      store ??= await createImageStore({ root: resolve(values.root ?? 'data') });
+      return { registry: store, reference, label: text };
+    };
+    try {
+      const source = await openSide(operands[0] as string, 'source');
+      const destination = await openSide(operands[1] as string, 'destination');
+      const tag =
+        destination.reference.tag ??
+        (destination.reference.digest === undefined ? (source.reference.tag ?? 'latest') : undefined);
+      const progress = process.stderr.isTTY ? progressLine((text) => process.stderr.write(text)) : undefined;
+      try {
+        const result = await copyImage(
+          {
+            registry: source.registry,
+            repository: source.reference.repository,
+            reference: source.reference.digest ?? source.reference.tag ?? 'latest',
+          },
+          {
+            registry: destination.registry,
+            repository: destination.reference.repository,
+            ...(tag ? { tag } : {}),
+          },
+          {
+            ...(platforms.length ? { platforms, rewriteIndex: true } : {}),
+            ...(values.referrers ? { referrers: true } : {}),
+            ...(concurrency ? { concurrency } : {}),
+            ...(progress ? { onProgress: progress.onProgress } : {}),
+          },
+        );
+        progress?.end();
+        process.stdout.write(
+          values.json
+            ? `${JSON.stringify(result)}\n`
+            : `${destination.label}: ${result.digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped + result.blobsMounted} already there, ${(result.bytesCopied / 1048576).toFixed(1)} MiB)\n`,
+        );
+      } finally {
+        progress?.end();
+      }
+    } finally {
+      await store?.close();
+    }
+    return 0;
+  },
+});

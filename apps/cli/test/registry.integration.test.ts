@@ -1,0 +1,296 @@
+// The registry commands (ls, catalog, digest, manifest get, config, blob get, copy)
+// run as the built binary against a real docker-registry and a stowage-server over
+// an image store, their --json parsed and checked against what was pushed; skopeo
+// reads what stowage copy wrote, and stowage reads what skopeo wrote, digest for
+// digest; bad input and registry failures are one line and a documented exit code.
+import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createImageStore, type ImageStore } from '@stowage/image-store';
+import { createRegistryClient, type RegistryClient } from '@stowage/registry-client';
+import { createRegistryHandler, createRegistryServer } from '@stowage/registry-server';
+import {
+  type DockerRegistry,
+  pushImage,
+  pushIndex,
+  type RandomImage,
+  type RandomIndex,
+  randomImage,
+  randomIndex,
+  requirePeers,
+  startDockerRegistry,
+} from '@stowage/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBinary, stowage } from './binary.js';
+
+const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+
+describe('stowage registry commands', () => {
+  if (!requirePeers('docker-registry', 'skopeo')) return;
+  let work: string;
+  let upstream: DockerRegistry;
+  let store: ImageStore;
+  let server: Server;
+  let ours: string;
+  const clients: RegistryClient[] = [];
+  const image: RandomImage = randomImage({ layers: 2, layerSize: 50_000, seed: 11 });
+  const image2: RandomImage = randomImage({ layers: 1, seed: 12 });
+  const index: RandomIndex = randomIndex({
+    platforms: ['linux/amd64', 'linux/arm64'],
+    sharedLayers: 1,
+    seed: 13,
+  });
+  let imageDigest: string;
+  let indexDigest: string;
+
+  beforeAll(async () => {
+    await ensureBinary();
+    work = await mkdtemp(join(tmpdir(), 'stowage-cli-registry-'));
+    upstream = await startDockerRegistry({ dataDir: join(work, 'upstream') });
+    store = await createImageStore({ root: join(work, 'server') });
+    server = createRegistryServer({ handler: createRegistryHandler({ registry: store }) });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    ours = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    for (const host of [upstream.host, ours]) {
+      const client = createRegistryClient({ registry: host, auth: { useConfigFiles: false } });
+      clients.push(client);
+      imageDigest = await pushImage(client, 'app', image, 'v1');
+      await pushImage(client, 'app', image2, 'v2');
+      await pushImage(client, 'team/sub/tool', image2, '1.0');
+      indexDigest = await pushIndex(client, 'multi', index, 'v1');
+    }
+  }, 300_000);
+
+  afterAll(async () => {
+    for (const client of clients) await client.close();
+    if (server) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    await store?.close();
+    await upstream?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  const registries = (): [string, string][] => [
+    ['docker-registry', upstream.host],
+    ['stowage-server', ours],
+  ];
+
+  it('ls and catalog list every tag and repository, as lines and as stable JSON', async () => {
+    for (const [name, host] of registries()) {
+      const ls = await stowage(['ls', `${host}/app`, '--json'], { cwd: work });
+      expect([ls.code, ls.err], name).toEqual([0, '']);
+      expect(JSON.parse(ls.out), name).toEqual({ repository: `${host}/app`, tags: ['v1', 'v2'] });
+      const plain = await stowage(['ls', `docker://${host}/team/sub/tool`], { cwd: work });
+      expect(plain.out, name).toBe('1.0\n');
+      const catalog = await stowage(['catalog', host, '--json'], { cwd: work });
+      expect(catalog.code, name).toBe(0);
+      expect(JSON.parse(catalog.out), name).toEqual({
+        registry: host,
+        repositories: ['app', 'multi', 'team/sub/tool'],
+      });
+    }
+  }, 60_000);
+
+  it('digest, manifest get and config give the bytes that were pushed, a platform of an index too', async () => {
+    const arm = index.images[1] as RandomImage;
+    for (const [name, host] of registries()) {
+      const digest = await stowage(['digest', `${host}/app:v1`], { cwd: work });
+      expect([digest.code, digest.out], name).toEqual([0, `${imageDigest}\n`]);
+      const json = await stowage(['digest', `${host}/multi:v1`, '--json'], { cwd: work });
+      expect(JSON.parse(json.out), name).toEqual({
+        digest: indexDigest,
+        mediaType: index.index.mediaType,
+        size: index.index.size,
+      });
+      const child = await stowage(['digest', `${host}/multi:v1`, '--platform', 'linux/arm64'], { cwd: work });
+      expect(child.out, name).toBe(`${arm.descriptor.digest}\n`);
+
+      const manifest = await stowage(['manifest', 'get', `${host}/app@${imageDigest}`], { cwd: work });
+      expect(manifest.code, name).toBe(0);
+      expect(sha256(manifest.bytes), name).toBe(imageDigest);
+      const childManifest = await stowage(
+        ['manifest', 'get', `${host}/multi:v1`, '--platform', 'linux/arm64'],
+        {
+          cwd: work,
+        },
+      );
+      expect(sha256(childManifest.bytes), name).toBe(arm.descriptor.digest);
+
+      const config = await stowage(['config', `${host}/multi:v1`, '--platform', 'linux/arm64'], {
+        cwd: work,
+      });
+      expect(config.code, name).toBe(0);
+      expect(config.bytes.equals(Buffer.from(arm.config.bytes)), name).toBe(true);
+    }
+  }, 60_000);
+
+  it('blob get streams a blob to stdout or writes it whole into --output', async () => {
+    const layer = image.layers[1] as RandomImage['layers'][number];
+    for (const [name, host] of registries()) {
+      const ref = `${host}/app@${layer.descriptor.digest}`;
+      const out = await stowage(['blob', 'get', ref], { cwd: work });
+      expect(out.code, name).toBe(0);
+      expect(out.bytes.equals(Buffer.from(layer.bytes)), name).toBe(true);
+      const file = join(work, `layer-${name}`);
+      const saved = await stowage(['blob', 'get', ref, '-o', file], { cwd: work });
+      expect([saved.code, saved.out], name).toEqual([0, '']);
+      expect((await readFile(file)).equals(Buffer.from(layer.bytes)), name).toBe(true);
+    }
+  }, 60_000);
+
+  it('copy keeps every digest between the registries and the local store, and skopeo reads the result', async () => {
+    const toOurs = await stowage(
+      ['copy', `docker://${upstream.host}/multi:v1`, `${ours}/mirror/multi`, '--json'],
+      {
+        cwd: work,
+      },
+    );
+    expect([toOurs.code, toOurs.err]).toEqual([0, '']);
+    const result = JSON.parse(toOurs.out);
+    expect(result).toMatchObject({ digest: indexDigest, sourceDigest: indexDigest, indexRewritten: false });
+    expect(result.blobsCopied).toBeGreaterThan(0);
+    // skopeo pulls what stowage copied, with the same digest
+    const raw = await promisify(execFile)(
+      'skopeo',
+      ['inspect', '--raw', '--tls-verify=false', `docker://${ours}/mirror/multi:v1`],
+      { encoding: 'buffer' },
+    );
+    expect(sha256(raw.stdout as Buffer)).toBe(indexDigest);
+
+    // into the local store at --root and back out to docker-registry
+    const root = join(work, 'local');
+    const toStore = await stowage(['copy', `${upstream.host}/app:v1`, 'store:local/app', '--root', root], {
+      cwd: work,
+    });
+    expect(toStore.code).toBe(0);
+    expect(toStore.out).toBe(`store:local/app: ${imageDigest} (3 blobs copied, 0 already there, 0.1 MiB)\n`);
+    const back = await stowage(
+      ['copy', 'store:local/app:v1', `${upstream.host}/roundtrip/app:v9`, '--root', root, '--json'],
+      { cwd: work },
+    );
+    expect(back.code).toBe(0);
+    expect(JSON.parse(back.out).digest).toBe(imageDigest);
+    const again = await stowage(['digest', `${upstream.host}/roundtrip/app:v9`], { cwd: work });
+    expect(again.out).toBe(`${imageDigest}\n`);
+
+    // the other way round: what skopeo copied, stowage reads with skopeo's digest
+    await promisify(execFile)('skopeo', [
+      'copy',
+      '--all',
+      // uncompressed layers would be compressed on the way (new digests) otherwise
+      '--preserve-digests',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      `docker://${upstream.host}/multi:v1`,
+      `docker://${ours}/by-skopeo/multi:v1`,
+    ]);
+    const inspect = (...args: string[]) =>
+      promisify(execFile)(
+        'skopeo',
+        ['inspect', '--tls-verify=false', ...args, `docker://${ours}/by-skopeo/multi:v1`],
+        {
+          encoding: 'buffer',
+        },
+      );
+    const ourDigest = await stowage(['digest', `${ours}/by-skopeo/multi:v1`], { cwd: work });
+    expect(ourDigest.out).toBe(`${sha256((await inspect('--raw')).stdout as Buffer)}\n`);
+    expect(ourDigest.out).toBe(`${indexDigest}\n`);
+    // skopeo inspect names an index by its own digest (and shows this machine's platform's config)
+    const named = JSON.parse((await inspect()).stdout.toString()) as { Digest: string; Architecture: string };
+    expect(named.Digest).toBe(indexDigest);
+    const ourChild = await stowage(
+      ['config', `${ours}/by-skopeo/multi:v1`, '--platform', `linux/${named.Architecture}`],
+      {
+        cwd: work,
+      },
+    );
+    expect(JSON.parse(ourChild.out).architecture).toBe(named.Architecture);
+  }, 120_000);
+
+  it('a platform filter into docker-registry rewrites the index and says so', async () => {
+    const run = await stowage(
+      [
+        'copy',
+        `${ours}/multi:v1`,
+        `${upstream.host}/amd64-only/multi:v1`,
+        '--platform',
+        'linux/amd64',
+        '--json',
+      ],
+      { cwd: work },
+    );
+    expect(run.code).toBe(0);
+    const result = JSON.parse(run.out);
+    expect(result.indexRewritten).toBe(true);
+    expect(result.digest).not.toBe(indexDigest);
+    const arm = await stowage(
+      ['digest', `${upstream.host}/amd64-only/multi:v1`, '--platform', 'linux/arm64'],
+      {
+        cwd: work,
+      },
+    );
+    expect(arm.code).toBe(6);
+    expect(arm.lines).toEqual([
+      expect.stringMatching(
+        /^stowage: MANIFEST_UNKNOWN: amd64-only\/multi:v1 has no manifest for linux\/arm64 \(it has linux\/amd64\)$/,
+      ),
+    ]);
+  }, 60_000);
+
+  it('bad input and failing registries are one line and a documented exit code, never a stack trace', async () => {
+    const cases: [string[], number, RegExp][] = [
+      [['ls'], 2, /^stowage: ls needs a repository \(see stowage ls --help\)$/],
+      [
+        ['ls', 'Not/Valid'],
+        2,
+        /^stowage: invalid reference "Not\/Valid": .* \(the repository\) \(see stowage ls --help\)$/,
+      ],
+      [['ls', `${ours}/app`, '--bogus'], 2, /^stowage: unknown option --bogus \(see stowage ls --help\)$/],
+      [
+        ['ls', `${ours}/app`, '--root', 'x'],
+        2,
+        /^stowage: --root is not an option of ls \(see stowage ls --help\)$/,
+      ],
+      [
+        ['blob', 'get', `${ours}/app:v1`],
+        2,
+        /^stowage: a blob is named by repository@digest, not ".*app:v1" \(see stowage blob get --help\)$/,
+      ],
+      [
+        ['digest', `${ours}/app:v1`, '--platform', 'linux'],
+        2,
+        /^stowage: --platform .* \(see stowage digest --help\)$/,
+      ],
+      [
+        ['copy', `${ours}/app:v1`],
+        2,
+        /^stowage: copy needs a source and a destination \(see stowage copy --help\)$/,
+      ],
+      [['blob'], 2, /^stowage: blob needs a subcommand: get \(see stowage --help\)$/],
+      [['digest', `${ours}/app:nope`], 6, /^stowage: MANIFEST_UNKNOWN: /],
+      [['ls', `${upstream.host}/nothing-here`], 6, /^stowage: NAME_UNKNOWN: /],
+      [['manifest', 'get', `${ours}/app:nope`], 6, /^stowage: MANIFEST_UNKNOWN: /],
+      [
+        ['ls', '127.0.0.1:1/app'],
+        8,
+        /^stowage: NETWORK_ERROR: .*: check the registry's address and that it is up/,
+      ],
+    ];
+    const cwd = await mkdtemp(join(work, 'mistakes-'));
+    for (const [args, code, line] of cases) {
+      const run = await stowage(args, { cwd });
+      expect(run.code, args.join(' ')).toBe(code);
+      expect(run.lines[0], args.join(' ')).toMatch(line);
+      expect(run.err, args.join(' ')).not.toMatch(/\n\s+at /);
+      expect(run.out, args.join(' ')).toBe('');
+    }
+    expect(await readdir(cwd)).toEqual([]);
+  }, 120_000);
+});
