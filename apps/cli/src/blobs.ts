@@ -1,8 +1,9 @@
 // stowage blob get: a blob's bytes, verified against its digest while they stream.
-import { createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { defineCommand, GENERAL_OPTIONS_HELP, usageError } from './command.js';
+import { digestStream } from '@stowage/oci';
+import { defineCommand, GENERAL_OPTIONS_HELP, quoted, usageError } from './command.js';
 import { oneOperand, toStdout } from './manifests.js';
 import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes } from './remote.js';
 
@@ -48,6 +49,81 @@ examples:
       await rm(temp, { force: true });
       throw error;
     }
+    return 0;
+  },
+});
+
+const BLOB_PUT_USAGE = 'usage: stowage blob put [options] <repository> <file>';
+
+export const blobPutCommand = defineCommand({
+  name: 'blob put',
+  synopsis: 'blob put <repository> <file>',
+  summary: 'push a file as a blob',
+  usage: BLOB_PUT_USAGE,
+  help: `${BLOB_PUT_USAGE}
+
+Pushes <file> into <repository> as a blob (read twice: once to hash it, once to send it; one
+request, resumed from the start on a failure). A blob the repository has is not sent again.
+Prints its digest; with --json {"digest","size"}.
+
+options:
+  --json                 the digest and size as one JSON object
+${REMOTE_OPTIONS_HELP}
+${GENERAL_OPTIONS_HELP}
+
+examples:
+  stowage blob put 127.0.0.1:5000/app layer.tar.gz
+  stowage blob put registry.example/app config.json --json`,
+  options: { json: { type: 'boolean' }, ...REMOTE_OPTIONS },
+  async run({ operands, values }) {
+    if (operands.length !== 2) {
+      throw usageError(
+        'blob put',
+        `blob put needs a repository and a file${operands.length > 2 ? `, not ${quoted(operands)}` : ''}`,
+      );
+    }
+    const [repository, file] = operands as [string, string];
+    const { digest, size } = await digestStream(createReadStream(file));
+    await using remotes = new Remotes('blob put', values);
+    const { client, reference } = remotes.open(repository, 'repository');
+    if (reference.tag !== undefined || reference.digest !== undefined) {
+      throw usageError('blob put', `a blob goes into a repository, not ${JSON.stringify(repository)}`);
+    }
+    if (!(await client.headBlob(reference.repository, digest))) {
+      await client.putBlob(reference.repository, () => createReadStream(file), { digest, size });
+    }
+    process.stdout.write(values.json ? `${JSON.stringify({ digest, size })}\n` : `${digest}\n`);
+    return 0;
+  },
+});
+
+const BLOB_DELETE_USAGE = 'usage: stowage blob delete [options] <repository@digest>';
+
+export const blobDeleteCommand = defineCommand({
+  name: 'blob delete',
+  synopsis: 'blob delete <repository@digest>',
+  summary: 'delete a blob from a repository',
+  usage: BLOB_DELETE_USAGE,
+  help: `${BLOB_DELETE_USAGE}
+
+Deletes the blob <repository@digest> names from that repository (a registry may refuse it:
+docker-registry unless storage.delete is on; exit code 9).
+
+options:
+${REMOTE_OPTIONS_HELP}
+${GENERAL_OPTIONS_HELP}
+
+example:
+  stowage blob delete 127.0.0.1:5000/app@sha256:...`,
+  options: { ...REMOTE_OPTIONS },
+  async run({ operands, values }) {
+    const text = oneOperand('blob delete', operands, 'a blob reference (repository@digest)');
+    await using remotes = new Remotes('blob delete', values);
+    const { client, reference } = remotes.open(text, 'blob reference');
+    if (reference.digest === undefined || reference.tag !== undefined) {
+      throw usageError('blob delete', `a blob is named by repository@digest, not ${JSON.stringify(text)}`);
+    }
+    await client.deleteBlob(reference.repository, reference.digest);
     return 0;
   },
 });

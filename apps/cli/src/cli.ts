@@ -4,8 +4,7 @@
 // (errors.ts): one line, a documented exit code, and a stack trace only with --debug.
 import { readFileSync } from 'node:fs';
 import { parseCommandLine, wantsDebug } from './args.js';
-import { type CommandRun, list, UsageError } from './command.js';
-import { COMMANDS } from './commands.js';
+import { type CommandRun, UsageError } from './command.js';
 import { debugText, explain } from './errors.js';
 import { helpText, usageText } from './help.js';
 import { explainSync } from './sync.js';
@@ -29,11 +28,7 @@ async function main(argv: readonly string[], run: CommandRun): Promise<number> {
     process.stdout.write(`stowage ${version()}\n`);
     return 0;
   }
-  if (command === undefined) {
-    // the first word of each: a group (db) counts once
-    const words = [...new Set(COMMANDS.map((c) => c.name.split(' ')[0] as string))];
-    throw new UsageError(`a command is needed: ${list(words, 'or')} (see stowage --help)`, undefined);
-  }
+  if (command === undefined) throw new UsageError('a command is needed (see stowage --help)', undefined);
   return command.run({ operands, values, run });
 }
 

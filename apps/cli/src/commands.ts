@@ -1,11 +1,20 @@
 // Every command of stowage, in the order the top help lists them. A new command
 // is a file exporting a defineCommand(...) and a line here; nothing else.
-import { blobGetCommand } from './blobs.js';
+import { blobDeleteCommand, blobGetCommand, blobPutCommand } from './blobs.js';
 import type { Command } from './command.js';
 import { copyCommand } from './copy.js';
 import { dbMigrateCommand, dbStatusCommand } from './db.js';
 import { importCommand } from './import.js';
-import { configCommand, digestCommand, manifestGetCommand } from './manifests.js';
+import { inspectCommand, referrersCommand } from './inspect.js';
+import {
+  configCommand,
+  deleteCommand,
+  digestCommand,
+  manifestDeleteCommand,
+  manifestGetCommand,
+  manifestPutCommand,
+  tagCommand,
+} from './manifests.js';
 import { syncCommand } from './sync.js';
 import { catalogCommand, lsCommand } from './tags.js';
 
@@ -13,9 +22,17 @@ export const COMMANDS: readonly Command[] = [
   lsCommand,
   catalogCommand,
   manifestGetCommand,
+  manifestPutCommand,
+  manifestDeleteCommand,
   digestCommand,
   configCommand,
+  inspectCommand,
+  referrersCommand,
   blobGetCommand,
+  blobPutCommand,
+  blobDeleteCommand,
+  tagCommand,
+  deleteCommand,
   copyCommand,
   syncCommand,
   importCommand,

@@ -1,10 +1,14 @@
 // stowage manifest get, digest, config: a reference to its manifest (a platform's
 // child of an index with --platform), its digest, or its image config.
 
+import { readFile } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import {
+  type Digest,
   defaultPlatform,
+  detectManifestMediaType,
   formatPlatform,
+  isValidTag,
   type ManifestContent,
   type ParsedManifest,
   parseManifest,
@@ -13,7 +17,7 @@ import {
   selectManifest,
 } from '@stowage/oci';
 import { defineCommand, GENERAL_OPTIONS_HELP, type OptionTable, quoted, usageError } from './command.js';
-import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, type Remote, Remotes } from './remote.js';
+import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, type Remote, Remotes, type RemoteValues } from './remote.js';
 
 const PLATFORM_OPTION = { platform: { type: 'string' } } as const satisfies OptionTable;
 
@@ -35,7 +39,7 @@ export async function toStdout(stream: NodeJS.ReadableStream): Promise<void> {
 }
 
 /** The platform asked for, checked; a malformed one is a usage error. */
-function platformOf(command: string, text: string | undefined) {
+export function platformOf(command: string, text: string | undefined) {
   if (text === undefined) return undefined;
   try {
     return parsePlatform(text);
@@ -48,7 +52,7 @@ function platformOf(command: string, text: string | undefined) {
  * The manifest a reference names; with a platform, an index's child for it
  * (an image manifest is returned as it is, if its config matches or not).
  */
-async function resolveManifest(
+export async function resolveManifest(
   remote: Remote,
   platform: ReturnType<typeof parsePlatform> | undefined,
 ): Promise<{ content: ManifestContent; parsed: ParsedManifest }> {
@@ -182,6 +186,171 @@ examples:
       throw new RegistryError('MANIFEST_INVALID', 'the index names another index for that platform');
     const blob = await remote.client.getBlob(remote.reference.repository, parsed.manifest.config.digest);
     await toStdout(blob.stream);
+    return 0;
+  },
+});
+
+/** The digest a reference names: its own, or the one its tag points at now (one HEAD). */
+export async function digestOf(remote: Remote): Promise<Digest> {
+  if (remote.reference.digest !== undefined) return remote.reference.digest;
+  const info = await remote.client.headManifest(remote.reference.repository, remote.target);
+  if (!info) {
+    throw new RegistryError(
+      'MANIFEST_UNKNOWN',
+      `${remote.reference.repository}:${remote.target} is not in the registry`,
+    );
+  }
+  return info.digest;
+}
+
+const MANIFEST_PUT_USAGE = 'usage: stowage manifest put [options] <image> [<file>|-]';
+
+export const manifestPutCommand = defineCommand({
+  name: 'manifest put',
+  synopsis: 'manifest put <image> [<file>]',
+  summary: 'push a manifest from a file or stdin',
+  usage: MANIFEST_PUT_USAGE,
+  help: `${MANIFEST_PUT_USAGE}
+
+Pushes the manifest in <file> (or stdin, without one or with -) to <image>, byte for byte, under
+its tag (or by digest: the bytes must have that digest). The media type is the one the manifest
+declares (its mediaType field, else what its shape implies), or --media-type. Every blob and
+child it references must be in the repository already. Prints the digest.
+
+options:
+  --media-type <type>    push it with this media type
+${REMOTE_OPTIONS_HELP}
+${GENERAL_OPTIONS_HELP}
+
+examples:
+  stowage manifest get registry.example/app:v1 > m.json && stowage manifest put 127.0.0.1:5000/app:v1 m.json
+  stowage manifest get registry.example/app:v1 | stowage manifest put 127.0.0.1:5000/app:copy`,
+  options: { 'media-type': { type: 'string' }, ...REMOTE_OPTIONS },
+  async run({ operands, values }) {
+    if (operands.length === 0 || operands.length > 2) {
+      throw usageError(
+        'manifest put',
+        operands.length === 0
+          ? 'manifest put needs an image reference (and a file, else stdin)'
+          : `manifest put takes an image reference and a file, not ${operands.length}: ${quoted(operands)}`,
+      );
+    }
+    const [image, file = '-'] = operands as [string, string?];
+    const bytes = file === '-' ? await readStdin() : await readFile(file);
+    let mediaType = values['media-type'];
+    if (mediaType === undefined) {
+      try {
+        mediaType = detectManifestMediaType(JSON.parse(Buffer.from(bytes).toString('utf8')));
+      } catch {
+        // not JSON: parseManifest below names what is wrong
+      }
+    }
+    const parsed = parseManifest(bytes, mediaType === undefined ? {} : { mediaType });
+    await using remotes = new Remotes('manifest put', values);
+    const { client, reference, target } = remotes.open(image);
+    const result = await client.putManifest(reference.repository, target, {
+      bytes,
+      mediaType: parsed.mediaType,
+    });
+    process.stdout.write(`${result.digest}\n`);
+    return 0;
+  },
+});
+
+async function readStdin(): Promise<Uint8Array> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}
+
+/** Deletes the manifest an image names (a tag resolved to its digest first) and prints the digest. */
+async function deleteImage(
+  command: string,
+  operands: readonly string[],
+  values: RemoteValues,
+): Promise<number> {
+  const image = oneOperand(command, operands, 'an image reference');
+  await using remotes = new Remotes(command, values);
+  const remote = remotes.open(image);
+  const digest = await digestOf(remote);
+  await remote.client.deleteManifest(remote.reference.repository, digest);
+  process.stdout.write(`${digest}\n`);
+  return 0;
+}
+
+const deleteHelp = (name: string) => `usage: stowage ${name} [options] <image>
+
+Deletes the manifest <image> names (a tag is resolved to its digest first, as crane delete does):
+every tag that points at it goes with it. Prints the digest deleted.
+
+options:
+${REMOTE_OPTIONS_HELP}
+${GENERAL_OPTIONS_HELP}
+
+examples:
+  stowage ${name} 127.0.0.1:5000/app@sha256:...
+  stowage ${name} 127.0.0.1:5000/app:old`;
+
+export const manifestDeleteCommand = defineCommand({
+  name: 'manifest delete',
+  synopsis: 'manifest delete <image>',
+  summary: 'delete a manifest (every tag pointing at it goes too)',
+  usage: 'usage: stowage manifest delete [options] <image>',
+  help: deleteHelp('manifest delete'),
+  options: { ...REMOTE_OPTIONS },
+  run: ({ operands, values }) => deleteImage('manifest delete', operands, values),
+});
+
+export const deleteCommand = defineCommand({
+  name: 'delete',
+  synopsis: 'delete <image>',
+  summary: 'delete an image: its manifest and the tags on it',
+  usage: 'usage: stowage delete [options] <image>',
+  help: deleteHelp('delete'),
+  options: { ...REMOTE_OPTIONS },
+  run: ({ operands, values }) => deleteImage('delete', operands, values),
+});
+
+const TAG_USAGE = 'usage: stowage tag [options] <image> <tag>...';
+
+export const tagCommand = defineCommand({
+  name: 'tag',
+  synopsis: 'tag <image> <tag>...',
+  summary: 'put more tags on an image, in its repository',
+  usage: TAG_USAGE,
+  help: `${TAG_USAGE}
+
+Points each <tag> of <image>'s repository at the manifest <image> names (its bytes pushed again
+under the tag, nothing else moved), as crane tag does. Prints the digest.
+
+options:
+${REMOTE_OPTIONS_HELP}
+${GENERAL_OPTIONS_HELP}
+
+examples:
+  stowage tag 127.0.0.1:5000/app:v1.2.3 v1.2 v1 latest
+  stowage tag registry.example/app@sha256:... stable`,
+  options: { ...REMOTE_OPTIONS },
+  async run({ operands, values }) {
+    if (operands.length < 2) throw usageError('tag', 'tag needs an image reference and at least one tag');
+    const [image, ...tags] = operands as [string, ...string[]];
+    for (const tag of tags) {
+      if (!isValidTag(tag))
+        throw usageError(
+          'tag',
+          `invalid tag ${JSON.stringify(tag)}: tags match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`,
+        );
+    }
+    await using remotes = new Remotes('tag', values);
+    const { client, reference, target } = remotes.open(image);
+    const content = await client.getManifest(reference.repository, target);
+    for (const tag of tags) {
+      await client.putManifest(reference.repository, tag, {
+        bytes: content.bytes,
+        mediaType: content.mediaType,
+      });
+    }
+    process.stdout.write(`${content.digest}\n`);
     return 0;
   },
 });

@@ -74,6 +74,8 @@ export interface RunOptions {
   readonly cwd: string;
   readonly env?: Readonly<Record<string, string>>;
   readonly onStderr?: (text: string, child: ReturnType<typeof spawn>) => void;
+  /** What stdin holds (else it is closed at once). */
+  readonly input?: Uint8Array | string;
 }
 
 /** Runs `stowage <args>` (no database URL from this environment unless `env` gives one). */
@@ -84,12 +86,15 @@ export function stowage(args: readonly string[], options: RunOptions): Promise<R
   const child = spawn(process.execPath, [bin, ...args], {
     cwd: options.cwd,
     env: { ...env, ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
   });
+  if (options.input !== undefined) child.stdin?.end(options.input);
+  const { stdout, stderr } = child;
+  if (!stdout || !stderr) throw new Error('spawned without pipes');
   const out: Buffer[] = [];
   let err = '';
-  child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
-  child.stderr.on('data', (chunk: Buffer) => {
+  stdout.on('data', (chunk: Buffer) => out.push(chunk));
+  stderr.on('data', (chunk: Buffer) => {
     err += chunk.toString();
     options.onStderr?.(err, child);
   });

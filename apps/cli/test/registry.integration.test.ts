@@ -5,7 +5,7 @@
 // digest; bad input and registry failures are one line and a documented exit code.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -20,6 +20,7 @@ import {
   pushIndex,
   type RandomImage,
   type RandomIndex,
+  randomArtifact,
   randomImage,
   randomIndex,
   requirePeers,
@@ -244,6 +245,108 @@ describe('stowage registry commands', () => {
     ]);
   }, 60_000);
 
+  it('manifest put, tag, blob put, delete and blob delete change the registry as they say', async () => {
+    for (const [name, host] of registries()) {
+      const dir = await mkdtemp(join(work, `writes-${name}-`));
+      const manifest = await stowage(['manifest', 'get', `${host}/app:v1`], { cwd: dir });
+      const file = join(dir, 'm.json');
+      await writeFile(file, manifest.bytes);
+      const put = await stowage(['manifest', 'put', `${host}/app:from-file`, file], { cwd: dir });
+      expect([put.code, put.out], name).toEqual([0, `${imageDigest}\n`]);
+      const piped = await stowage(['manifest', 'put', `${host}/app:from-stdin`], {
+        cwd: dir,
+        input: manifest.bytes,
+      });
+      expect([piped.code, piped.out], name).toEqual([0, `${imageDigest}\n`]);
+      const tagged = await stowage(['tag', `${host}/app:v1`, 'x1', 'x2'], { cwd: dir });
+      expect([tagged.code, tagged.out], name).toEqual([0, `${imageDigest}\n`]);
+      const ls = await stowage(['ls', `${host}/app`, '--json'], { cwd: dir });
+      expect(JSON.parse(ls.out).tags, name).toEqual(['from-file', 'from-stdin', 'v1', 'v2', 'x1', 'x2']);
+
+      const blobFile = join(dir, 'blob');
+      await writeFile(blobFile, 'a blob of the cli test\n');
+      const blob = await stowage(['blob', 'put', `${host}/scratch`, blobFile, '--json'], { cwd: dir });
+      expect(blob.code, name).toBe(0);
+      const { digest, size } = JSON.parse(blob.out);
+      expect([digest, size], name).toEqual([sha256(Buffer.from('a blob of the cli test\n')), 23]);
+      const back = await stowage(['blob', 'get', `${host}/scratch@${digest}`], { cwd: dir });
+      expect(back.out, name).toBe('a blob of the cli test\n');
+      const gone = await stowage(['blob', 'delete', `${host}/scratch@${digest}`], { cwd: dir });
+      expect([gone.code, gone.err], name).toEqual([0, '']);
+      const missing = await stowage(['blob', 'get', `${host}/scratch@${digest}`], { cwd: dir });
+      expect(missing.code, name).toBe(6);
+
+      // a copy to delete: the manifest and every tag on it go
+      await stowage(['copy', `${host}/app:v2`, `${host}/doomed:a`], { cwd: dir });
+      await stowage(['tag', `${host}/doomed:a`, 'b'], { cwd: dir });
+      const deleted = await stowage(['delete', `${host}/doomed:b`], { cwd: dir });
+      expect(deleted.code, name).toBe(0);
+      expect(deleted.out, name).toMatch(/^sha256:[0-9a-f]{64}\n$/);
+      const after = await stowage(['digest', `${host}/doomed:a`], { cwd: dir });
+      expect(after.code, name).toBe(6);
+    }
+  }, 120_000);
+
+  it('referrers lists an artifact pushed with a subject; inspect shows what skopeo inspect shows', async () => {
+    for (const [name, host] of registries()) {
+      const client = createRegistryClient({ registry: host, auth: { useConfigFiles: false } });
+      clients.push(client);
+      const artifact = randomArtifact({
+        subject: image.descriptor,
+        artifactType: 'application/vnd.test.sbom',
+        seed: 21,
+      });
+      await pushImage(client, 'app', artifact);
+      const listed = await stowage(['referrers', `${host}/app:v1`, '--json'], { cwd: work });
+      expect(listed.code, name).toBe(0);
+      const json = JSON.parse(listed.out);
+      expect(json.subject, name).toBe(imageDigest);
+      expect(
+        json.manifests.map((d: { digest: string }) => d.digest),
+        name,
+      ).toEqual([artifact.descriptor.digest]);
+      const filtered = await stowage(
+        ['referrers', `${host}/app:v1`, '--artifact-type', 'application/other'],
+        {
+          cwd: work,
+        },
+      );
+      expect([filtered.code, filtered.out], name).toEqual([0, '']);
+
+      const ours = JSON.parse(
+        (await stowage(['inspect', `${host}/multi:v1`, '--platform', 'linux/arm64'], { cwd: work })).out,
+      );
+      const theirs = JSON.parse(
+        (
+          await promisify(execFile)('skopeo', [
+            'inspect',
+            '--tls-verify=false',
+            '--override-arch',
+            'arm64',
+            `docker://${host}/multi:v1`,
+          ])
+        ).stdout,
+      );
+      for (const key of [
+        'Name',
+        'Digest',
+        'RepoTags',
+        'Created',
+        'Labels',
+        'Architecture',
+        'Os',
+        'Layers',
+        'Env',
+      ]) {
+        expect(ours[key], `${name} ${key}`).toEqual(theirs[key]);
+      }
+      expect(
+        ours.LayersData.map((l: { Digest: string }) => l.Digest),
+        name,
+      ).toEqual(theirs.Layers);
+    }
+  }, 120_000);
+
   it('bad input and failing registries are one line and a documented exit code, never a stack trace', async () => {
     const cases: [string[], number, RegExp][] = [
       [['ls'], 2, /^stowage: ls needs a repository \(see stowage ls --help\)$/],
@@ -273,7 +376,7 @@ describe('stowage registry commands', () => {
         2,
         /^stowage: copy needs a source and a destination \(see stowage copy --help\)$/,
       ],
-      [['blob'], 2, /^stowage: blob needs a subcommand: get \(see stowage --help\)$/],
+      [['blob'], 2, /^stowage: blob needs a subcommand: get, put or delete \(see stowage --help\)$/],
       [['digest', `${ours}/app:nope`], 6, /^stowage: MANIFEST_UNKNOWN: /],
       [['ls', `${upstream.host}/nothing-here`], 6, /^stowage: NAME_UNKNOWN: /],
       [['manifest', 'get', `${ours}/app:nope`], 6, /^stowage: MANIFEST_UNKNOWN: /],
