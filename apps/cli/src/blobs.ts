@@ -3,8 +3,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { digestStream } from '@stowage/oci';
-import { defineCommand, GENERAL_OPTIONS_HELP, quoted, usageError } from './command.js';
-import { oneOperand, toStdout } from './manifests.js';
+import { defineCommand, GENERAL_OPTIONS_HELP, oneOperand, quoted, usageError } from './command.js';
+import { toStdout } from './manifests.js';
 import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes } from './remote.js';
 
 const BLOB_GET_USAGE = 'usage: stowage blob get [options] <repository@digest>';

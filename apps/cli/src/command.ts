@@ -115,6 +115,18 @@ export function quoted(operands: readonly string[]): string {
   return operands.map((o) => JSON.stringify(o)).join(' ');
 }
 
+/** The one operand a command takes, or a usage error naming what is missing or extra. */
+export function oneOperand(command: string, operands: readonly string[], what: string): string {
+  if (operands.length === 0) throw usageError(command, `${command} needs ${what}`);
+  if (operands.length > 1) {
+    throw usageError(
+      command,
+      `${command} takes one ${what.replace(/^an? /, '')}, not ${operands.length}: ${quoted(operands)}`,
+    );
+  }
+  return operands[0] as string;
+}
+
 /** Help text shared by the commands that open the metadata database. */
 export const URL_EXAMPLE = 'postgres://postgres@127.0.0.1:5432/registry';
 

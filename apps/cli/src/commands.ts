@@ -6,6 +6,7 @@ import { copyCommand } from './copy.js';
 import { dbMigrateCommand, dbStatusCommand } from './db.js';
 import { importCommand } from './import.js';
 import { inspectCommand, referrersCommand } from './inspect.js';
+import { loginCommand, logoutCommand } from './login.js';
 import {
   configCommand,
   deleteCommand,
@@ -34,6 +35,8 @@ export const COMMANDS: readonly Command[] = [
   tagCommand,
   deleteCommand,
   copyCommand,
+  loginCommand,
+  logoutCommand,
   syncCommand,
   importCommand,
   dbMigrateCommand,

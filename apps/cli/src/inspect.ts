@@ -1,7 +1,7 @@
 // stowage inspect (what skopeo inspect shows) and stowage referrers.
 import { defaultPlatform, formatPlatform, RegistryError } from '@stowage/oci';
-import { defineCommand, GENERAL_OPTIONS_HELP } from './command.js';
-import { digestOf, oneOperand, platformOf, resolveManifest } from './manifests.js';
+import { defineCommand, GENERAL_OPTIONS_HELP, oneOperand } from './command.js';
+import { digestOf, platformOf, resolveManifest } from './manifests.js';
 import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes } from './remote.js';
 
 const INSPECT_USAGE = 'usage: stowage inspect [options] <image>';

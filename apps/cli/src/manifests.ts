@@ -16,22 +16,17 @@ import {
   RegistryError,
   selectManifest,
 } from '@stowage/oci';
-import { defineCommand, GENERAL_OPTIONS_HELP, type OptionTable, quoted, usageError } from './command.js';
+import {
+  defineCommand,
+  GENERAL_OPTIONS_HELP,
+  type OptionTable,
+  oneOperand,
+  quoted,
+  usageError,
+} from './command.js';
 import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, type Remote, Remotes, type RemoteValues } from './remote.js';
 
 const PLATFORM_OPTION = { platform: { type: 'string' } } as const satisfies OptionTable;
-
-/** The one operand a command takes, or a usage error naming what is missing or extra. */
-export function oneOperand(command: string, operands: readonly string[], what: string): string {
-  if (operands.length === 0) throw usageError(command, `${command} needs ${what}`);
-  if (operands.length > 1) {
-    throw usageError(
-      command,
-      `${command} takes one ${what.replace(/^an? /, '')}, not ${operands.length}: ${quoted(operands)}`,
-    );
-  }
-  return operands[0] as string;
-}
 
 /** Streams bytes to stdout, minding its pace, and leaves it open. */
 export async function toStdout(stream: NodeJS.ReadableStream): Promise<void> {

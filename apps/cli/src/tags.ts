@@ -1,6 +1,5 @@
 // stowage ls, catalog: a repository's tags and a registry's repositories, every page.
-import { defineCommand, GENERAL_OPTIONS_HELP } from './command.js';
-import { oneOperand } from './manifests.js';
+import { defineCommand, GENERAL_OPTIONS_HELP, oneOperand } from './command.js';
 import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes } from './remote.js';
 
 const LS_USAGE = 'usage: stowage ls [options] <repository>';
