@@ -31,11 +31,11 @@ examples:
   async run({ operands, values }) {
     const text = oneOperand('blob get', operands, 'a blob reference (repository@digest)');
     await using remotes = new Remotes('blob get', values);
-    const { client, reference } = remotes.open(text, 'blob reference');
+    const { registry, reference } = await remotes.open(text, 'blob reference');
     if (reference.digest === undefined || reference.tag !== undefined) {
       throw usageError('blob get', `a blob is named by repository@digest, not ${JSON.stringify(text)}`);
     }
-    const blob = await client.getBlob(reference.repository, reference.digest);
+    const blob = await registry.getBlob(reference.repository, reference.digest);
     if (values.output === undefined) {
       await toStdout(blob.stream);
       return 0;
@@ -84,13 +84,13 @@ examples:
     }
     const [repository, file] = operands as [string, string];
     const { digest, size } = await digestStream(createReadStream(file));
-    await using remotes = new Remotes('blob put', values);
-    const { client, reference } = remotes.open(repository, 'repository');
+    await using remotes = new Remotes('blob put', values, { writes: true });
+    const { registry, reference } = await remotes.open(repository, 'repository');
     if (reference.tag !== undefined || reference.digest !== undefined) {
       throw usageError('blob put', `a blob goes into a repository, not ${JSON.stringify(repository)}`);
     }
-    if (!(await client.headBlob(reference.repository, digest))) {
-      await client.putBlob(reference.repository, () => createReadStream(file), { digest, size });
+    if (!(await registry.headBlob(reference.repository, digest))) {
+      await registry.putBlob(reference.repository, createReadStream(file), { digest, size });
     }
     process.stdout.write(values.json ? `${JSON.stringify({ digest, size })}\n` : `${digest}\n`);
     return 0;
@@ -118,12 +118,12 @@ example:
   options: { ...REMOTE_OPTIONS },
   async run({ operands, values }) {
     const text = oneOperand('blob delete', operands, 'a blob reference (repository@digest)');
-    await using remotes = new Remotes('blob delete', values);
-    const { client, reference } = remotes.open(text, 'blob reference');
+    await using remotes = new Remotes('blob delete', values, { writes: true });
+    const { registry, reference } = await remotes.open(text, 'blob reference');
     if (reference.digest === undefined || reference.tag !== undefined) {
       throw usageError('blob delete', `a blob is named by repository@digest, not ${JSON.stringify(text)}`);
     }
-    await client.deleteBlob(reference.repository, reference.digest);
+    await registry.deleteBlob(reference.repository, reference.digest);
     return 0;
   },
 });

@@ -5,7 +5,7 @@ import type { Command } from './command.js';
 import { copyCommand } from './copy.js';
 import { dbMigrateCommand, dbStatusCommand } from './db.js';
 import { importCommand } from './import.js';
-import { inspectCommand, referrersCommand } from './inspect.js';
+import { inspectCommand, referrersCommand, storeInspectCommand } from './inspect.js';
 import { loginCommand, logoutCommand } from './login.js';
 import {
   configCommand,
@@ -16,6 +16,7 @@ import {
   manifestPutCommand,
   tagCommand,
 } from './manifests.js';
+import { storeFsckCommand, storeGcCommand, storeImagesCommand, storeRmCommand } from './store.js';
 import { syncCommand } from './sync.js';
 import { catalogCommand, lsCommand } from './tags.js';
 
@@ -37,6 +38,11 @@ export const COMMANDS: readonly Command[] = [
   copyCommand,
   loginCommand,
   logoutCommand,
+  storeImagesCommand,
+  storeInspectCommand,
+  storeRmCommand,
+  storeGcCommand,
+  storeFsckCommand,
   syncCommand,
   importCommand,
   dbMigrateCommand,

@@ -1,14 +1,9 @@
 // stowage copy <src> <dst>: one copyImage between registries and the local store,
 // digests preserved; a progress line on a terminal, the result as JSON with --json.
-import { resolve } from 'node:path';
 import { type CopyProgressEvent, copyImage } from '@stowage/copy';
-import { createImageStore, type ImageStore } from '@stowage/image-store';
-import { type ImageReference, parsePlatform, parseReference, type Registry } from '@stowage/oci';
+import { parsePlatform } from '@stowage/oci';
 import { defineCommand, GENERAL_OPTIONS_HELP, quoted, usageError } from './command.js';
 import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes } from './remote.js';
-
-/** The transport prefix of the local image store (the one stowage-server serves from --root). */
-export const STORE_PREFIX = 'store:';
 
 const USAGE = 'usage: stowage copy [options] <source> <destination>';
 
@@ -27,7 +22,6 @@ options:
                                   index, else it is rewritten (a new digest, reported)
   --referrers                     also copy signatures, SBOMs and other referrers
   --concurrency <n>               blobs and manifests at once (default 4)
-  --root <dir>                    the local store of store: (default ./data, as stowage-server)
   --json                          the result (digests, blobs copied and skipped) as JSON
 ${REMOTE_OPTIONS_HELP}
 ${GENERAL_OPTIONS_HELP}
@@ -38,13 +32,6 @@ examples:
   stowage copy store:app:v1 127.0.0.1:5000/app --json
 
 On a terminal one updating line on stderr shows the blobs and bytes done.`;
-
-/** One side of a copy: a store, and the repository and reference in it. */
-interface Side {
-  readonly registry: Registry;
-  readonly reference: ImageReference;
-  readonly label: string;
-}
 
 function progressLine(write: (text: string) => void) {
   let bytes = 0;
@@ -85,7 +72,6 @@ export const copyCommand = defineCommand({
     platform: { type: 'string', multiple: true },
     referrers: { type: 'boolean' },
     concurrency: { type: 'string' },
-    root: { type: 'string' },
     json: { type: 'boolean' },
     ...REMOTE_OPTIONS,
   },
@@ -115,45 +101,17 @@ export const copyCommand = defineCommand({
         );
       }
     }
-    await using remotes = new Remotes('copy', values);
-    let store: ImageStore | undefined;
-    const openSide = async (text: string, what: 'source' | 'destination'): Promise<Side> => {
-      if (!text.startsWith(STORE_PREFIX)) {
-        const reference = remotes.parse(text, what);
-        return { registry: remotes.client(reference.registry), reference, label: text };
-      }
-      let reference: ImageReference;
-      try {
-        reference = parseReference(text.slice(STORE_PREFIX.length), {
-          defaultRegistry: 'store',
-          normalize: false,
-        });
-      } catch (error) {
-        throw usageError('copy', `${(error as Error).message} (the ${what})`);
-      }
-      if (reference.registry !== 'store') {
-        throw usageError(
-          'copy',
-          `${what} ${JSON.stringify(text)}: store: takes a repository, not a registry host`,
-        );
-      }
-      store ??= await createImageStore({ root: resolve(values.root ?? 'data') });
-      return { registry: store, reference, label: text };
-    };
-    try {
-      const source = await openSide(operands[0] as string, 'source');
-      const destination = await openSide(operands[1] as string, 'destination');
+    await using remotes = new Remotes('copy', values, { writes: true });
+    {
+      const source = await remotes.open(operands[0] as string, 'source');
+      const destination = await remotes.open(operands[1] as string, 'destination');
       const tag =
         destination.reference.tag ??
         (destination.reference.digest === undefined ? (source.reference.tag ?? 'latest') : undefined);
       const progress = process.stderr.isTTY ? progressLine((text) => process.stderr.write(text)) : undefined;
       try {
         const result = await copyImage(
-          {
-            registry: source.registry,
-            repository: source.reference.repository,
-            reference: source.reference.digest ?? source.reference.tag ?? 'latest',
-          },
+          { registry: source.registry, repository: source.reference.repository, reference: source.target },
           {
             registry: destination.registry,
             repository: destination.reference.repository,
@@ -170,13 +128,11 @@ export const copyCommand = defineCommand({
         process.stdout.write(
           values.json
             ? `${JSON.stringify(result)}\n`
-            : `${destination.label}: ${result.digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped + result.blobsMounted} already there, ${(result.bytesCopied / 1048576).toFixed(1)} MiB)\n`,
+            : `${operands[1]}: ${result.digest} (${result.blobsCopied} blobs copied, ${result.blobsSkipped + result.blobsMounted} already there, ${(result.bytesCopied / 1048576).toFixed(1)} MiB)\n`,
         );
       } finally {
         progress?.end();
       }
-    } finally {
-      await store?.close();
     }
     return 0;
   },

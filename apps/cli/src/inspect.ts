@@ -2,7 +2,7 @@
 import { defaultPlatform, formatPlatform, RegistryError } from '@stowage/oci';
 import { defineCommand, GENERAL_OPTIONS_HELP, oneOperand } from './command.js';
 import { digestOf, platformOf, resolveManifest } from './manifests.js';
-import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes } from './remote.js';
+import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes, type RemoteValues } from './remote.js';
 
 const INSPECT_USAGE = 'usage: stowage inspect [options] <image>';
 
@@ -36,45 +36,74 @@ examples:
   stowage inspect 127.0.0.1:5000/app:v1
   stowage inspect docker://registry.example/app:v1 --platform linux/arm64`,
   options: { platform: { type: 'string' }, ...REMOTE_OPTIONS },
-  async run({ operands, values }) {
-    const image = oneOperand('inspect', operands, 'an image reference');
-    const platform = platformOf('inspect', values.platform) ?? defaultPlatform();
-    await using remotes = new Remotes('inspect', values);
-    const remote = remotes.open(image);
-    const { client, reference } = remote;
-    const top = await digestOf(remote);
-    const { parsed } = await resolveManifest(remote, platform);
-    if (parsed.kind !== 'image')
-      throw new RegistryError('MANIFEST_INVALID', 'the index names another index for that platform');
-    const configBlob = await client.getBlob(reference.repository, parsed.manifest.config.digest);
-    const chunks: Buffer[] = [];
-    for await (const chunk of configBlob.stream) chunks.push(chunk as Buffer);
-    const config = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ImageConfig;
-    const { items: tags } = await client.listTags(reference.repository);
-    const layers = parsed.manifest.layers;
-    const shown = {
-      Name: `${reference.registry}/${reference.repository}`,
-      Digest: top,
-      RepoTags: tags,
-      Created: config.created,
-      DockerVersion: config.docker_version ?? '',
-      Labels: config.config?.Labels ?? null,
-      Architecture: config.architecture,
-      Os: config.os,
-      ...(config.variant ? { Variant: config.variant } : {}),
-      Layers: layers.map((l) => l.digest),
-      LayersData: layers.map((l) => ({
-        MIMEType: l.mediaType,
-        Digest: l.digest,
-        Size: l.size,
-        Annotations: l.annotations ?? null,
-      })),
-      Env: config.config?.Env ?? null,
-    };
-    process.stdout.write(`${JSON.stringify(shown, null, 4)}\n`);
-    return 0;
+  run: ({ operands, values }) =>
+    inspectImage('inspect', oneOperand('inspect', operands, 'an image reference'), values),
+});
+
+export const storeInspectCommand = defineCommand({
+  name: 'store inspect',
+  synopsis: 'store inspect <image>',
+  summary: 'show an image of the local store as skopeo inspect does',
+  usage: 'usage: stowage store inspect [options] <repository[:tag|@digest]>',
+  help: `usage: stowage store inspect [options] <repository[:tag|@digest]>
+
+stowage inspect store:<image>: what skopeo inspect shows, of an image of the local store.
+
+options:
+  --platform <os/arch[/variant]>  which child of an index to show
+  --root <dir>                    the image store (default ./data, as stowage-server)
+${GENERAL_OPTIONS_HELP}
+
+example:
+  stowage store inspect app:v1 --root /srv/stowage`,
+  options: { platform: { type: 'string' }, root: { type: 'string' } },
+  run: ({ operands, values }) => {
+    const image = oneOperand('store inspect', operands, 'an image (repository:tag)');
+    return inspectImage('store inspect', `store:${image.replace(/^store:/, '')}`, values);
   },
 });
+
+async function inspectImage(
+  command: string,
+  image: string,
+  values: RemoteValues & { readonly platform?: string | undefined },
+): Promise<number> {
+  const platform = platformOf(command, values.platform) ?? defaultPlatform();
+  await using remotes = new Remotes(command, values);
+  const remote = await remotes.open(image);
+  const { registry, reference } = remote;
+  const top = await digestOf(remote);
+  const { parsed } = await resolveManifest(remote, platform);
+  if (parsed.kind !== 'image')
+    throw new RegistryError('MANIFEST_INVALID', 'the index names another index for that platform');
+  const configBlob = await registry.getBlob(reference.repository, parsed.manifest.config.digest);
+  const chunks: Buffer[] = [];
+  for await (const chunk of configBlob.stream) chunks.push(chunk as Buffer);
+  const config = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ImageConfig;
+  const { items: tags } = await registry.listTags(reference.repository);
+  const layers = parsed.manifest.layers;
+  const shown = {
+    Name: Remotes.label(reference),
+    Digest: top,
+    RepoTags: tags,
+    Created: config.created,
+    DockerVersion: config.docker_version ?? '',
+    Labels: config.config?.Labels ?? null,
+    Architecture: config.architecture,
+    Os: config.os,
+    ...(config.variant ? { Variant: config.variant } : {}),
+    Layers: layers.map((l) => l.digest),
+    LayersData: layers.map((l) => ({
+      MIMEType: l.mediaType,
+      Digest: l.digest,
+      Size: l.size,
+      Annotations: l.annotations ?? null,
+    })),
+    Env: config.config?.Env ?? null,
+  };
+  process.stdout.write(`${JSON.stringify(shown, null, 4)}\n`);
+  return 0;
+}
 
 const REFERRERS_USAGE = 'usage: stowage referrers [options] <image>';
 
@@ -102,10 +131,10 @@ examples:
   async run({ operands, values }) {
     const image = oneOperand('referrers', operands, 'an image reference');
     await using remotes = new Remotes('referrers', values);
-    const remote = remotes.open(image);
+    const remote = await remotes.open(image);
     const subject = await digestOf(remote);
     const artifactType = values['artifact-type'];
-    const { manifests } = await remote.client.listReferrers(remote.reference.repository, subject, {
+    const { manifests } = await remote.registry.listReferrers(remote.reference.repository, subject, {
       ...(artifactType !== undefined ? { artifactType } : {}),
     });
     // a registry that cannot filter answers everything: the filter is applied here too

@@ -106,8 +106,8 @@ options:
 ${GENERAL_OPTIONS_HELP}
 
 examples:
-  echo "$TOKEN" | stowage login registry.example -u ci --password-stdin
-  stowage login 127.0.0.1:5000 -u admin --password-stdin --authfile ./auth.json < password.txt`,
+  stowage login 127.0.0.1:5000 -u admin --password-stdin --authfile ./auth.json < password.txt
+  echo "$TOKEN" | stowage login registry.example -u ci --password-stdin`,
   options: {
     username: { type: 'string', short: 'u' },
     password: { type: 'string', short: 'p' },

@@ -51,8 +51,8 @@ export async function resolveManifest(
   remote: Remote,
   platform: ReturnType<typeof parsePlatform> | undefined,
 ): Promise<{ content: ManifestContent; parsed: ParsedManifest }> {
-  const { client, reference, target } = remote;
-  const content = await client.getManifest(reference.repository, target);
+  const { registry, reference, target } = remote;
+  const content = await registry.getManifest(reference.repository, target);
   const parsed = parseManifest(content.bytes, { mediaType: content.mediaType });
   if (platform === undefined || parsed.kind !== 'index') return { content, parsed };
   const child = selectManifest(parsed.manifest, platform);
@@ -65,7 +65,7 @@ export async function resolveManifest(
       `${reference.repository}:${target} has no manifest for ${formatPlatform(platform)} (it has ${offered.join(', ') || 'none'})`,
     );
   }
-  const childContent = await client.getManifest(reference.repository, child.digest);
+  const childContent = await registry.getManifest(reference.repository, child.digest);
   return {
     content: childContent,
     parsed: parseManifest(childContent.bytes, { mediaType: childContent.mediaType, digest: child.digest }),
@@ -98,7 +98,7 @@ examples:
     const image = oneOperand('manifest get', operands, 'an image reference');
     const platform = platformOf('manifest get', values.platform);
     await using remotes = new Remotes('manifest get', values);
-    const { content } = await resolveManifest(remotes.open(image), platform);
+    const { content } = await resolveManifest(await remotes.open(image), platform);
     process.stdout.write(content.bytes);
     return 0;
   },
@@ -130,10 +130,10 @@ examples:
     const image = oneOperand('digest', operands, 'an image reference');
     const platform = platformOf('digest', values.platform);
     await using remotes = new Remotes('digest', values);
-    const remote = remotes.open(image);
+    const remote = await remotes.open(image);
     let info: { digest: string; mediaType: string; size: number } | undefined;
     if (platform === undefined) {
-      info = await remote.client.headManifest(remote.reference.repository, remote.target);
+      info = await remote.registry.headManifest(remote.reference.repository, remote.target);
       if (!info) {
         throw new RegistryError(
           'MANIFEST_UNKNOWN',
@@ -175,11 +175,11 @@ examples:
     const image = oneOperand('config', operands, 'an image reference');
     const platform = platformOf('config', values.platform) ?? defaultPlatform();
     await using remotes = new Remotes('config', values);
-    const remote = remotes.open(image);
+    const remote = await remotes.open(image);
     const { parsed } = await resolveManifest(remote, platform);
     if (parsed.kind !== 'image')
       throw new RegistryError('MANIFEST_INVALID', 'the index names another index for that platform');
-    const blob = await remote.client.getBlob(remote.reference.repository, parsed.manifest.config.digest);
+    const blob = await remote.registry.getBlob(remote.reference.repository, parsed.manifest.config.digest);
     await toStdout(blob.stream);
     return 0;
   },
@@ -188,7 +188,7 @@ examples:
 /** The digest a reference names: its own, or the one its tag points at now (one HEAD). */
 export async function digestOf(remote: Remote): Promise<Digest> {
   if (remote.reference.digest !== undefined) return remote.reference.digest;
-  const info = await remote.client.headManifest(remote.reference.repository, remote.target);
+  const info = await remote.registry.headManifest(remote.reference.repository, remote.target);
   if (!info) {
     throw new RegistryError(
       'MANIFEST_UNKNOWN',
@@ -241,9 +241,9 @@ examples:
       }
     }
     const parsed = parseManifest(bytes, mediaType === undefined ? {} : { mediaType });
-    await using remotes = new Remotes('manifest put', values);
-    const { client, reference, target } = remotes.open(image);
-    const result = await client.putManifest(reference.repository, target, {
+    await using remotes = new Remotes('manifest put', values, { writes: true });
+    const { registry, reference, target } = await remotes.open(image);
+    const result = await registry.putManifest(reference.repository, target, {
       bytes,
       mediaType: parsed.mediaType,
     });
@@ -265,10 +265,10 @@ async function deleteImage(
   values: RemoteValues,
 ): Promise<number> {
   const image = oneOperand(command, operands, 'an image reference');
-  await using remotes = new Remotes(command, values);
-  const remote = remotes.open(image);
+  await using remotes = new Remotes(command, values, { writes: true });
+  const remote = await remotes.open(image);
   const digest = await digestOf(remote);
-  await remote.client.deleteManifest(remote.reference.repository, digest);
+  await remote.registry.deleteManifest(remote.reference.repository, digest);
   process.stdout.write(`${digest}\n`);
   return 0;
 }
@@ -336,11 +336,11 @@ examples:
           `invalid tag ${JSON.stringify(tag)}: tags match [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`,
         );
     }
-    await using remotes = new Remotes('tag', values);
-    const { client, reference, target } = remotes.open(image);
-    const content = await client.getManifest(reference.repository, target);
+    await using remotes = new Remotes('tag', values, { writes: true });
+    const { registry, reference, target } = await remotes.open(image);
+    const content = await registry.getManifest(reference.repository, target);
     for (const tag of tags) {
-      await client.putManifest(reference.repository, tag, {
+      await registry.putManifest(reference.repository, tag, {
         bytes: content.bytes,
         mediaType: content.mediaType,
       });

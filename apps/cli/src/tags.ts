@@ -26,11 +26,11 @@ examples:
   async run({ operands, values }) {
     const text = oneOperand('ls', operands, 'a repository');
     await using remotes = new Remotes('ls', values);
-    const { client, reference } = remotes.open(text, 'repository');
-    const { items } = await client.listTags(reference.repository);
+    const { registry, reference } = await remotes.open(text, 'repository');
+    const { items } = await registry.listTags(reference.repository);
     process.stdout.write(
       values.json
-        ? `${JSON.stringify({ repository: `${reference.registry}/${reference.repository}`, tags: items })}\n`
+        ? `${JSON.stringify({ repository: Remotes.label(reference), tags: items })}\n`
         : items.map((tag) => `${tag}\n`).join(''),
     );
     return 0;
@@ -63,7 +63,7 @@ examples:
       .replace(/^docker:\/\//, '')
       .replace(/\/+$/, '');
     await using remotes = new Remotes('catalog', values);
-    const { items } = await remotes.client(host).listRepositories();
+    const { items } = await (await remotes.registry(host)).listRepositories();
     process.stdout.write(
       values.json
         ? `${JSON.stringify({ registry: host, repositories: items })}\n`

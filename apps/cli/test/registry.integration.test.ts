@@ -347,6 +347,86 @@ describe('stowage registry commands', () => {
     }
   }, 120_000);
 
+  it('the store commands and store: read, change and check the local image store', async () => {
+    const root = join(work, 'store-cmds');
+    const at = ['--root', root];
+    const copied = await stowage(['copy', `${upstream.host}/multi:v1`, 'store:mirror/multi:v1', ...at], {
+      cwd: work,
+    });
+    expect(copied.code).toBe(0);
+    await stowage(['copy', `${upstream.host}/app:v1`, 'store:mirror/app:v1', ...at], { cwd: work });
+    await stowage(['tag', 'store:mirror/app:v1', 'old', ...at], { cwd: work });
+
+    const images = await stowage(['store', 'images', '--json', ...at], { cwd: work });
+    expect(images.code).toBe(0);
+    expect(
+      JSON.parse(images.out).images.map(
+        (i: { repository: string; tag: string; digest: string }) => `${i.repository}:${i.tag}@${i.digest}`,
+      ),
+    ).toEqual([
+      `mirror/app:old@${imageDigest}`,
+      `mirror/app:v1@${imageDigest}`,
+      `mirror/multi:v1@${indexDigest}`,
+    ]);
+    const ls = await stowage(['ls', 'store:mirror/app', '--json', ...at], { cwd: work });
+    expect(JSON.parse(ls.out)).toEqual({ repository: 'store:mirror/app', tags: ['old', 'v1'] });
+    const local = JSON.parse(
+      (
+        await stowage(['store', 'inspect', 'mirror/multi:v1', '--platform', 'linux/arm64', ...at], {
+          cwd: work,
+        })
+      ).out,
+    );
+    const remote = JSON.parse(
+      (await stowage(['inspect', `${upstream.host}/multi:v1`, '--platform', 'linux/arm64'], { cwd: work }))
+        .out,
+    );
+    expect({ ...local, Name: undefined, RepoTags: undefined }).toEqual({
+      ...remote,
+      Name: undefined,
+      RepoTags: undefined,
+    });
+
+    const rm = await stowage(['store', 'rm', 'mirror/app:old', ...at], { cwd: work });
+    expect([rm.code, rm.out]).toEqual([0, 'removed mirror/app:old\n']);
+    const rmAll = await stowage(['store', 'rm', `mirror/multi@${indexDigest}`, ...at], { cwd: work });
+    expect(rmAll.code).toBe(0);
+    const dry = await stowage(['store', 'gc', '--dry-run', '--grace', '0s', '--json', ...at], { cwd: work });
+    const report = JSON.parse(dry.out);
+    expect(report.dryRun).toBe(true);
+    expect(report.blobsRemoved.length).toBeGreaterThan(0);
+    const gc = await stowage(['store', 'gc', '--grace', '0s', '--json', ...at], { cwd: work });
+    expect(JSON.parse(gc.out).blobsRemoved.sort()).toEqual([...report.blobsRemoved].sort());
+    const again = await stowage(['store', 'gc', '--grace', '0s', ...at], { cwd: work });
+    expect(again.out).toBe('removed 0 blobs (0.0 MiB), 0 manifests, 0 upload sessions\n');
+
+    const clean = await stowage(['store', 'fsck', '--json', ...at], { cwd: work });
+    expect([clean.code, JSON.parse(clean.out).problems]).toEqual([0, []]);
+    // a layer changed on disk: fsck names it and exits 1
+    const layer = image.layers[0] as RandomImage['layers'][number];
+    const path = join(
+      root,
+      'mirror',
+      'app',
+      'blobs',
+      'sha256',
+      layer.descriptor.digest.slice('sha256:'.length),
+    );
+    await writeFile(path, 'not the layer any more');
+    const broken = await stowage(['store', 'fsck', ...at], { cwd: work });
+    expect(broken.code).toBe(1);
+    expect(broken.out).toMatch(new RegExp(`corrupt-blob: .*${layer.descriptor.digest.slice(7, 19)}`));
+    expect(broken.out).toMatch(/: 1 problems\n$/);
+
+    // read commands open the store read-only: a missing root is an error, not a new store
+    const none = await stowage(['store', 'images', '--root', join(work, 'no-store-here')], { cwd: work });
+    expect(none.code).toBe(6);
+    expect(none.lines).toEqual([
+      expect.stringMatching(/^stowage: NAME_UNKNOWN: no image store at .*no-store-here \(give --root/),
+    ]);
+    await expect(readdir(join(work, 'no-store-here'))).rejects.toThrow();
+  }, 120_000);
+
   it('bad input and failing registries are one line and a documented exit code, never a stack trace', async () => {
     const cases: [string[], number, RegExp][] = [
       [['ls'], 2, /^stowage: ls needs a repository \(see stowage ls --help\)$/],
@@ -357,9 +437,9 @@ describe('stowage registry commands', () => {
       ],
       [['ls', `${ours}/app`, '--bogus'], 2, /^stowage: unknown option --bogus \(see stowage ls --help\)$/],
       [
-        ['ls', `${ours}/app`, '--root', 'x'],
+        ['ls', `${ours}/app`, '--dry-run'],
         2,
-        /^stowage: --root is not an option of ls \(see stowage ls --help\)$/,
+        /^stowage: --dry-run is not an option of ls \(see stowage ls --help\)$/,
       ],
       [
         ['blob', 'get', `${ours}/app:v1`],
