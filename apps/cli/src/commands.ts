@@ -2,6 +2,7 @@
 // is a file exporting a defineCommand(...) and a line here; nothing else.
 import { blobDeleteCommand, blobGetCommand, blobPutCommand } from './blobs.js';
 import type { Command } from './command.js';
+import { completionCommand } from './completion.js';
 import { copyCommand } from './copy.js';
 import { dbMigrateCommand, dbStatusCommand } from './db.js';
 import { importCommand } from './import.js';
@@ -47,4 +48,5 @@ export const COMMANDS: readonly Command[] = [
   importCommand,
   dbMigrateCommand,
   dbStatusCommand,
+  completionCommand(() => COMMANDS),
 ];
