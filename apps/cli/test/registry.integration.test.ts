@@ -27,7 +27,7 @@ import {
   startDockerRegistry,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBinary, stowage } from './binary.js';
+import { bin, ensureBinary, stowage } from './binary.js';
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
@@ -426,6 +426,20 @@ describe('stowage registry commands', () => {
     ]);
     await expect(readdir(join(work, 'no-store-here'))).rejects.toThrow();
   }, 120_000);
+
+  it('copy draws its progress line on a terminal (a pty) and never into a pipe', async () => {
+    // util-linux script(1) gives the command a pty for stdin, stdout and stderr
+    const command = [process.execPath, bin, 'copy', `${upstream.host}/app:v1`, `${ours}/pty/app:v1`]
+      .map((w) => `'${w}'`)
+      .join(' ');
+    const { stdout } = await promisify(execFile)('script', ['-qec', command, '/dev/null'], { cwd: work });
+    expect(stdout).toMatch(/\r\u001b\[Kcopying: \d+ blobs/);
+    expect(stdout).toContain(`${ours}/pty/app:v1: ${imageDigest}`);
+    const piped = await stowage(['copy', `${upstream.host}/app:v1`, `${ours}/pty/app:v2`], { cwd: work });
+    expect(piped.code).toBe(0);
+    expect(piped.err).toBe('');
+    expect(piped.out).not.toContain('\u001b');
+  }, 60_000);
 
   it('bad input and failing registries are one line and a documented exit code, never a stack trace', async () => {
     const cases: [string[], number, RegExp][] = [
