@@ -4,7 +4,12 @@
 // where ratio = ours / peer for times (below 1 means we are faster) and is
 // labelled when it is a throughput ratio instead.
 import { spawn } from 'node:child_process';
+import { createHash, randomFillSync } from 'node:crypto';
+import { open, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+
+const MiB = 1 << 20;
 
 export interface Measurement {
   readonly name: string;
@@ -49,4 +54,33 @@ export function run(command: string, args: readonly string[]): Promise<string> {
       code === 0 ? resolve(out) : reject(new Error(`${command} exited with ${code}`)),
     );
   });
+}
+
+// The machine's limits, measured in the same run as a bench and printed beside it.
+
+/** sha256 over `mib` MiB in 1 MiB updates, MB/s (10^6 bytes). */
+export function sha256Rate(mib: number): number {
+  const chunk = randomFillSync(Buffer.alloc(MiB));
+  const hash = createHash('sha256');
+  const started = performance.now();
+  for (let i = 0; i < mib; i++) hash.update(chunk);
+  hash.digest();
+  return (mib * MiB) / 1e6 / ((performance.now() - started) / 1000);
+}
+
+/** Writes `mib` MiB in 1 MiB writes to a new file under `dir`, then fsyncs it: MB/s. */
+export async function durableWriteRate(dir: string, mib: number): Promise<number> {
+  const chunk = randomFillSync(Buffer.alloc(MiB));
+  const path = join(dir, 'fsync-probe');
+  const seconds = await time(async () => {
+    const file = await open(path, 'w');
+    try {
+      for (let i = 0; i < mib; i++) await file.write(chunk, 0, chunk.byteLength);
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+  });
+  await rm(path, { force: true });
+  return (mib * MiB) / 1e6 / seconds;
 }

@@ -18,9 +18,9 @@
 //   --profile writes a V8 CPU profile of our first pass of the last run (open it in
 //   Chrome DevTools or speedscope); the CPU seconds of each pass are printed either way.
 import { execFile } from 'node:child_process';
-import { createHash, randomFillSync } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,7 +31,7 @@ import { parseSyncConfig, runSyncPass, type SyncReport } from '@stowage/sync';
 import { startDockerRegistry } from '@stowage/testing';
 // biome-ignore lint/style/noRestrictedImports: the upstream fixture is a test helper of the sync package, not part of its entry point
 import { populateUpstream, type UpstreamPopulation } from '../../packages/sync/test/upstream-fixture.js';
-import { report, time } from '../lib.js';
+import { durableWriteRate, report, sha256Rate, time } from '../lib.js';
 import { benchSpecs } from './population.js';
 
 const args = process.argv.slice(2);
@@ -53,33 +53,6 @@ if (
 }
 const MiB = 1 << 20;
 const work = await mkdtemp(join(tmpdir(), 'stowage-bench-sync-'));
-
-/** sha256 over `mib` MiB in 1 MiB updates, MB/s (10^6 bytes). */
-function sha256Rate(mib: number): number {
-  const chunk = randomFillSync(Buffer.alloc(MiB));
-  const hash = createHash('sha256');
-  const started = performance.now();
-  for (let i = 0; i < mib; i++) hash.update(chunk);
-  hash.digest();
-  return (mib * MiB) / 1e6 / ((performance.now() - started) / 1000);
-}
-
-/** Writes `mib` MiB in 1 MiB writes to a new file under `dir`, then fsyncs it: MB/s. */
-async function durableWriteRate(dir: string, mib: number): Promise<number> {
-  const chunk = randomFillSync(Buffer.alloc(MiB));
-  const path = join(dir, 'fsync-probe');
-  const seconds = await time(async () => {
-    const file = await open(path, 'w');
-    try {
-      for (let i = 0; i < mib; i++) await file.write(chunk, 0, chunk.byteLength);
-      await file.sync();
-    } finally {
-      await file.close();
-    }
-  });
-  await rm(path, { force: true });
-  return (mib * MiB) / 1e6 / seconds;
-}
 
 /** Our client's HTTP exchanges during a pass, by method and kind (`HEAD manifests`), from its request channel. */
 function countRequests(): { stop(): string } {

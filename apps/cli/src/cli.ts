@@ -38,9 +38,9 @@ main(argv, run).then(
   (code) => {
     process.exitCode = code;
   },
-  (error: unknown) => {
+  async (error: unknown) => {
     const { exitCode, line } =
-      explainSync(error) ?? explain(error, { database: run.database, logFile: run.logFile });
+      explainSync(error) ?? (await explain(error, { database: run.database, logFile: run.logFile }));
     let text = `stowage: ${line}\n`;
     if (error instanceof UsageError) text += `\n${usageText(error.command)}\n`;
     if (wantsDebug(argv) && !(error instanceof UsageError)) text += `\n${debugText(error)}\n`;

@@ -1,6 +1,6 @@
 // stowage copy <src> <dst>: one copyImage between registries and the local store,
 // digests preserved; a progress line on a terminal, the result as JSON with --json.
-import { type CopyProgressEvent, copyImage } from '@stowage/copy';
+import type { CopyProgressEvent } from '@stowage/copy';
 import { parsePlatform } from '@stowage/oci';
 import { defineCommand, GENERAL_OPTIONS_HELP, quoted, usageError } from './command.js';
 import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes } from './remote.js';
@@ -110,6 +110,7 @@ export const copyCommand = defineCommand({
         (destination.reference.digest === undefined ? (source.reference.tag ?? 'latest') : undefined);
       const progress = process.stderr.isTTY ? progressLine((text) => process.stderr.write(text)) : undefined;
       try {
+        const { copyImage } = await import('@stowage/copy');
         const result = await copyImage(
           { registry: source.registry, repository: source.reference.repository, reference: source.target },
           {

@@ -1,6 +1,6 @@
 // Which database a command uses: --database-url, --data-dir, the environment, the default.
 import { resolve } from 'node:path';
-import { createPostgresDatabase, type Database, openDatabase } from '@stowage/metadata-db';
+import type { Database } from '@stowage/metadata-db';
 import { usageError } from './command.js';
 
 export interface DatabaseChoice {
@@ -41,9 +41,8 @@ export function chooseDatabase(
  * (`db migrate`); every other command refuses a missing one and writes
  * nothing. A URL is checked before anything connects.
  */
-export function openChosen(choice: DatabaseChoice, options: { create: boolean }): Promise<Database> {
-  if (choice.url !== undefined) {
-    return Promise.resolve().then(() => createPostgresDatabase({ connectionString: choice.url as string }));
-  }
-  return openDatabase({ dataDir: choice.dataDir as string, create: options.create });
+export async function openChosen(choice: DatabaseChoice, options: { create: boolean }): Promise<Database> {
+  const { createPostgresDatabase, openDatabase } = await import('@stowage/metadata-db');
+  if (choice.url !== undefined) return createPostgresDatabase({ connectionString: choice.url });
+  return await openDatabase({ dataDir: choice.dataDir as string, create: options.create });
 }

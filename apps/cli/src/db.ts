@@ -1,5 +1,4 @@
 // stowage db migrate / db status.
-import { migrate, migrationStatus } from '@stowage/metadata-db';
 import {
   type CommandRun,
   DATABASE_OPTIONS,
@@ -51,6 +50,7 @@ async function runDb(
   const command = `db ${sub}`;
   if (operands.length > 0)
     throw usageError(command, `${command} takes no arguments, not ${quoted(operands)}`);
+  const { migrate, migrationStatus } = await import('@stowage/metadata-db');
   const choice = chooseDatabase(values, command);
   run.database = choice;
   // only migrate creates an embedded database; status reads, and creates nothing

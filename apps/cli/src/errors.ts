@@ -2,9 +2,8 @@
 // scripts branch on. Branches on error codes, never on message text.
 import { statSync } from 'node:fs';
 import { inspect } from 'node:util';
-import { isImportError } from '@stowage/importer';
-import { type DatabaseError, isDatabaseError, redactDatabaseUrl } from '@stowage/metadata-db';
-import { isStowageError } from '@stowage/oci';
+import type { DatabaseError } from '@stowage/metadata-db';
+import { isStowageError, redactDatabaseUrl } from '@stowage/oci';
 import { UsageError } from './command.js';
 import type { DatabaseChoice } from './database.js';
 
@@ -84,8 +83,16 @@ function explainDatabase(error: DatabaseError, context: ErrorContext): string {
   }
 }
 
-/** What a failure means for the user: one line and an exit code. */
-export function explain(error: unknown, context: ErrorContext = {}): Explained {
+/**
+ * What a failure means for the user: one line and an exit code. The importer's
+ * and the database's checks are loaded here, on the way out, so a command that
+ * uses neither does not load them at start-up.
+ */
+export async function explain(error: unknown, context: ErrorContext = {}): Promise<Explained> {
+  const [{ isImportError }, { isDatabaseError }] = await Promise.all([
+    import('@stowage/importer'),
+    import('@stowage/metadata-db'),
+  ]);
   if (error instanceof UsageError) return { exitCode: ExitCode.usage, line: error.message };
   if (isImportError(error)) {
     switch (error.code) {

@@ -1,13 +1,6 @@
 // stowage import: flags to importTree's options, progress on stderr, the summary on stdout.
 import { join, resolve } from 'node:path';
-import {
-  ImportError,
-  type ImportMode,
-  type ImportProgress,
-  importTree,
-  isImportError,
-  openDistributionTree,
-} from '@stowage/importer';
+import type { ImportMode, ImportProgress } from '@stowage/importer';
 import {
   type CommandRun,
   DATABASE_OPTIONS,
@@ -123,6 +116,7 @@ async function runImport(
   values: ImportValues,
   run: CommandRun,
 ): Promise<number> {
+  const { ImportError, importTree, isImportError, openDistributionTree } = await import('@stowage/importer');
   if (operands.length === 0) {
     throw usage("import needs the registry's storage root");
   }

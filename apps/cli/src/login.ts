@@ -6,7 +6,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createRegistryClient } from '@stowage/registry-client';
 import { defineCommand, GENERAL_OPTIONS_HELP, oneOperand, usageError } from './command.js';
 
 /** Docker Hub's key in config.json, as docker writes it; every other registry is its host. */
@@ -133,6 +132,7 @@ examples:
     const file = values.authfile ?? defaultAuthFile();
     // read first, so a broken file is refused before the registry is asked anything
     const content = await readAuthFile(file);
+    const { createRegistryClient } = await import('@stowage/registry-client');
     const client = createRegistryClient({
       registry: host,
       credentials: { username, password },

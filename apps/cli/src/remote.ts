@@ -5,10 +5,13 @@
 // client reads them.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { createImageStore, type ImageStore } from '@stowage/image-store';
+import type { ImageStore } from '@stowage/image-store';
 import { type ImageReference, parseReference, type Registry, RegistryError } from '@stowage/oci';
-import { createRegistryClient, type RegistryClient } from '@stowage/registry-client';
+import type { RegistryClient, RegistryClientOptions } from '@stowage/registry-client';
 import { type OptionTable, usageError } from './command.js';
+
+// Loaded on first use, not at start-up: a command that needs no registry never pays for undici.
+let clientModule: typeof import('@stowage/registry-client') | undefined;
 
 /** The transport prefix of the local image store (the one stowage-server serves from --root). */
 export const STORE_PREFIX = 'store:';
@@ -23,6 +26,7 @@ export async function openLocalStore(root: string | undefined, writes: boolean):
   if (!writes && !existsSync(dir)) {
     throw new RegistryError('NAME_UNKNOWN', `no image store at ${dir} (give --root the store's directory)`);
   }
+  const { createImageStore } = await import('@stowage/image-store');
   return await createImageStore({ root: dir, readOnly: !writes });
 }
 
@@ -103,16 +107,14 @@ export class Remotes implements AsyncDisposable {
   /** The store of a registry host, or of `store:` (the local image store). */
   async registry(host: string): Promise<Registry> {
     if (host === STORE_PREFIX) {
-      this.#store ??= createImageStore({
-        root: resolve(this.#values.root ?? 'data'),
-        readOnly: !this.#writes,
-      });
+      this.#store ??= openLocalStore(this.#values.root, this.#writes);
       return await this.#store;
     }
+    clientModule ??= await import('@stowage/registry-client');
     let client = this.#clients.get(host);
     if (!client) {
       const values = this.#values;
-      client = createRegistryClient({
+      client = this.#createClient({
         registry: host,
         ...(values['plain-http'] ? { insecure: true } : {}),
         ...(values.insecure ? { tls: { [host]: { rejectUnauthorized: false } } } : {}),
@@ -121,6 +123,12 @@ export class Remotes implements AsyncDisposable {
       this.#clients.set(host, client);
     }
     return client;
+  }
+
+  /** A registry client: the client package is loaded once, by the first command that needs one. */
+  #createClient(options: RegistryClientOptions): RegistryClient {
+    if (!clientModule) throw new Error('unreachable: registry() loads the client first');
+    return clientModule.createRegistryClient(options);
   }
 
   /** A reference and the store that holds it. */

@@ -2,18 +2,9 @@
 // on a terminal (stderr), the summary (or the report as JSON) on stdout.
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { createImageStore, type ImageStore } from '@stowage/image-store';
+import type { ImageStore } from '@stowage/image-store';
 import { isStowageError } from '@stowage/oci';
-import {
-  type ImageOutcome,
-  parseSyncConfig,
-  runSyncPass,
-  type SyncConfig,
-  SyncError,
-  type SyncEvent,
-  type SyncReport,
-} from '@stowage/sync';
-import { parse as parseYaml } from 'yaml';
+import type { ImageOutcome, SyncConfig, SyncError, SyncEvent, SyncReport } from '@stowage/sync';
 import {
   defineCommand,
   type GENERAL_OPTIONS,
@@ -77,7 +68,8 @@ function usage(message: string): UsageError {
 }
 
 /** `--config` problems: one line naming the file, exit code 3. */
-function configProblem(file: string, detail: string, cause?: unknown): SyncError {
+async function configProblem(file: string, detail: string, cause?: unknown): Promise<SyncError> {
+  const { SyncError } = await import('@stowage/sync');
   return new SyncError('CONFIG_INVALID', `${file}: ${detail}`, {
     details: { file },
     ...(cause !== undefined ? { cause } : {}),
@@ -115,18 +107,20 @@ export async function readSyncFile(file: string): Promise<SyncConfig> {
           : code === 'EACCES'
             ? 'cannot be read (permission denied)'
             : `cannot be read (${(error as Error).message})`;
-    throw configProblem(file, `${why}; check --config`, error);
+    throw await configProblem(file, `${why}; check --config`, error);
   }
+  const { parse: parseYaml } = await import('yaml');
+  const { parseSyncConfig } = await import('@stowage/sync');
   let document: unknown;
   try {
     document = parseYaml(text);
   } catch (error) {
     const reason = (error as Error).message.split('\n')[0]?.replace(/:$/, '');
-    throw configProblem(file, `not valid YAML or JSON: ${reason}`, error);
+    throw await configProblem(file, `not valid YAML or JSON: ${reason}`, error);
   }
   const found = findSection(document);
   if (found === undefined) {
-    throw configProblem(
+    throw await configProblem(
       file,
       "no sync configuration: expected zot's extensions.sync, a stowage-server sync: section, or the section itself (registries: [...])",
     );
@@ -144,9 +138,10 @@ export async function readSyncFile(file: string): Promise<SyncConfig> {
     const key = typeof error.details.key === 'string' ? error.details.key : '';
     const detail = typeof error.details.detail === 'string' ? error.details.detail : undefined;
     if (detail === undefined) throw error;
-    throw configProblem(file, `${keyOf(key)}: ${detail}`, error);
+    throw await configProblem(file, `${keyOf(key)}: ${detail}`, error);
   }
-  if (!config.enabled) throw configProblem(file, `${keyOf('enable')} is false: there is nothing to sync`);
+  if (!config.enabled)
+    throw await configProblem(file, `${keyOf('enable')} is false: there is nothing to sync`);
   return config;
 }
 
@@ -267,10 +262,12 @@ async function runSync(operands: readonly string[], values: SyncValues): Promise
   let store: ImageStore | undefined;
   let report: SyncReport;
   try {
+    const { createImageStore } = await import('@stowage/image-store');
     store = await createImageStore({ root });
     // the same place stowage-server keeps it, so either may finish what the other left
     const stateDir = join(root, '.sync');
     await mkdir(stateDir, { recursive: true });
+    const { runSyncPass } = await import('@stowage/sync');
     report = await runSyncPass({
       config,
       destination: store,
