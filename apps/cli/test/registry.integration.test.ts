@@ -433,7 +433,9 @@ describe('stowage registry commands', () => {
       .map((w) => `'${w}'`)
       .join(' ');
     const { stdout } = await promisify(execFile)('script', ['-qec', command, '/dev/null'], { cwd: work });
-    expect(stdout).toMatch(/\r\u001b\[Kcopying: \d+ blobs/);
+    // the line is redrawn in place: carriage return, erase to the end of the line
+    expect(stdout).toContain('\r\u001b[Kcopying: ');
+    expect(stdout).toMatch(/copying: \d+ blobs/);
     expect(stdout).toContain(`${ours}/pty/app:v1: ${imageDigest}`);
     const piped = await stowage(['copy', `${upstream.host}/app:v1`, `${ours}/pty/app:v2`], { cwd: work });
     expect(piped.code).toBe(0);

@@ -1,5 +1,5 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { digestOf, isStowageError } from '@stowage/oci';
+import { type Digest, digestOf, isStowageError, reopenerOf } from '@stowage/oci';
 import {
   collect,
   createMemoryRegistry,
@@ -41,6 +41,34 @@ describe('copyBlobs', () => {
       const content = await to.getBlob('dst', layer.descriptor.digest);
       expect(digestOf(await collect(content.stream))).toBe(layer.descriptor.digest);
     }
+  });
+
+  it('hands the destination a body it can reopen: a new GET from the source, the same bytes, checked again', async () => {
+    const { registry, image, layers } = await seeded(1);
+    const from = spyRegistry(registry);
+    const sink = createMemoryRegistry();
+    const reread: Uint8Array[] = [];
+    // a destination that reads the body, then (as a client restarting a broken upload would) reopens it
+    const to: typeof sink = Object.assign(Object.create(sink), {
+      async putBlob(
+        repository: string,
+        body: AsyncIterable<Uint8Array>,
+        options: { digest: Digest; size?: number },
+      ) {
+        const reopen = reopenerOf(body);
+        expect(reopen).toBeDefined();
+        await collect(body);
+        reread.push(await collect(await (reopen as NonNullable<typeof reopen>)()));
+        return sink.putBlob(repository, reread.at(-1) as Uint8Array, options);
+      },
+    });
+    await copyBlobs({
+      source: { registry: from, repository: 'src' },
+      destination: { registry: to, repository: 'dst' },
+      blobs: layers,
+    });
+    expect(from.count('getBlob')).toBe(2);
+    expect(reread.map((bytes) => digestOf(bytes))).toEqual([image.layers[0]?.descriptor.digest]);
   });
 
   it('mounts within one origin and moves no bytes', async () => {

@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import {
+  type BlobContent,
   createLimiter,
   type Descriptor,
   type Digest,
@@ -7,6 +8,7 @@ import {
   DigestMismatchError,
   digestAlgorithm,
   type Logger,
+  markReopenable,
   markVerified,
   type OperationOptions,
   type Registry,
@@ -138,25 +140,36 @@ export async function transferBlob(
   // One hash per blob: the source's own check when it has one (the client's), else ours here.
   // Either way the body fails before its end on a mismatch, and is marked so the store
   // trusts that instead of hashing the same bytes again.
-  const digester =
-    verifiedDigestOf(content.stream) === digest ? undefined : new Digester(digestAlgorithm(digest));
-  const counted = markVerified(
-    (async function* () {
-      for await (const chunk of content.stream as AsyncIterable<Uint8Array>) {
-        signal.throwIfAborted();
-        bytes += chunk.byteLength;
-        if (bytes > size) throw new SizeMismatchError(size, bytes);
-        digester?.update(chunk);
-        progress?.({ type: 'blob-progress', digest, bytes, size });
-        yield chunk;
-      }
-      // Checked before the body ends: a store (or a staged session) never sees a bad blob end well.
-      if (bytes !== size) throw new SizeMismatchError(size, bytes);
-      const actual = digester?.digest();
-      if (actual !== undefined && actual !== digest) throw new DigestMismatchError(digest, actual);
-    })(),
-    digest,
-  );
+  const checked = (from: BlobContent) => {
+    const digester =
+      verifiedDigestOf(from.stream) === digest ? undefined : new Digester(digestAlgorithm(digest));
+    return markVerified(
+      (async function* () {
+        bytes = 0;
+        for await (const chunk of from.stream as AsyncIterable<Uint8Array>) {
+          signal.throwIfAborted();
+          bytes += chunk.byteLength;
+          if (bytes > size) throw new SizeMismatchError(size, bytes);
+          digester?.update(chunk);
+          progress?.({ type: 'blob-progress', digest, bytes, size });
+          yield chunk;
+        }
+        // Checked before the body ends: a store (or a staged session) never sees a bad blob end well.
+        if (bytes !== size) throw new SizeMismatchError(size, bytes);
+        const actual = digester?.digest();
+        if (actual !== undefined && actual !== digest) throw new DigestMismatchError(digest, actual);
+      })(),
+      digest,
+    );
+  };
+  // A destination that must restart an upload (one long request broke) reads the blob again
+  // from the source instead of sending it in buffered chunks (markReopenable).
+  const reopened: BlobContent[] = [];
+  const counted = markReopenable(checked(content), async () => {
+    const again = await source.registry.getBlob(source.repository, digest, { signal });
+    reopened.push(again);
+    return checked(again);
+  });
   try {
     if (transfer.staging) {
       const session = await stageBlob(transfer.staging, { repository, descriptor, body: counted, signal });
@@ -164,6 +177,7 @@ export async function transferBlob(
     } else await registry.putBlob(repository, counted, { digest, size, signal });
   } finally {
     content.stream.destroy();
+    for (const again of reopened) again.stream.destroy();
   }
   counts.blobsCopied++;
   counts.bytesCopied += bytes;

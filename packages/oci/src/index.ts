@@ -123,6 +123,7 @@ export type {
   UploadStatus,
 } from './registry.js';
 export { fullCapabilities, hasUploadSessions } from './registry.js';
+export { markReopenable, type Reopener, reopenerOf } from './reopen.js';
 export {
   type Clock,
   type RetryAttemptInfo,

@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { DigestMismatchError, digestOf, isStowageError } from '@stowage/oci';
+import { DigestMismatchError, digestOf, isStowageError, markReopenable } from '@stowage/oci';
 import {
   collect,
   createMemoryRegistry,
@@ -222,6 +222,31 @@ describe('faults between the client and docker-registry', () => {
     expect(await direct.headBlob('faults/upload', digest)).toEqual({ digest, size: blob.bytes.byteLength });
     expect(digestOf(await collect((await direct.getBlob('faults/upload', digest)).stream))).toBe(digest);
     expect(proxy.seen.filter((s) => s.method === 'PATCH').length).toBeGreaterThan(6);
+  });
+
+  it('sends a re-openable stream over the monolithic limit in one request, and reopens it when that breaks', async () => {
+    const blob = randomBlob(2 * 1024 * 1024); // 4x monolithicMaxBytes
+    const { digest } = blob.descriptor;
+    const streamOf = async function* () {
+      for (let at = 0; at < blob.bytes.byteLength; at += 64 * 1024)
+        yield blob.bytes.subarray(at, at + 64 * 1024);
+    };
+    let reopened = 0;
+    const body = markReopenable(streamOf(), () => {
+      reopened++;
+      return streamOf();
+    });
+    proxy.arm(
+      (req) => req.method === 'PUT' && (req.url ?? '').startsWith('/v2/faults/reopen/blobs/uploads/'),
+      { kind: 'reset-request', afterBytes: 512 * 1024 },
+    );
+    await client.putBlob('faults/reopen', body, { digest, size: blob.bytes.byteLength });
+    expect(digestOf(await collect((await direct.getBlob('faults/reopen', digest)).stream))).toBe(digest);
+    const uploads = proxy.seen.filter((s) => s.url.startsWith('/v2/faults/reopen/blobs/uploads/'));
+    // no 256 KiB PATCH chunks: a PUT of the whole blob, broken, then the same from the reopened stream
+    expect(uploads.filter((s) => s.method === 'PATCH')).toEqual([]);
+    expect(uploads.filter((s) => s.method === 'PUT')).toHaveLength(2);
+    expect(reopened).toBe(1);
   });
 
   it('restarts a monolithic upload broken mid-way; the blob verifies', async () => {

@@ -1,5 +1,12 @@
 import type { BlobBody } from '@stowage/oci';
-import { type Digest, Digester, DigestMismatchError, digestAlgorithm, SizeMismatchError } from '@stowage/oci';
+import {
+  type Digest,
+  Digester,
+  DigestMismatchError,
+  digestAlgorithm,
+  reopenerOf,
+  SizeMismatchError,
+} from '@stowage/oci';
 
 /** A blob body that can be read again from the start: bytes, or a function that opens the content anew. */
 export type BlobSourceFactory = () => AsyncIterable<Uint8Array> | Promise<AsyncIterable<Uint8Array>>;
@@ -36,6 +43,24 @@ export function blobSource(body: ClientBlobBody): BlobSource {
     };
   }
   let opened = false;
+  // A stream its producer can open again (markReopenable): replayable, so it may go in one
+  // request; the first read is the stream itself, a restart reads it anew.
+  const reopen = reopenerOf(body);
+  if (reopen) {
+    return {
+      replayable: true,
+      open: () => {
+        if (!opened) {
+          opened = true;
+          return body;
+        }
+        return fromFactory(reopen);
+      },
+      discard: () => {
+        if (!opened) discardIterable(body);
+      },
+    };
+  }
   return {
     replayable: false,
     open: () => {
