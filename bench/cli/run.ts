@@ -7,11 +7,10 @@
 // Usage: pnpm bench cli [manyMiB=256] [manyLayers=64] [bigMiB=1024] [runs=3] [--<stowage copy flag>...]
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { startDockerRegistry } from '@stowage/testing';
+import { freePort, startDockerRegistry } from '@stowage/testing';
 import { writeLayout } from '../layout.js';
 import { durableWriteRate, report, run, sha256Rate, time } from '../lib.js';
 
@@ -23,14 +22,6 @@ const repoRoot = join(import.meta.dirname, '../..');
 const cli = join(repoRoot, 'apps/cli/dist/cli.js');
 const serverBin = join(repoRoot, 'apps/server/dist/cli.js');
 const work = await mkdtemp(join(tmpdir(), 'stowage-bench-cli-'));
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** The built stowage-server on a fresh root; resolves once /v2/ answers. */
 async function startServer(root: string): Promise<{ host: string; stop(): Promise<void> }> {
