@@ -1,0 +1,106 @@
+// podman pulls what stowage copy wrote, with the digest stowage reports: an image
+// with a real tar layer (podman unpacks it into its containers/storage), copied
+// from docker-registry to stowage-server.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createImageStore, type ImageStore } from '@stowage/image-store';
+import { digestOf, MediaType } from '@stowage/oci';
+import { createRegistryClient } from '@stowage/registry-client';
+import { createRegistryHandler, createRegistryServer } from '@stowage/registry-server';
+import { type DockerRegistry, requirePeers, startDockerRegistry } from '@stowage/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBinary, stowage } from './binary.js';
+
+const run = promisify(execFile);
+
+describe('podman pulls what stowage copy wrote', () => {
+  if (!requirePeers('docker-registry', 'podman', 'tar')) return;
+  let work: string;
+  let upstream: DockerRegistry;
+  let store: ImageStore;
+  let server: Server;
+  let ours: string;
+  let digest: string;
+  const tag = `t${process.pid}`;
+
+  beforeAll(async () => {
+    await ensureBinary();
+    work = await mkdtemp(join(tmpdir(), 'stowage-cli-podman-'));
+    upstream = await startDockerRegistry({ dataDir: join(work, 'upstream') });
+    store = await createImageStore({ root: join(work, 'server') });
+    server = createRegistryServer({ handler: createRegistryHandler({ registry: store }) });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    ours = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+
+    // one real layer: a tar of one file, as podman can unpack it
+    await writeFile(join(work, 'hello.txt'), `hello from stowage ${tag}\n`);
+    const { stdout: layer } = await run('tar', ['-c', '-C', work, 'hello.txt'], { encoding: 'buffer' });
+    const layerDigest = digestOf(layer);
+    const config = Buffer.from(
+      JSON.stringify({
+        architecture: 'amd64',
+        os: 'linux',
+        config: { Cmd: ['/hello.txt'] },
+        rootfs: { type: 'layers', diff_ids: [layerDigest] },
+      }),
+    );
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciManifest,
+        config: { mediaType: MediaType.OciConfig, digest: digestOf(config), size: config.byteLength },
+        layers: [{ mediaType: MediaType.OciLayer, digest: layerDigest, size: layer.byteLength }],
+      }),
+    );
+    const client = createRegistryClient({ registry: upstream.host, auth: { useConfigFiles: false } });
+    await client.putBlob('hello', layer, { digest: layerDigest, size: layer.byteLength });
+    await client.putBlob('hello', config, { digest: digestOf(config), size: config.byteLength });
+    digest = (await client.putManifest('hello', 'v1', { bytes: manifest, mediaType: MediaType.OciManifest }))
+      .digest;
+    await client.close();
+  }, 300_000);
+
+  afterAll(async () => {
+    await run('podman', ['rmi', '--force', `${ours}/mirror/hello:${tag}`]).catch(() => undefined);
+    if (server) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+    await store?.close();
+    await upstream?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+
+  it('pulls it with the same digest, and its layer unpacked holds the file', async () => {
+    const copied = await stowage(
+      ['copy', `${upstream.host}/hello:v1`, `${ours}/mirror/hello:${tag}`, '--json'],
+      {
+        cwd: work,
+      },
+    );
+    expect([copied.code, copied.err]).toEqual([0, '']);
+    expect(JSON.parse(copied.out).digest).toBe(digest);
+    await run('podman', ['pull', '--quiet', '--tls-verify=false', `${ours}/mirror/hello:${tag}`]);
+    const { stdout } = await run('podman', [
+      'image',
+      'inspect',
+      '--format',
+      '{{.Digest}}',
+      `${ours}/mirror/hello:${tag}`,
+    ]);
+    expect(stdout.trim()).toBe(digest);
+    // podman (root, its default storage) unpacked the layer: the file is in the image's root
+    const { stdout: mounted } = await run('podman', ['image', 'mount', `${ours}/mirror/hello:${tag}`]);
+    try {
+      const { stdout: text } = await run('cat', [join(mounted.trim(), 'hello.txt')]);
+      expect(text).toBe(`hello from stowage ${tag}\n`);
+    } finally {
+      await run('podman', ['image', 'unmount', `${ours}/mirror/hello:${tag}`]);
+    }
+  }, 120_000);
+});
