@@ -2,19 +2,15 @@
 // with a real tar layer (podman unpacks it into its containers/storage), copied
 // from docker-registry to stowage-server.
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createImageStore, type ImageStore } from '@stowage/image-store';
 import { digestOf, MediaType } from '@stowage/oci';
 import { createRegistryClient } from '@stowage/registry-client';
-import { createRegistryHandler, createRegistryServer } from '@stowage/registry-server';
-import { type DockerRegistry, requirePeers, startDockerRegistry } from '@stowage/testing';
+import { type DockerRegistry, requirePeers } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBinary, stowage } from './binary.js';
+import { startRegistries, type TestRegistries } from './registries.js';
 
 const run = promisify(execFile);
 
@@ -22,20 +18,15 @@ describe('podman pulls what stowage copy wrote', () => {
   if (!requirePeers('docker-registry', 'podman', 'tar')) return;
   let work: string;
   let upstream: DockerRegistry;
-  let store: ImageStore;
-  let server: Server;
+  let started: TestRegistries | undefined;
   let ours: string;
   let digest: string;
   const tag = `t${process.pid}`;
 
   beforeAll(async () => {
     await ensureBinary();
-    work = await mkdtemp(join(tmpdir(), 'stowage-cli-podman-'));
-    upstream = await startDockerRegistry({ dataDir: join(work, 'upstream') });
-    store = await createImageStore({ root: join(work, 'server') });
-    server = createRegistryServer({ handler: createRegistryHandler({ registry: store }) });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    ours = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    started = await startRegistries('podman');
+    ({ work, upstream, ours } = started);
 
     // one real layer: a tar of one file, as podman can unpack it
     await writeFile(join(work, 'hello.txt'), `hello from stowage ${tag}\n`);
@@ -67,13 +58,7 @@ describe('podman pulls what stowage copy wrote', () => {
 
   afterAll(async () => {
     await run('podman', ['rmi', '--force', `${ours}/mirror/hello:${tag}`]).catch(() => undefined);
-    if (server) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-    await store?.close();
-    await upstream?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
+    await started?.stop();
   });
 
   it('pulls it with the same digest, and its layer unpacked holds the file', async () => {

@@ -5,15 +5,10 @@
 // digest; bad input and registry failures are one line and a documented exit code.
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createImageStore, type ImageStore } from '@stowage/image-store';
 import { createRegistryClient, type RegistryClient } from '@stowage/registry-client';
-import { createRegistryHandler, createRegistryServer } from '@stowage/registry-server';
 import {
   type DockerRegistry,
   pushImage,
@@ -24,10 +19,10 @@ import {
   randomImage,
   randomIndex,
   requirePeers,
-  startDockerRegistry,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bin, ensureBinary, stowage } from './binary.js';
+import { startRegistries, type TestRegistries } from './registries.js';
 
 const sha256 = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
@@ -35,8 +30,7 @@ describe('stowage registry commands', () => {
   if (!requirePeers('docker-registry', 'skopeo')) return;
   let work: string;
   let upstream: DockerRegistry;
-  let store: ImageStore;
-  let server: Server;
+  let started: TestRegistries | undefined;
   let ours: string;
   const clients: RegistryClient[] = [];
   const image: RandomImage = randomImage({ layers: 2, layerSize: 50_000, seed: 11 });
@@ -51,12 +45,8 @@ describe('stowage registry commands', () => {
 
   beforeAll(async () => {
     await ensureBinary();
-    work = await mkdtemp(join(tmpdir(), 'stowage-cli-registry-'));
-    upstream = await startDockerRegistry({ dataDir: join(work, 'upstream') });
-    store = await createImageStore({ root: join(work, 'server') });
-    server = createRegistryServer({ handler: createRegistryHandler({ registry: store }) });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    ours = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    started = await startRegistries('registry');
+    ({ work, upstream, ours } = started);
     for (const host of [upstream.host, ours]) {
       const client = createRegistryClient({ registry: host, auth: { useConfigFiles: false } });
       clients.push(client);
@@ -69,13 +59,7 @@ describe('stowage registry commands', () => {
 
   afterAll(async () => {
     for (const client of clients) await client.close();
-    if (server) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-    await store?.close();
-    await upstream?.stop();
-    if (work) await rm(work, { recursive: true, force: true });
+    await started?.stop();
   });
 
   const registries = (): [string, string][] => [
