@@ -10,6 +10,8 @@ export type CopyErrorCode =
   | 'SPARSE_INDEX_UNSUPPORTED'
   /** A platform filter left no child of an index to copy. */
   | 'NO_MATCHING_PLATFORM'
+  /** `mutateImage` cannot change this manifest (schema 1, an artifact, a config that is not JSON). */
+  | 'UNSUPPORTED_MANIFEST'
   /** The options contradict each other or are out of range. */
   | 'OPTIONS_INVALID';
 

@@ -18,4 +18,11 @@ export {
   type CopyManifestMessage,
 } from './diagnostics.js';
 export { CopyError, type CopyErrorCode } from './errors.js';
+export {
+  type MutatedManifest,
+  type MutateEdits,
+  type MutateOptions,
+  type MutateResult,
+  mutateImage,
+} from './mutate.js';
 export type { CopyOptions, CopyProgressEvent, StagedCopyOptions } from './options.js';

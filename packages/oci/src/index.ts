@@ -1,4 +1,5 @@
 export { raceSignal } from './abort.js';
+export { MAX_SMALL_BLOB, type ReadBlobBytesOptions, readBlobBytes } from './blob-bytes.js';
 export {
   assertContent,
   createVerifyingStream,
