@@ -174,7 +174,7 @@ export async function transferBlob(
     if (transfer.staging) {
       const session = await stageBlob(transfer.staging, { repository, descriptor, body: counted, signal });
       transfer.staging.staged.set(digest, { id: session, size });
-    } else await registry.putBlob(repository, counted, { digest, size, signal });
+    } else await registry.putBlob(repository, counted, { digest, size, signal, knownAbsent: true });
   } finally {
     content.stream.destroy();
     for (const again of reopened) again.stream.destroy();

@@ -110,6 +110,12 @@ export interface PutBlobOptions extends OperationOptions {
   readonly digest: Digest;
   /** The exact length, when known; a mismatch is refused with `SIZE_INVALID`. */
   readonly size?: number;
+  /**
+   * The caller has just found the blob absent (a copy's `headBlob`): a store
+   * that would ask first whether it has the blob (a remote one, to skip the
+   * upload) may skip asking. A hint only: the result is the same either way.
+   */
+  readonly knownAbsent?: boolean;
 }
 
 export interface MountBlobOptions extends OperationOptions {

@@ -483,6 +483,18 @@ describe('uploads', () => {
     expect(server.seen.some((s) => s.method === 'GET' && s.url.includes('/uploads/'))).toBe(true);
   });
 
+  it('asks whether the blob is there before uploading, unless the caller says it just found it absent', async () => {
+    const { server, blobs } = await uploadServer();
+    const registry = client({ registry: server.host });
+    const heads = () => server.seen.filter((s) => s.method === 'HEAD').length;
+    await registry.putBlob('a/b', stream(content), { digest: contentDigest });
+    expect(heads()).toBe(1);
+    blobs.clear();
+    await registry.putBlob('a/b', stream(content), { digest: contentDigest, knownAbsent: true });
+    expect(heads()).toBe(1);
+    expect(Buffer.compare(blobs.get(contentDigest) as Buffer, content)).toBe(0);
+  });
+
   it('never commits a streamed blob whose digest is wrong, and cancels its session', async () => {
     const { server, blobs, sessions } = await uploadServer();
     const registry = client({ registry: server.host, chunkSize: 20_000, monolithicMaxBytes: 0 });

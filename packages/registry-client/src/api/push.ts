@@ -119,7 +119,9 @@ export async function putBlob(
         { digest, ...(size !== undefined ? { size } : {}) },
       );
     }
-    const existing = await headBlob(context, repo, digest, signalOf(options));
+    const existing = options.knownAbsent
+      ? undefined
+      : await headBlob(context, repo, digest, signalOf(options));
     if (existing !== undefined) {
       source.discard();
       return existing;

@@ -2,7 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { isStowageError, type RegistryErrorCode, raceSignal } from '@stowage/oci';
-import { type Dispatcher, Pool } from 'undici';
+import type { Dispatcher } from 'undici';
 import { type Credentials, lookupCredentials } from '../credentials.js';
 import {
   type RegistryDiagnostic,
@@ -20,6 +20,7 @@ import { HostLimiter } from './limiter.js';
 import { redactUrl } from './redact.js';
 import { parseRetryAfter, retryWith } from './retry.js';
 import type { Scope } from './scope.js';
+import { Pool } from './undici.js';
 import { parseWwwAuthenticate } from './www-authenticate.js';
 
 /** The `diagnostics_channel` every HTTP exchange is published on, as a `RequestEvent`. */
