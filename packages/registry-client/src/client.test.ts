@@ -14,6 +14,7 @@ import {
   fullCapabilities,
   isStowageError,
   MediaType,
+  markVerified,
   RegistryError,
 } from '@stowage/oci';
 import { findExecutable, selfSignedCertificate } from '@stowage/testing';
@@ -492,6 +493,32 @@ describe('uploads', () => {
     blobs.clear();
     await registry.putBlob('a/b', stream(content), { digest: contentDigest, knownAbsent: true });
     expect(heads()).toBe(1);
+    expect(Buffer.compare(blobs.get(contentDigest) as Buffer, content)).toBe(0);
+  });
+
+  it('trusts a body its producer verifies, and still never sends its last chunk when it fails at the end', async () => {
+    const { server, blobs, sessions } = await uploadServer();
+    const registry = client({ registry: server.host });
+    // the producer's own check fails after the last chunk (a copy whose source sent wrong bytes)
+    async function* failingAtEnd() {
+      yield* stream(content);
+      throw new DigestMismatchError(contentDigest, digestOf('other'));
+    }
+    const error = await registry
+      .putBlob('a/b', markVerified(failingAtEnd(), contentDigest), {
+        digest: contentDigest,
+        size: content.length,
+        knownAbsent: true,
+      })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DigestMismatchError);
+    expect(blobs.size).toBe(0);
+    expect(sessions.size).toBe(0);
+    const ok = await registry.putBlob('a/b', markVerified(stream(content), contentDigest), {
+      digest: contentDigest,
+      size: content.length,
+    });
+    expect(ok).toEqual({ digest: contentDigest, size: content.length });
     expect(Buffer.compare(blobs.get(contentDigest) as Buffer, content)).toBe(0);
   });
 
