@@ -17,6 +17,24 @@ import {
   manifestPutCommand,
   tagCommand,
 } from './manifests.js';
+import { mutateCommand } from './mutate.js';
+import {
+  stagesByDigestCommand,
+  stagesCopyToFinalCommand,
+  stagesLsCommand,
+  stagesRejectCommand,
+  stagesRmCommand,
+  stagesShowCommand,
+} from './stages.js';
+import {
+  managedImagesAddCommand,
+  managedImagesLsCommand,
+  managedImagesRmCommand,
+  stagesCustomTagsLsCommand,
+  stagesImportMetadataLsCommand,
+  stagesImportMetadataShowCommand,
+  stagesMetadataLsCommand,
+} from './stages-records.js';
 import { storeFsckCommand, storeGcCommand, storeImagesCommand, storeRmCommand } from './store.js';
 import { syncCommand } from './sync.js';
 import { catalogCommand, lsCommand } from './tags.js';
@@ -37,6 +55,7 @@ export const COMMANDS: readonly Command[] = [
   tagCommand,
   deleteCommand,
   copyCommand,
+  mutateCommand,
   loginCommand,
   logoutCommand,
   storeImagesCommand,
@@ -44,6 +63,19 @@ export const COMMANDS: readonly Command[] = [
   storeRmCommand,
   storeGcCommand,
   storeFsckCommand,
+  stagesLsCommand,
+  stagesShowCommand,
+  stagesByDigestCommand,
+  stagesRejectCommand,
+  stagesRmCommand,
+  stagesCopyToFinalCommand,
+  stagesMetadataLsCommand,
+  stagesCustomTagsLsCommand,
+  stagesImportMetadataLsCommand,
+  stagesImportMetadataShowCommand,
+  managedImagesLsCommand,
+  managedImagesAddCommand,
+  managedImagesRmCommand,
   syncCommand,
   importCommand,
   dbMigrateCommand,

@@ -1,41 +1,49 @@
 // stowage completion bash|zsh: a completion script made from the command list, so
 // every command, subcommand and option completes, and none is left out as they grow.
-import { type Command, GENERAL_OPTIONS, groupOf, oneOperand, usageError } from './command.js';
+import { type Command, GENERAL_OPTIONS, oneOperand, usageError } from './command.js';
 
-/** Per first word: its subcommands (for a group) or its options. */
+/**
+ * The command words as a tree: per group prefix (`""`, `stages`, `stages metadata`),
+ * the words that may follow it; per command, its options.
+ */
 function table(commands: readonly Command[]) {
-  const words = [...new Set(commands.map((c) => c.name.split(' ')[0] as string))];
-  const subcommands = new Map<string, string[]>();
+  const children = new Map<string, string[]>();
   const options = new Map<string, string[]>();
   const general = Object.keys(GENERAL_OPTIONS).map((o) => `--${o}`);
   for (const command of commands) {
-    const group = groupOf(command.name);
-    if (group)
-      subcommands.set(group, [...(subcommands.get(group) ?? []), command.name.slice(group.length + 1)]);
+    const words = command.name.split(' ');
+    for (let k = 0; k < words.length; k++) {
+      const prefix = words.slice(0, k).join(' ');
+      const next = children.get(prefix) ?? [];
+      if (!next.includes(words[k] as string)) next.push(words[k] as string);
+      children.set(prefix, next);
+    }
     options.set(command.name, [...Object.keys(command.options).map((o) => `--${o}`), ...general]);
   }
-  return { words, subcommands, options, general };
+  const groups = [...children].filter(([prefix]) => prefix !== '');
+  return { top: children.get('') ?? [], groups, options, general };
 }
 
 function bash(commands: readonly Command[]): string {
-  const { words, subcommands, options, general } = table(commands);
+  const { top, groups, options, general } = table(commands);
   const cases = [...options].map(([name, opts]) => `    "${name}") opts="${opts.join(' ')}" ;;`).join('\n');
-  const groups = [...subcommands].map(([g, subs]) => `    ${g}) subs="${subs.join(' ')}" ;;`).join('\n');
+  const subs = groups.map(([g, words]) => `    "${g}") subs="${words.join(' ')}" ;;`).join('\n');
+  const isGroup = groups.map(([g]) => `"${g}"`).join('|');
   return `# bash completion for stowage (stowage completion bash > /etc/bash_completion.d/stowage)
 _stowage() {
-  local cur="\${COMP_WORDS[COMP_CWORD]}" first="\${COMP_WORDS[1]}" second="\${COMP_WORDS[2]}" opts="" subs=""
-  if [ "$COMP_CWORD" -eq 1 ]; then
-    COMPREPLY=($(compgen -W "${words.join(' ')} ${general.join(' ')}" -- "$cur")); return
-  fi
-  case "$first" in
-${groups}
-  esac
-  if [ -n "$subs" ] && [ "$COMP_CWORD" -eq 2 ]; then
+  local cur="\${COMP_WORDS[COMP_CWORD]}" prefix="" next i=1 opts="" subs="${top.join(' ')} ${general.join(' ')}"
+  # the words typed so far that name a group (stages, stages metadata) make the prefix
+  while [ "$i" -lt "$COMP_CWORD" ]; do
+    next="\${prefix:+$prefix }\${COMP_WORDS[i]}"
+    case "$next" in ${isGroup}) prefix="$next"; i=$((i + 1)) ;; *) break ;; esac
+  done
+  if [ "$i" -eq "$COMP_CWORD" ]; then
+    case "$prefix" in
+${subs}
+    esac
     COMPREPLY=($(compgen -W "$subs" -- "$cur")); return
   fi
-  local name="$first"
-  [ -n "$subs" ] && name="$first $second"
-  case "$name" in
+  case "\${prefix:+$prefix }\${COMP_WORDS[i]}" in
 ${cases}
   esac
   if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi
@@ -45,33 +53,33 @@ complete -F _stowage stowage
 }
 
 function zsh(commands: readonly Command[]): string {
-  const { words, subcommands, options } = table(commands);
-  const summary = (word: string) =>
-    commands.find((c) => c.name === word)?.summary ??
-    `${word} commands (${subcommands.get(word)?.join(', ')})`;
+  const { top, groups, options } = table(commands);
   const quote = (text: string) => text.replace(/'/g, "'\\''").replace(/:/g, '\\:');
-  const top = words.map((w) => `'${w}:${quote(summary(w))}'`).join(' ');
-  const groups = [...subcommands]
-    .map(
-      ([g, subs]) =>
-        `    ${g}) (( CURRENT == 3 )) && { _describe 'subcommand' '(${subs
-          .map((s) => `${s}\\:${quote(commands.find((c) => c.name === `${g} ${s}`)?.summary ?? '')}`)
-          .join(' ')})'; return } ;;`,
-    )
-    .join('\n');
+  const summary = (name: string) =>
+    commands.find((c) => c.name === name)?.summary ??
+    `${name} commands (${groups.find(([g]) => g === name)?.[1].join(', ')})`;
+  const described = (prefix: string, words: readonly string[]) =>
+    words.map((w) => `'${w}:${quote(summary(prefix ? `${prefix} ${w}` : w))}'`).join(' ');
+  const subs = groups.map(([g, words]) => `    "${g}") subs=(${described(g, words)}) ;;`).join('\n');
+  const isGroup = groups.map(([g]) => `"${g}"`).join('|');
   const cases = [...options].map(([name, opts]) => `    "${name}") opts=(${opts.join(' ')}) ;;`).join('\n');
   return `#compdef stowage
 # zsh completion for stowage (stowage completion zsh > "\${fpath[1]}/_stowage")
 _stowage() {
-  local -a commands opts
-  commands=(${top})
-  if (( CURRENT == 2 )); then _describe 'command' commands; return; fi
-  case "\${words[2]}" in
-${groups}
-  esac
-  local name="\${words[2]}"
-  case "\${words[2]}" in ${[...subcommands.keys()].join('|')}) name="\${words[2]} \${words[3]}" ;; esac
-  case "$name" in
+  local -a subs opts
+  local prefix="" next i=2
+  subs=(${described('', top)})
+  while (( i < CURRENT )); do
+    next="\${prefix:+$prefix }\${words[i]}"
+    case "$next" in ${isGroup}) prefix="$next"; (( i++ )) ;; *) break ;; esac
+  done
+  if (( i == CURRENT )); then
+    case "$prefix" in
+${subs}
+    esac
+    _describe 'command' subs; return
+  fi
+  case "\${prefix:+$prefix }\${words[i]}" in
 ${cases}
   esac
   if [[ "\${words[CURRENT]}" == -* ]]; then compadd -- $opts; else _files; fi

@@ -3,7 +3,7 @@
 import type { CopyProgressEvent } from '@stowage/copy';
 import { parsePlatform } from '@stowage/oci';
 import { defineCommand, GENERAL_OPTIONS_HELP, quoted, usageError } from './command.js';
-import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes } from './remote.js';
+import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes, type RemoteValues } from './remote.js';
 
 const USAGE = 'usage: stowage copy [options] <source> <destination>';
 
@@ -14,6 +14,8 @@ Copies an image (a whole index with every platform, unless --platform filters it
 of an index is the same index. Each side is one of:
   [docker://]registry/repository[:tag|@digest]   a registry (docker:// is the default)
   store:repository[:tag|@digest]                 the local image store at --root
+  oci:<dir>[:<tag>], oci:<dir>@<digest>          an OCI image layout (skopeo's oci: transport;
+                                                 without a tag, its one image)
 A destination without a tag or digest takes the source's tag (else latest).
 
 options:
@@ -23,6 +25,11 @@ options:
   --referrers                     also copy signatures, SBOMs and other referrers
   --concurrency <n>               blobs and manifests at once (default 4)
   --json                          the result (digests, blobs copied and skipped) as JSON
+  --src-plain-http, --dest-plain-http
+                                  --plain-http for one side only
+  --src-insecure, --dest-insecure --insecure for one side only
+  --src-authfile <file>, --dest-authfile <file>
+                                  --authfile for one side only
 ${REMOTE_OPTIONS_HELP}
 ${GENERAL_OPTIONS_HELP}
 
@@ -30,6 +37,7 @@ examples:
   stowage copy docker://registry.example/app:v1 127.0.0.1:5000/mirror/app:v1
   stowage copy registry.example/app:v1 store:app:v1 --root /srv/stowage --platform linux/amd64
   stowage copy store:app:v1 127.0.0.1:5000/app --json
+  stowage copy oci:./app-layout:v1 127.0.0.1:5000/app:v1
 
 On a terminal one updating line on stderr shows the blobs and bytes done.`;
 
@@ -73,6 +81,12 @@ export const copyCommand = defineCommand({
     referrers: { type: 'boolean' },
     concurrency: { type: 'string' },
     json: { type: 'boolean' },
+    'src-plain-http': { type: 'boolean' },
+    'dest-plain-http': { type: 'boolean' },
+    'src-insecure': { type: 'boolean' },
+    'dest-insecure': { type: 'boolean' },
+    'src-authfile': { type: 'string' },
+    'dest-authfile': { type: 'string' },
     ...REMOTE_OPTIONS,
   },
   async run({ operands, values }) {
@@ -103,8 +117,13 @@ export const copyCommand = defineCommand({
     }
     await using remotes = new Remotes('copy', values, { writes: true });
     {
-      const source = await remotes.open(operands[0] as string, 'source');
-      const destination = await remotes.open(operands[1] as string, 'destination');
+      const side = (prefix: 'src' | 'dest'): RemoteValues => ({
+        'plain-http': values[`${prefix}-plain-http`],
+        insecure: values[`${prefix}-insecure`],
+        authfile: values[`${prefix}-authfile`],
+      });
+      const source = await remotes.open(operands[0] as string, 'source', side('src'));
+      const destination = await remotes.open(operands[1] as string, 'destination', side('dest'));
       const tag =
         destination.reference.tag ??
         (destination.reference.digest === undefined ? (source.reference.tag ?? 'latest') : undefined);

@@ -27,11 +27,36 @@ export const ExitCode = {
   interrupted: 130,
 } as const;
 
-/** Error codes by the exit code they give (the packages' codes: OCI's and the client's). */
-const NOT_FOUND = new Set(['MANIFEST_UNKNOWN', 'BLOB_UNKNOWN', 'NAME_UNKNOWN', 'NO_MATCHING_PLATFORM']);
+/**
+ * Error codes by the exit code they give (the packages' codes: OCI's, the client's, and the
+ * stages storage's and storage manager's).
+ */
+const NOT_FOUND = new Set([
+  'MANIFEST_UNKNOWN',
+  'BLOB_UNKNOWN',
+  'NAME_UNKNOWN',
+  'NO_MATCHING_PLATFORM',
+  // a stage that is not there, one whose blob or child is gone, a custom tag that is not there
+  'STAGE_NOT_FOUND',
+  'BROKEN_IMAGE',
+  'CUSTOM_TAG_NOT_FOUND',
+  'NOT_IN_FINAL_REPO',
+]);
 const AUTH = new Set(['UNAUTHORIZED', 'DENIED', 'CREDENTIALS_ERROR']);
 const NETWORK = new Set(['NETWORK_ERROR', 'TIMEOUT', 'UNAVAILABLE', 'TOOMANYREQUESTS']);
-const REFUSED = new Set(['UNSUPPORTED', 'MANIFEST_BLOB_UNKNOWN', 'SPARSE_INDEX_UNSUPPORTED', 'LOCK_TIMEOUT']);
+const REFUSED = new Set([
+  'UNSUPPORTED',
+  'MANIFEST_BLOB_UNKNOWN',
+  'SPARSE_INDEX_UNSUPPORTED',
+  'UNSUPPORTED_MANIFEST',
+  'LOCK_TIMEOUT',
+  // the stages storage: a delete refused, a custom tag on another image; the manager: a stage gone meanwhile
+  'DELETE_REFUSED',
+  'CUSTOM_TAG_MISMATCH',
+  'UNEXPECTED_STORAGE_STATE',
+]);
+/** Options a package refused (the CLI checks its flags first, so this is a value it let through). */
+const USAGE = new Set(['OPTIONS_INVALID']);
 
 export interface Explained {
   readonly exitCode: number;
@@ -121,6 +146,7 @@ export async function explain(error: unknown, context: ErrorContext = {}): Promi
     const line = `${error.code}: ${error.message}`;
     const status = (error as { status?: unknown }).status;
     if (NOT_FOUND.has(error.code)) return { exitCode: ExitCode.notFound, line };
+    if (USAGE.has(error.code)) return { exitCode: ExitCode.usage, line };
     if (AUTH.has(error.code)) {
       return {
         exitCode: ExitCode.auth,

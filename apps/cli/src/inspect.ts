@@ -1,5 +1,5 @@
 // stowage inspect (what skopeo inspect shows) and stowage referrers.
-import { defaultPlatform, formatPlatform, RegistryError } from '@stowage/oci';
+import { defaultPlatform, formatPlatform, RegistryError, readBlobBytes } from '@stowage/oci';
 import { defineCommand, GENERAL_OPTIONS_HELP, oneOperand } from './command.js';
 import { digestOf, platformOf, resolveManifest } from './manifests.js';
 import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes, type RemoteValues } from './remote.js';
@@ -76,10 +76,8 @@ async function inspectImage(
   const { parsed } = await resolveManifest(remote, platform);
   if (parsed.kind !== 'image')
     throw new RegistryError('MANIFEST_INVALID', 'the index names another index for that platform');
-  const configBlob = await registry.getBlob(reference.repository, parsed.manifest.config.digest);
-  const chunks: Buffer[] = [];
-  for await (const chunk of configBlob.stream) chunks.push(chunk as Buffer);
-  const config = JSON.parse(Buffer.concat(chunks).toString('utf8')) as ImageConfig;
+  const configBytes = await readBlobBytes(registry, reference.repository, parsed.manifest.config.digest);
+  const config = JSON.parse(Buffer.from(configBytes).toString('utf8')) as ImageConfig;
   const { items: tags } = await registry.listTags(reference.repository);
   const layers = parsed.manifest.layers;
   const shown = {

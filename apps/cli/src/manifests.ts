@@ -62,7 +62,7 @@ export async function resolveManifest(
     );
     throw new RegistryError(
       'MANIFEST_UNKNOWN',
-      `${reference.repository}:${target} has no manifest for ${formatPlatform(platform)} (it has ${offered.join(', ') || 'none'})`,
+      `${Remotes.label(reference)}:${target} has no manifest for ${formatPlatform(platform)} (it has ${offered.join(', ') || 'none'})`,
     );
   }
   const childContent = await registry.getManifest(reference.repository, child.digest);
@@ -137,7 +137,7 @@ examples:
       if (!info) {
         throw new RegistryError(
           'MANIFEST_UNKNOWN',
-          `${remote.reference.repository}:${remote.target} is not in the registry`,
+          `${Remotes.label(remote.reference)}:${remote.target} is not there`,
         );
       }
     } else {
@@ -192,7 +192,7 @@ export async function digestOf(remote: Remote): Promise<Digest> {
   if (!info) {
     throw new RegistryError(
       'MANIFEST_UNKNOWN',
-      `${remote.reference.repository}:${remote.target} is not in the registry`,
+      `${Remotes.label(remote.reference)}:${remote.target} is not there`,
     );
   }
   return info.digest;

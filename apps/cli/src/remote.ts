@@ -1,12 +1,21 @@
 // The stores a command talks to, named as a user writes them: an image reference
 // (crane's and skopeo's `docker://` form included) to a registry client, or
-// `store:repository[:tag|@digest]` to the local image store at --root. Credentials
+// `store:repository[:tag|@digest]` to the local image store at --root, or
+// `oci:<dir>[:<tag>]` to an OCI image layout (skopeo's oci: transport). Credentials
 // come from the Docker and containers auth files and credential helpers, as the
 // client reads them.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { ImageStore } from '@stowage/image-store';
-import { type ImageReference, parseReference, type Registry, RegistryError } from '@stowage/oci';
+import type { ImageStore, OciLayoutRegistry } from '@stowage/image-store';
+import {
+  type Digest,
+  type ImageReference,
+  isDigest,
+  isValidTag,
+  parseReference,
+  type Registry,
+  RegistryError,
+} from '@stowage/oci';
 import type { RegistryClient, RegistryClientOptions } from '@stowage/registry-client';
 import { type OptionTable, usageError } from './command.js';
 
@@ -15,6 +24,14 @@ let clientModule: typeof import('@stowage/registry-client') | undefined;
 
 /** The transport prefix of the local image store (the one stowage-server serves from --root). */
 export const STORE_PREFIX = 'store:';
+
+/** skopeo's transport prefix of an OCI image layout directory: `oci:<dir>[:<tag>]`. */
+export const OCI_PREFIX = 'oci:';
+
+/** The one repository a layout directory is opened as (never shown: labels print the directory). */
+const LAYOUT_REPOSITORY = 'layout';
+
+const DIGEST_SUFFIX = /@([a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+)$/;
 
 /**
  * The local image store at `root` (default ./data). Read-only unless `writes`:
@@ -38,12 +55,15 @@ export const REMOTE_OPTIONS = {
   root: { type: 'string' },
 } as const satisfies OptionTable;
 
-export const REMOTE_OPTIONS_HELP = `  --plain-http           speak HTTP, not HTTPS, to the registries named (loopback ones always do)
+/** Help of the options that say how registries are reached. */
+export const REGISTRY_OPTIONS_HELP = `  --plain-http           speak HTTP, not HTTPS, to the registries named (loopback ones always do)
   --insecure             HTTPS without checking the registry's certificate
   --authfile <file>      credentials from this Docker/containers auth file only (default: the
-                         Docker and containers auth files and their credential helpers)
+                         Docker and containers auth files and their credential helpers)`;
+
+export const REMOTE_OPTIONS_HELP = `${REGISTRY_OPTIONS_HELP}
   --root <dir>           the local image store that store: names (default ./data, as
-                         stowage-server)`;
+                         stowage-server); oci:<dir>[:<tag>] names an OCI image layout`;
 
 export interface RemoteValues {
   readonly 'plain-http'?: boolean | undefined;
@@ -70,8 +90,10 @@ export class Remotes implements AsyncDisposable {
   readonly #values: RemoteValues;
   readonly #command: string;
   readonly #writes: boolean;
+  /** By host and the connection options it was opened with. */
   readonly #clients = new Map<string, RegistryClient>();
   #store: Promise<ImageStore> | undefined;
+  readonly #layouts = new Map<string, OciLayoutRegistry>();
 
   constructor(command: string, values: RemoteValues, options: { readonly writes?: boolean } = {}) {
     this.#command = command;
@@ -79,8 +101,9 @@ export class Remotes implements AsyncDisposable {
     this.#writes = options.writes ?? false;
   }
 
-  /** The reference a user wrote (`docker://` or `store:` allowed), parsed; a malformed one is a usage error. */
+  /** The reference a user wrote (`docker://`, `store:` or `oci:` allowed), parsed; a malformed one is a usage error. */
   parse(text: string, what = 'image reference'): ImageReference {
+    if (text.startsWith(OCI_PREFIX)) return this.#parseLayout(text, what);
     const local = text.startsWith(STORE_PREFIX);
     const bare = local
       ? text.slice(STORE_PREFIX.length)
@@ -104,23 +127,92 @@ export class Remotes implements AsyncDisposable {
     return reference;
   }
 
-  /** The store of a registry host, or of `store:` (the local image store). */
-  async registry(host: string): Promise<Registry> {
+  /**
+   * `oci:<dir>[:<tag>]` (skopeo's form: the directory ends at the first colon)
+   * or `oci:<dir>@<digest>`, as a reference whose registry is `oci:<absolute dir>`.
+   */
+  #parseLayout(text: string, what: string): ImageReference {
+    let rest = text.slice(OCI_PREFIX.length);
+    let digest: Digest | undefined;
+    let tag: string | undefined;
+    const byDigest = DIGEST_SUFFIX.exec(rest);
+    if (byDigest) {
+      if (!isDigest(byDigest[1])) {
+        throw usageError(
+          this.#command,
+          `${JSON.stringify(text)}: ${byDigest[1]} is not a digest (the ${what})`,
+        );
+      }
+      digest = byDigest[1] as Digest;
+      rest = rest.slice(0, byDigest.index);
+    } else {
+      const colon = rest.indexOf(':');
+      if (colon >= 0) {
+        tag = rest.slice(colon + 1);
+        rest = rest.slice(0, colon);
+        if (!isValidTag(tag)) {
+          throw usageError(
+            this.#command,
+            `${JSON.stringify(text)}: ${JSON.stringify(tag)} is not a valid tag (the ${what})`,
+          );
+        }
+      }
+    }
+    if (rest === '') {
+      throw usageError(
+        this.#command,
+        `${JSON.stringify(text)}: oci: needs a directory, as oci:<dir>[:<tag>] (the ${what})`,
+      );
+    }
+    return {
+      registry: `${OCI_PREFIX}${resolve(rest)}`,
+      repository: LAYOUT_REPOSITORY,
+      ...(tag !== undefined ? { tag } : {}),
+      ...(digest !== undefined ? { digest } : {}),
+    };
+  }
+
+  /** The OCI layout registry of one directory (read-only unless the command writes). */
+  async #layout(dir: string): Promise<Registry> {
+    let layout = this.#layouts.get(dir);
+    if (!layout) {
+      const { createOciLayoutRegistry } = await import('@stowage/image-store');
+      layout = createOciLayoutRegistry({
+        directories: { [LAYOUT_REPOSITORY]: dir },
+        readOnly: !this.#writes,
+      });
+      this.#layouts.set(dir, layout);
+    }
+    return layout;
+  }
+
+  /**
+   * The store of a registry host, of `store:` (the local image store) or of an `oci:` directory.
+   * `side` overrides the command's --plain-http, --insecure and --authfile for
+   * this one (copy's --src-* and --dest-* options).
+   */
+  async registry(host: string, side: RemoteValues = {}): Promise<Registry> {
     if (host === STORE_PREFIX) {
       this.#store ??= openLocalStore(this.#values.root, this.#writes);
       return await this.#store;
     }
+    if (host.startsWith(OCI_PREFIX)) return await this.#layout(host.slice(OCI_PREFIX.length));
     clientModule ??= await import('@stowage/registry-client');
-    let client = this.#clients.get(host);
+    const values: RemoteValues = {
+      'plain-http': side['plain-http'] ?? this.#values['plain-http'],
+      insecure: side.insecure ?? this.#values.insecure,
+      authfile: side.authfile ?? this.#values.authfile,
+    };
+    const key = JSON.stringify([host, values['plain-http'], values.insecure, values.authfile]);
+    let client = this.#clients.get(key);
     if (!client) {
-      const values = this.#values;
       client = this.#createClient({
         registry: host,
         ...(values['plain-http'] ? { insecure: true } : {}),
         ...(values.insecure ? { tls: { [host]: { rejectUnauthorized: false } } } : {}),
         ...(values.authfile !== undefined ? { auth: { configPaths: [values.authfile] } } : {}),
       });
-      this.#clients.set(host, client);
+      this.#clients.set(key, client);
     }
     return client;
   }
@@ -131,27 +223,34 @@ export class Remotes implements AsyncDisposable {
     return clientModule.createRegistryClient(options);
   }
 
-  /** A reference and the store that holds it. */
-  async open(text: string, what?: string): Promise<Remote> {
+  /** A reference and the store that holds it (`side` as for `registry`). */
+  async open(text: string, what?: string, side?: RemoteValues): Promise<Remote> {
     const reference = this.parse(text, what);
-    return {
-      registry: await this.registry(reference.registry),
-      reference,
-      target: reference.digest ?? reference.tag ?? 'latest',
-    };
+    const registry = await this.registry(reference.registry, side);
+    let target = reference.digest ?? reference.tag;
+    if (target === undefined && reference.registry.startsWith(OCI_PREFIX)) {
+      // skopeo's rule for a layout named without a tag: its one image, when it has one
+      const tags = await registry.listTags(LAYOUT_REPOSITORY).then(
+        (page) => page.items,
+        () => [],
+      );
+      if (tags.length === 1) target = tags[0];
+    }
+    return { registry, reference, target: target ?? 'latest' };
   }
 
-  /** How a reference is shown back: `store:repo:tag`, or `registry/repo`. */
+  /** How a reference is shown back: `store:repo`, `oci:<dir>`, or `registry/repo`. */
   static label(reference: ImageReference): string {
-    return reference.registry === STORE_PREFIX
-      ? `${STORE_PREFIX}${reference.repository}`
-      : `${reference.registry}/${reference.repository}`;
+    if (reference.registry === STORE_PREFIX) return `${STORE_PREFIX}${reference.repository}`;
+    if (reference.registry.startsWith(OCI_PREFIX)) return reference.registry;
+    return `${reference.registry}/${reference.repository}`;
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
     const store = this.#store;
     await Promise.allSettled([
       ...[...this.#clients.values()].map((client) => client.close()),
+      ...[...this.#layouts.values()].map((layout) => layout.close()),
       ...(store ? [store.then((s) => s.close())] : []),
     ]);
   }

@@ -32,10 +32,17 @@ describe('stowage completion', () => {
       ]);
       return stdout.trim().split(' ');
     };
-    expect(await complete('ma')).toEqual(['manifest']);
+    expect(await complete('ma')).toEqual(['manifest', 'managed-images']);
     expect(await complete('store', '')).toEqual(['images', 'inspect', 'rm', 'gc', 'fsck']);
     expect(await complete('store', 'gc', '--d')).toEqual(['--dry-run', '--delete-untagged', '--debug']);
     expect(await complete('copy', '--pl')).toEqual(['--platform', '--plain-http']);
+    // three-word commands: each level completes its own words, the command its options
+    expect(await complete('stages', 'me')).toEqual(['metadata']);
+    expect(await complete('stages', 'metadata', '')).toEqual(['ls']);
+    expect(await complete('stages', 'import-metadata', '')).toEqual(['ls', 'show']);
+    expect(await complete('stages', 'metadata', 'ls', '--re')).toEqual(['--repo']);
+    expect(await complete('stages', 'ls', '--js')).toEqual(['--json']);
+    expect(await complete('--ver')).toEqual(['--version']);
   }, 60_000);
 
   it('zsh names every command, and an unknown shell is a usage error', async () => {

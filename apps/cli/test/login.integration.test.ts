@@ -122,6 +122,36 @@ describe('stowage login and logout', () => {
     expect([twice.code, twice.out]).toEqual([0, `Not logged in to ${registry.host}\n`]);
   }, 120_000);
 
+  it("copy's --src-authfile applies to the source only, --dest-authfile to the destination only", async () => {
+    const file = join(work, 'sides.json');
+    // a home without docker's default file (the test above logged in there)
+    const home = { ...env, HOME: join(work, 'home-sides') };
+    const login = await stowage(
+      ['login', registry.host, '-u', 'alice', '-p', 'wonderland', '--authfile', file],
+      {
+        cwd: work,
+        env: home,
+      },
+    );
+    expect(login.code).toBe(0);
+    const root = join(work, 'sides-store');
+    const wrongSide = await stowage(
+      ['copy', `${registry.host}/app:v1`, 'store:app:v1', '--root', root, '--dest-authfile', file],
+      { cwd: work, env: home },
+    );
+    expect([wrongSide.code, wrongSide.lines.length]).toEqual([7, 1]);
+    const right = await stowage(
+      ['copy', `${registry.host}/app:v1`, 'store:app:v1', '--root', root, '--src-authfile', file, '--json'],
+      { cwd: work, env: home },
+    );
+    expect([right.code, right.err]).toEqual([0, '']);
+    const back = await stowage(
+      ['copy', 'store:app:v1', `${registry.host}/back:v1`, '--root', root, '--dest-authfile', file, '--json'],
+      { cwd: work, env: home },
+    );
+    expect([back.code, JSON.parse(back.out).digest]).toEqual([0, JSON.parse(right.out).digest]);
+  }, 60_000);
+
   it('refuses a missing user or password and a broken file with one line and exit code 2', async () => {
     const broken = join(work, 'broken.json');
     await writeFile(broken, '{not json');

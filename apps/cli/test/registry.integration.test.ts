@@ -224,7 +224,7 @@ describe('stowage registry commands', () => {
     expect(arm.code).toBe(6);
     expect(arm.lines).toEqual([
       expect.stringMatching(
-        /^stowage: MANIFEST_UNKNOWN: amd64-only\/multi:v1 has no manifest for linux\/arm64 \(it has linux\/amd64\)$/,
+        /^stowage: MANIFEST_UNKNOWN: 127\.0\.0\.1:[0-9]+\/amd64-only\/multi:v1 has no manifest for linux\/arm64 \(it has linux\/amd64\)$/,
       ),
     ]);
   }, 60_000);
@@ -268,6 +268,146 @@ describe('stowage registry commands', () => {
       expect(deleted.out, name).toMatch(/^sha256:[0-9a-f]{64}\n$/);
       const after = await stowage(['digest', `${host}/doomed:a`], { cwd: dir });
       expect(after.code, name).toBe(6);
+    }
+  }, 120_000);
+
+  it('copy reads an OCI layout skopeo wrote and writes one skopeo reads, digests kept', async () => {
+    const skopeo = (...args: string[]) => promisify(execFile)('skopeo', args, { maxBuffer: 1 << 24 });
+    const dir = await mkdtemp(join(work, 'layouts-'));
+    // a directory name that is no repository name: skopeo takes any path
+    const written = join(dir, 'By Skopeo');
+    await skopeo(
+      'copy',
+      '--all',
+      '--src-tls-verify=false',
+      `docker://${upstream.host}/multi:v1`,
+      `oci:${written}:v1`,
+    );
+    // skopeo rewrites the children on the way into a layout (their layers are not tar): the
+    // layout's own index is the one to keep
+    const layoutDigest = sha256(Buffer.from((await skopeo('inspect', '--raw', `oci:${written}:v1`)).stdout));
+    for (const [name, host] of registries()) {
+      const run = await stowage(['copy', `oci:${written}:v1`, `${host}/fromoci:v1`, '--json'], { cwd: dir });
+      expect([run.code, run.err], name).toEqual([0, '']);
+      expect(JSON.parse(run.out).digest, name).toBe(layoutDigest);
+      const pulled = await skopeo('inspect', '--raw', '--tls-verify=false', `docker://${host}/fromoci:v1`);
+      expect(sha256(Buffer.from(pulled.stdout)), name).toBe(layoutDigest);
+    }
+    const ls = await stowage(['ls', `oci:${written}`, '--json'], { cwd: dir });
+    expect(JSON.parse(ls.out)).toEqual({ repository: `oci:${written}`, tags: ['v1'] });
+
+    // ours into a new layout; skopeo reads it and copies it on with the same digest
+    const ours = join(dir, 'by-stowage');
+    const out = await stowage(['copy', `${upstream.host}/app:v1`, `oci:${ours}`], { cwd: dir });
+    expect(out.code).toBe(0);
+    const raw = await skopeo('inspect', '--raw', `oci:${ours}:v1`);
+    expect(sha256(Buffer.from(raw.stdout))).toBe(imageDigest);
+    await skopeo(
+      'copy',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      `oci:${ours}:v1`,
+      `docker://${upstream.host}/via-layout:v1`,
+    );
+    expect((await stowage(['digest', `${upstream.host}/via-layout:v1`], { cwd: dir })).out).toBe(
+      `${imageDigest}\n`,
+    );
+    // without a tag the layout's one image is the source
+    const untagged = await stowage(['copy', `oci:${ours}`, `store:layout/app:v9`, '--json'], { cwd: dir });
+    expect([untagged.code, JSON.parse(untagged.out).digest]).toEqual([0, imageDigest]);
+    expect((await readdir(ours)).sort()).toEqual(['blobs', 'index.json', 'oci-layout']);
+
+    for (const [args, line] of [
+      [['ls', 'oci:'], /^stowage: "oci:": oci: needs a directory/],
+      [['digest', `oci:${ours}:bad tag`], /is not a valid tag/],
+      [
+        ['digest', `oci:${join(dir, 'absent')}:v1`],
+        /^stowage: MANIFEST_UNKNOWN: oci:\/.*\/absent:v1 is not there/,
+      ],
+    ] as [string[], RegExp][]) {
+      const bad = await stowage(args, { cwd: dir });
+      expect(bad.code, args.join(' ')).toBe(line.source.includes('_UNKNOWN') ? 6 : 2);
+      expect(bad.lines[0], args.join(' ')).toMatch(line);
+    }
+    expect((await readdir(dir)).sort()).toEqual(['By Skopeo', 'by-stowage', 'data']);
+  }, 120_000);
+
+  it('mutate pushes a relabelled, annotated manifest that skopeo reads; the original stays', async () => {
+    for (const [name, host] of registries()) {
+      const dir = await mkdtemp(join(work, `mutate-${name}-`));
+      await stowage(['copy', `${host}/app:v1`, `${host}/mut:v1`], { cwd: dir });
+      await stowage(['copy', `${host}/multi:v1`, `${host}/mutidx:v1`], { cwd: dir });
+      const run = await stowage(
+        [
+          'mutate',
+          `${host}/mut:v1`,
+          '-l',
+          'team=core',
+          '--remove-label',
+          'stowage.test.seed',
+          '-a',
+          'org.opencontainers.image.version=1.2.3',
+          '--tag',
+          'v2',
+          '--json',
+        ],
+        { cwd: dir },
+      );
+      expect([run.code, run.err], name).toEqual([0, '']);
+      const result = JSON.parse(run.out);
+      expect(result, name).toMatchObject({
+        repository: `${host}/mut`,
+        sourceDigest: imageDigest,
+        tag: 'v2',
+        mediaType: image.manifest.mediaType,
+        children: [],
+      });
+      expect(result.digest, name).not.toBe(imageDigest);
+      expect((await stowage(['digest', `${host}/mut:v2`], { cwd: dir })).out, name).toBe(
+        `${result.digest}\n`,
+      );
+      expect((await stowage(['digest', `${host}/mut:v1`], { cwd: dir })).out, name).toBe(`${imageDigest}\n`);
+      const inspected = JSON.parse(
+        (await promisify(execFile)('skopeo', ['inspect', '--tls-verify=false', `docker://${host}/mut:v2`]))
+          .stdout,
+      );
+      expect([inspected.Digest, inspected.Labels], name).toEqual([result.digest, { team: 'core' }]);
+      const raw = JSON.parse((await stowage(['manifest', 'get', `${host}/mut:v2`], { cwd: dir })).out);
+      expect(raw.annotations, name).toEqual({ 'org.opencontainers.image.version': '1.2.3' });
+
+      // an index: every image relabelled, pushed by digest only without --tag
+      const multi = await stowage(['mutate', `${host}/mutidx:v1`, '--label', 'team=core'], { cwd: dir });
+      expect(multi.code, name).toBe(0);
+      expect(multi.out, name).toMatch(new RegExp(`^${host}/mutidx@sha256:[0-9a-f]{64}\\n$`));
+      const reference = multi.out.trim();
+      const arm = await stowage(['config', reference, '--platform', 'linux/arm64'], { cwd: dir });
+      expect(JSON.parse(arm.out).config.Labels.team, name).toBe('core');
+      expect((await stowage(['digest', `${host}/mutidx:v1`], { cwd: dir })).out, name).toBe(
+        `${indexDigest}\n`,
+      );
+
+      const mistakes: [string[], number, RegExp][] = [
+        [['mutate', `${host}/mut:v1`], 2, /^stowage: mutate needs a change: /],
+        [
+          ['mutate', `${host}/mut:v1`, '--label', 'novalue'],
+          2,
+          /^stowage: --label takes key=value, not "novalue"/,
+        ],
+        [
+          ['mutate', `${host}/mut:v1`, '-l', 'a=b', '--tag', 'bad tag'],
+          2,
+          /^stowage: --tag "bad tag" is not a valid tag/,
+        ],
+        [['mutate', `${host}/mut:nope`, '-l', 'a=b'], 6, /^stowage: MANIFEST_UNKNOWN: /],
+      ];
+      for (const [args, code, line] of mistakes) {
+        const bad = await stowage(args, { cwd: dir });
+        expect([bad.code, bad.lines[0]], `${name} ${args.join(' ')}`).toEqual([
+          code,
+          expect.stringMatching(line),
+        ]);
+        expect(bad.err, name).not.toMatch(/\n\s+at /);
+      }
     }
   }, 120_000);
 

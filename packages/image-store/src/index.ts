@@ -3,6 +3,11 @@ export { ImageStoreOptionsError } from './errors.js';
 export type { FsckProblem, FsckReport } from './fsck.js';
 export type { ImageStoreGcOptions, ImageStoreGcReport } from './gc.js';
 export { createImageStore, type ImageStore } from './image-store.js';
+export {
+  createOciLayoutRegistry,
+  type OciLayoutRegistry,
+  type OciLayoutRegistryOptions,
+} from './oci-layout.js';
 export type { ImageStoreOptions } from './options.js';
 export {
   bigDataFileName,
