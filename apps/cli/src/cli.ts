@@ -2,6 +2,7 @@
 // stowage: thin commands over the packages — flags to options, one package call each.
 // The commands are listed in commands.ts; every failure leaves through `explain`
 // (errors.ts): one line, a documented exit code, and a stack trace only with --debug.
+import './start-up.js';
 import { readFileSync } from 'node:fs';
 import { parseCommandLine, wantsDebug } from './args.js';
 import { type CommandRun, UsageError } from './command.js';

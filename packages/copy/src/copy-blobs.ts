@@ -135,7 +135,10 @@ export async function transferBlob(
   }
   signal.throwIfAborted();
   progress?.({ type: 'blob-start', digest, size });
-  const content = await source.registry.getBlob(source.repository, digest, { signal });
+  // The GET starts now and the body waits for it on its first read, so the source's answer
+  // and the destination's upload session (its POST) are awaited at the same time.
+  const opening = source.registry.getBlob(source.repository, digest, { signal });
+  opening.catch(() => {}); // a failure is raised where the body is read
   let bytes = 0;
   // One hash per blob: the source's own check when it has one (the client's), else ours here.
   // Either way the body fails before its end on a mismatch, and is marked so the store
@@ -165,7 +168,13 @@ export async function transferBlob(
   // A destination that must restart an upload (one long request broke) reads the blob again
   // from the source instead of sending it in buffered chunks (markReopenable).
   const reopened: BlobContent[] = [];
-  const counted = markReopenable(checked(content), async () => {
+  const first = markVerified(
+    (async function* () {
+      yield* checked(await opening);
+    })(),
+    digest,
+  );
+  const counted = markReopenable(first, async () => {
     const again = await source.registry.getBlob(source.repository, digest, { signal });
     reopened.push(again);
     return checked(again);
@@ -176,7 +185,11 @@ export async function transferBlob(
       transfer.staging.staged.set(digest, { id: session, size });
     } else await registry.putBlob(repository, counted, { digest, size, signal, knownAbsent: true });
   } finally {
-    content.stream.destroy();
+    // read or not (an upload that failed before its body), the source's answer is let go
+    await opening.then(
+      (content) => content.stream.destroy(),
+      () => {},
+    );
     for (const again of reopened) again.stream.destroy();
   }
   counts.blobsCopied++;
