@@ -31,10 +31,12 @@ export const EXIT_CODES = `exit codes:
        or invalid
   4    the database: an invalid URL, unreachable, missing, not migrated, or failing
   5    sync: some image (or an upstream as a whole) failed; the others are synced
-  6    not found: no such repository, tag, manifest, blob or platform in the registry
+  6    not found: no such repository, tag, manifest, blob, platform or stage (or a stage
+       whose blob is gone)
   7    auth: the registry wants credentials, refused them, or denies the operation
   8    network: the registry cannot be reached, timed out, is unavailable or rate-limits
-  9    refused: the registry does not support the change, or its state conflicts with it
+  9    refused: the registry does not support the change, refused a delete, or its state
+       conflicts with it
   130  interrupted (SIGINT); running the same command again continues`;
 
 const TOP = `stowage: the command line of the Stowage toolkit.
