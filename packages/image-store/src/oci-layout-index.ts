@@ -1,3 +1,5 @@
+// The index.json of a plain OCI layout: read, edited and replaced atomically, one writer
+// per layout at a time; a layout created in an order readers never see half of; leftovers swept.
 import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -1,3 +1,5 @@
+// Tags, manifests and referrers of a plain OCI layout: a tag is an index.json entry's
+// org.opencontainers.image.ref.name, a manifest pushed by digest only a blob.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type FileBlobStore, ifExists, stat, syncDir, unlinkIfExists } from '@stowage/blob-store';
@@ -25,7 +27,6 @@ import {
   parseManifestReference,
   parseTag,
   type ReferrersOptions,
-  type Registry,
   RegistryError,
   referrerDescriptor,
 } from '@stowage/oci';
@@ -42,6 +43,7 @@ import {
   without,
   withTag,
 } from './oci-layout-index.js';
+import type { ManifestApi } from './registry-manifests.js';
 
 /** What the members of every API area share; `createOciLayoutRegistry` builds it. */
 export interface LayoutContext {
@@ -63,16 +65,7 @@ export interface LayoutContext {
   blobs(dir: string): FileBlobStore;
 }
 
-export type ManifestMembers = Pick<
-  Registry,
-  | 'listTags'
-  | 'deleteTag'
-  | 'getManifest'
-  | 'headManifest'
-  | 'putManifest'
-  | 'deleteManifest'
-  | 'listReferrers'
-> & {
+export type ManifestMembers = ManifestApi & {
   /** Forgets the cached manifest summaries. */
   clear(): void;
 };

@@ -1,3 +1,5 @@
+// A Registry over plain OCI image layouts (oci-layout, index.json, blobs/), as skopeo's
+// oci: transport reads and writes them: the options, the factory and the blob members.
 import { join, resolve, sep } from 'node:path';
 import { createFileBlobStore, type FileBlobStore, link, makeDirDurable, syncDir } from '@stowage/blob-store';
 import {
