@@ -29,13 +29,14 @@ image shown is --platform's (default this machine's, ${formatPlatform(defaultPla
 
 options:
   --platform <os/arch[/variant]>  which child of an index to show
+  --json                          accepted as by every read command: the output is JSON already
 ${REMOTE_OPTIONS_HELP}
 ${GENERAL_OPTIONS_HELP}
 
 examples:
   stowage inspect 127.0.0.1:5000/app:v1
   stowage inspect docker://registry.example/app:v1 --platform linux/arm64`,
-  options: { platform: { type: 'string' }, ...REMOTE_OPTIONS },
+  options: { platform: { type: 'string' }, json: { type: 'boolean' }, ...REMOTE_OPTIONS },
   run: ({ operands, values }) =>
     inspectImage('inspect', oneOperand('inspect', operands, 'an image reference'), values),
 });
@@ -51,12 +52,13 @@ stowage inspect store:<image>: what skopeo inspect shows, of an image of the loc
 
 options:
   --platform <os/arch[/variant]>  which child of an index to show
+  --json                          accepted as by every read command: the output is JSON already
   --root <dir>                    the image store (default ./data, as stowage-server)
 ${GENERAL_OPTIONS_HELP}
 
 example:
   stowage store inspect app:v1 --root /srv/stowage`,
-  options: { platform: { type: 'string' }, root: { type: 'string' } },
+  options: { platform: { type: 'string' }, json: { type: 'boolean' }, root: { type: 'string' } },
   run: ({ operands, values }) => {
     const image = oneOperand('store inspect', operands, 'an image (repository:tag)');
     return inspectImage('store inspect', `store:${image.replace(/^store:/, '')}`, values);

@@ -1,8 +1,8 @@
 // podman pulls what stowage copy wrote, with the digest stowage reports: an image
 // with a real tar layer (podman unpacks it into its containers/storage), copied
-// from docker-registry to stowage-server.
+// from docker-registry to stowage-server; and stowage copies on what podman pushed.
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { digestOf, MediaType } from '@stowage/oci';
@@ -87,5 +87,34 @@ describe('podman pulls what stowage copy wrote', () => {
     } finally {
       await run('podman', ['image', 'unmount', `${ours}/mirror/hello:${tag}`]);
     }
+  }, 120_000);
+
+  it('the other way round: stowage copies what podman pushed, with the digest podman reports', async () => {
+    // podman pushes the image it pulled above (it may compress the layer: its digest file says
+    // what it wrote), and stowage copies that on, digest for digest, and reads it back
+    const digestFile = join(work, 'podman.digest');
+    await run('podman', [
+      'push',
+      '--quiet',
+      '--tls-verify=false',
+      '--digestfile',
+      digestFile,
+      `${ours}/mirror/hello:${tag}`,
+      `${ours}/from-podman/hello:${tag}`,
+    ]);
+    const pushed = (await readFile(digestFile, 'utf8')).trim();
+    expect(pushed).toMatch(/^sha256:[0-9a-f]{64}$/);
+    const seen = await stowage(['digest', `${ours}/from-podman/hello:${tag}`], { cwd: work });
+    expect([seen.code, seen.out]).toEqual([0, `${pushed}\n`]);
+    const copied = await stowage(
+      ['copy', `${ours}/from-podman/hello:${tag}`, `${upstream.host}/from-podman/hello:${tag}`, '--json'],
+      { cwd: work },
+    );
+    expect([copied.code, copied.err]).toEqual([0, '']);
+    expect(JSON.parse(copied.out).digest).toBe(pushed);
+    const inspected = await stowage(['inspect', `${upstream.host}/from-podman/hello:${tag}`, '--json'], {
+      cwd: work,
+    });
+    expect(JSON.parse(inspected.out).Digest).toBe(pushed);
   }, 120_000);
 });
