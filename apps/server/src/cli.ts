@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
-import { pino } from 'pino';
+import { destination, pino } from 'pino';
 import { buildAuthorizer } from './auth.js';
 import { type ConfigWarning, loadConfig, type ServerConfig } from './config.js';
 import { EXIT, explainFailure, pathFailure, StartupError, UsageError } from './errors.js';
@@ -331,7 +331,13 @@ async function main(argv: string[]): Promise<number> {
     overrideOrigins: Object.fromEntries(Object.entries(FLAG_KEYS).map(([flag, key]) => [key, `--${flag}`])),
     onWarning: (warning) => warnings.push(warning),
   });
-  const logger = pino({ level: config.logLevel, base: { service: 'stowage-server', pid: process.pid } });
+  // Asynchronous writes to stdout: a request's line no longer costs a write(2) on the event
+  // loop (lines logged meanwhile go out together); pino flushes what is left when the process
+  // exits, process.exit() included.
+  const logger = pino(
+    { level: config.logLevel, base: { service: 'stowage-server', pid: process.pid } },
+    destination({ dest: 1, sync: false }),
+  );
   for (const warning of warnings) {
     logger.warn({ key: warning.key, ...(warning.origin ? { origin: warning.origin } : {}) }, warning.message);
   }
