@@ -13,8 +13,8 @@ import {
   type BlobSource,
   blobSource,
   type ClientBlobBody,
+  heldBackChunks,
   rechunk,
-  verifiedChunks,
 } from '../internal/body.js';
 import { checkDigest, checkRepository, signalOf } from '../internal/checks.js';
 import type { ClientContext } from '../internal/context.js';
@@ -241,7 +241,7 @@ async function uploadOnce(
     }
     chunks = rechunk(source.open(), chunkSize);
   } else {
-    const verified = verifiedChunks(source.open(), { digest, ...(size !== undefined ? { size } : {}) });
+    const verified = heldBackChunks(source.open(), { digest, ...(size !== undefined ? { size } : {}) });
     // A re-openable source of known size streams in one request whatever its size: a
     // failure restarts it from the source, and one long PUT is much faster than many PATCHes.
     if (size !== undefined && (size <= monolithic || source.replayable)) {

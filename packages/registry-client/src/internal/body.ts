@@ -102,7 +102,7 @@ export function discardIterable(body: AsyncIterable<Uint8Array>): void {
  * copy engine's do) is not hashed a second time; its last chunk is still held
  * back until it has ended well.
  */
-export async function* verifiedChunks(
+export async function* heldBackChunks(
   source: AsyncIterable<Uint8Array>,
   expected: { readonly digest: Digest; readonly size?: number },
 ): AsyncGenerator<Uint8Array> {

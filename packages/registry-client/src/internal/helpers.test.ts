@@ -5,7 +5,7 @@ import { digestOf, isStowageError, StowageError } from '@stowage/oci';
 import { describe, expect, it } from 'vitest';
 import { RegistryNetworkError } from '../errors.js';
 import { resolveOptions } from '../options.js';
-import { blobSource, collect, rechunk, verifiedChunks } from './body.js';
+import { blobSource, collect, heldBackChunks, rechunk } from './body.js';
 import { LengthStream, parseContentRange, resumableBody, SliceStream, skipBytes } from './download.js';
 import { credentialHostKey, isLoopback, registryApiHost, stripRegistry } from './hosts.js';
 import { HostLimiter } from './limiter.js';
@@ -106,18 +106,18 @@ describe('upload ids', () => {
 describe('upload bodies', () => {
   it('verifies while streaming and holds the last chunk back until the digest is proven', async () => {
     const digest = digestOf('abcdef');
-    expect(await drain(verifiedChunks(chunks('ab', 'cd', 'ef'), { digest, size: 6 }))).toBe('abcdef');
+    expect(await drain(heldBackChunks(chunks('ab', 'cd', 'ef'), { digest, size: 6 }))).toBe('abcdef');
     const seen: string[] = [];
-    const bad = verifiedChunks(chunks('ab', 'cd', 'XX'), { digest });
+    const bad = heldBackChunks(chunks('ab', 'cd', 'XX'), { digest });
     const error = await (async () => {
       for await (const chunk of bad) seen.push(Buffer.from(chunk).toString());
     })().catch((e: unknown) => e);
     expect(isStowageError(error, 'DIGEST_INVALID')).toBe(true);
     expect(seen).toEqual(['ab', 'cd']); // the wrong last chunk never left
-    await expect(drain(verifiedChunks(chunks('abcdefg'), { digest, size: 6 }))).rejects.toMatchObject({
+    await expect(drain(heldBackChunks(chunks('abcdefg'), { digest, size: 6 }))).rejects.toMatchObject({
       code: 'SIZE_INVALID',
     });
-    await expect(drain(verifiedChunks(chunks('abc'), { digest, size: 6 }))).rejects.toMatchObject({
+    await expect(drain(heldBackChunks(chunks('abc'), { digest, size: 6 }))).rejects.toMatchObject({
       code: 'SIZE_INVALID',
     });
   });
