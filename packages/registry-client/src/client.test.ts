@@ -30,6 +30,8 @@ interface Seen {
   readonly url: string;
   readonly headers: IncomingMessage['headers'];
   readonly body: Buffer;
+  /** The client's port: the same one on requests that shared a connection. */
+  readonly port: number | undefined;
 }
 
 type Handler = (request: Seen, response: ServerResponse) => unknown;
@@ -59,6 +61,7 @@ async function fake(handle: Handler): Promise<Fake> {
       url: request.url ?? '/',
       headers: request.headers,
       body,
+      port: request.socket.remotePort,
     };
     seen.push(record);
     await state.handle(record, response);
@@ -269,6 +272,21 @@ describe('mirrors and redirects', () => {
 });
 
 describe('transport policies', () => {
+  it('keeps the connection after a HEAD (a copy HEADs every blob)', async () => {
+    const server = await fake((request, response) => {
+      if (request.url === '/v2/') return json(response, 200, {});
+      response.writeHead(404, { 'content-length': '0' });
+      response.end();
+    });
+    const registry = client({ registry: server.host });
+    for (const text of ['a', 'b', 'c', 'd', 'e', 'f'])
+      expect(await registry.headBlob('a/b', digestOf(text))).toBeUndefined();
+    const heads = server.seen.filter((s) => s.method === 'HEAD');
+    expect(heads).toHaveLength(6);
+    // one after the other, on the pool's connections (the ping's and one more), none closed after
+    expect(new Set(heads.map((s) => s.port)).size).toBeLessThanOrEqual(2);
+  });
+
   it('retries 429 and 503 honouring Retry-After, then succeeds', async () => {
     let calls = 0;
     const server = await fake((request, response) => {

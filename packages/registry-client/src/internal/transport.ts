@@ -506,6 +506,9 @@ export class Transport {
           method,
           headers,
           body: method === 'GET' || method === 'HEAD' ? null : (body ?? null),
+          // undici closes the connection after every HEAD (for servers that send a body with
+          // one); registries do not, and a copy HEADs every blob: keep it, as Go's client does
+          ...(method === 'HEAD' ? { reset: false } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
         });
       } catch (error) {
