@@ -3,6 +3,7 @@
 import type { CopyProgressEvent } from '@stowage/copy';
 import { parsePlatform } from '@stowage/oci';
 import { defineCommand, GENERAL_OPTIONS_HELP, quoted, usageError } from './command.js';
+import { type StatusLine, terminalStatusLine } from './progress.js';
 import { REMOTE_OPTIONS, REMOTE_OPTIONS_HELP, Remotes, type RemoteValues } from './remote.js';
 
 const USAGE = 'usage: stowage copy [options] <source> <destination>';
@@ -41,19 +42,11 @@ examples:
 
 On a terminal one updating line on stderr shows the blobs and bytes done.`;
 
-function progressLine(write: (text: string) => void) {
+/** The copy's status line: blobs and bytes done. */
+function copyProgress(line: StatusLine) {
   let bytes = 0;
   let blobs = 0;
   let skipped = 0;
-  let last = 0;
-  const draw = (force = false) => {
-    const now = Date.now();
-    if (!force && now - last < 100) return;
-    last = now;
-    write(
-      `\r\u001b[Kcopying: ${blobs} blobs (${skipped} already there), ${(bytes / 1048576).toFixed(1)} MiB`,
-    );
-  };
   return {
     onProgress(event: CopyProgressEvent) {
       if (event.type === 'blob-done') {
@@ -61,12 +54,12 @@ function progressLine(write: (text: string) => void) {
         bytes += event.size;
       }
       if (event.type === 'blob-skipped' || event.type === 'blob-mounted') skipped++;
-      draw(event.type === 'manifest-done');
+      line.draw(
+        `copying: ${blobs} blobs (${skipped} already there), ${(bytes / 1048576).toFixed(1)} MiB`,
+        event.type === 'manifest-done',
+      );
     },
-    end() {
-      if (last > 0) write('\r\u001b[K');
-      last = 0;
-    },
+    end: () => line.end(),
   };
 }
 
@@ -127,7 +120,8 @@ export const copyCommand = defineCommand({
       const tag =
         destination.reference.tag ??
         (destination.reference.digest === undefined ? (source.reference.tag ?? 'latest') : undefined);
-      const progress = process.stderr.isTTY ? progressLine((text) => process.stderr.write(text)) : undefined;
+      const line = terminalStatusLine();
+      const progress = line ? copyProgress(line) : undefined;
       try {
         const { copyImage } = await import('@stowage/copy');
         const result = await copyImage(

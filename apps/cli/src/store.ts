@@ -1,8 +1,9 @@
 // stowage store images, rm, gc, fsck: the local image store at --root (default
 // ./data, the one stowage-server serves), through the image store's own API.
-import type { ImageStore } from '@stowage/image-store';
+import type { ImageStore, ImageStoreGcProgress } from '@stowage/image-store';
 import { parseGoDuration } from '@stowage/oci';
 import { defineCommand, GENERAL_OPTIONS_HELP, type OptionTable, quoted, usageError } from './command.js';
+import { terminalStatusLine } from './progress.js';
 import { openLocalStore, Remotes } from './remote.js';
 
 const ROOT_OPTION = { root: { type: 'string' } } as const satisfies OptionTable;
@@ -161,12 +162,25 @@ examples:
         );
       }
     }
+    const line = terminalStatusLine();
     const report = await withStore(values, !values['dry-run'], (store) =>
-      store.garbageCollect({
-        dryRun: values['dry-run'] ?? false,
-        ...(values['delete-untagged'] ? { deleteUntagged: true } : {}),
-        ...(gracePeriodMs !== undefined ? { gracePeriodMs } : {}),
-      }),
+      store
+        .garbageCollect({
+          dryRun: values['dry-run'] ?? false,
+          ...(values['delete-untagged'] ? { deleteUntagged: true } : {}),
+          ...(gracePeriodMs !== undefined ? { gracePeriodMs } : {}),
+          ...(line
+            ? {
+                onProgress: (event: ImageStoreGcProgress) =>
+                  line.draw(
+                    event.phase === 'mark'
+                      ? `gc: marking, ${event.repositories}/${event.total} repositories`
+                      : `gc: sweeping, ${event.blobs} blobs looked at, ${event.removed} unreferenced`,
+                  ),
+              }
+            : {}),
+        })
+        .finally(() => line?.end()),
     );
     const verb = report.dryRun ? 'would remove' : 'removed';
     process.stdout.write(

@@ -15,6 +15,7 @@ import {
   type ValuesOf,
 } from './command.js';
 import type { Explained } from './errors.js';
+import { type StatusLine, terminalStatusLine } from './progress.js';
 
 /** Exit codes of stowage sync beyond the common ones (documented in the help and the README). */
 export const SyncExit = {
@@ -200,34 +201,20 @@ export function failureLines(report: SyncReport): string[] {
 }
 
 /** The one updating line on a terminal: images done of those planned, and bytes copied. */
-function progressDisplay(write: (text: string) => void): {
-  onEvent: (event: SyncEvent) => void;
-  end: () => void;
-} {
+/** The sync's status line: images done of those planned, bytes copied. */
+function syncProgress(line: StatusLine): { onEvent: (event: SyncEvent) => void; end: () => void } {
   let planned = 0;
   let done = 0;
   let bytes = 0;
-  let drawn = false;
-  let lastDraw = 0;
-  const draw = () => {
-    lastDraw = Date.now();
-    drawn = true;
-    write(`\r\u001b[Ksync: ${done}/${planned} images, ${mebibytes(bytes)}`);
-  };
   return {
     onEvent(event) {
       if (event.type === 'plan') planned += event.images;
       else if (event.type === 'image-done') done++;
-      else if (event.type === 'bytes') {
-        bytes += event.bytes;
-        // bytes arrive per chunk: redraw at most ten times a second for them
-        if (Date.now() - lastDraw < 100) return;
-      }
-      draw();
+      else if (event.type === 'bytes') bytes += event.bytes;
+      // bytes arrive per chunk: only they wait for the next tenth of a second
+      line.draw(`sync: ${done}/${planned} images, ${mebibytes(bytes)}`, event.type !== 'bytes');
     },
-    end() {
-      if (drawn) write('\r\u001b[K');
-    },
+    end: () => line.end(),
   };
 }
 
@@ -258,7 +245,8 @@ async function runSync(operands: readonly string[], values: SyncValues): Promise
     controller.abort();
   };
   process.once('SIGINT', onSigint);
-  const progress = process.stderr.isTTY ? progressDisplay((text) => process.stderr.write(text)) : undefined;
+  const line = terminalStatusLine();
+  const progress = line ? syncProgress(line) : undefined;
   let store: ImageStore | undefined;
   let report: SyncReport;
   try {

@@ -565,6 +565,24 @@ describe('stowage registry commands', () => {
     expect(piped.code).toBe(0);
     expect(piped.err).toBe('');
     expect(piped.out).not.toContain('\u001b');
+
+    // store gc draws its own line on a terminal, and none into a pipe
+    const root = join(work, 'pty-store');
+    expect(
+      (await stowage(['copy', `${upstream.host}/app:v1`, 'store:pty/app:v1', '--root', root], { cwd: work }))
+        .code,
+    ).toBe(0);
+    const gc = [process.execPath, bin, 'store', 'gc', '--dry-run', '--grace', '0s', '--root', root]
+      .map((w) => `'${w}'`)
+      .join(' ');
+    const { stdout: drawn } = await promisify(execFile)('script', ['-qec', gc, '/dev/null'], { cwd: work });
+    expect(drawn).toMatch(/\r\u001b\[Kgc: (marking|sweeping), /);
+    expect(drawn).toContain('would remove 0 blobs');
+    const gcPiped = await stowage(['store', 'gc', '--dry-run', '--grace', '0s', '--root', root], {
+      cwd: work,
+    });
+    expect([gcPiped.code, gcPiped.err]).toEqual([0, '']);
+    expect(gcPiped.out).not.toContain('\u001b');
   }, 60_000);
 
   it('bad input and failing registries are one line and a documented exit code, never a stack trace', async () => {

@@ -24,7 +24,17 @@ export interface ImageStoreGcOptions extends GarbageCollectOptions {
    * indexes), not a referrer of a kept manifest; older than the grace period.
    */
   readonly deleteUntagged?: boolean;
+  /**
+   * Told as the collection goes: after each repository is marked (`repositories` of
+   * `total`), and after each stored blob is looked at (`blobs`, `removed` of them so far).
+   */
+  readonly onProgress?: (event: ImageStoreGcProgress) => void;
 }
+
+/** How far a garbage collection has come. */
+export type ImageStoreGcProgress =
+  | { readonly phase: 'mark'; readonly repositories: number; readonly total: number }
+  | { readonly phase: 'sweep'; readonly blobs: number; readonly removed: number };
 
 export interface ImageStoreGcReport extends GarbageCollectReport {
   /** Data directories of image records that no record owns (a crash between writes leaves them). */
@@ -75,7 +85,9 @@ export class GarbageCollector {
     const blobsRemoved = new Set<Digest>();
     let bytesFreed = 0;
     const manifestsRemoved: { repository: string; digest: Digest }[] = [];
-    for (const repository of await layouts.repositories()) {
+    const repositories = await layouts.repositories();
+    let marked = 0;
+    for (const repository of repositories) {
       opts.signal?.throwIfAborted();
       await layouts.sync(repository);
       const removed = new Set<Digest>();
@@ -103,12 +115,17 @@ export class GarbageCollector {
         }
         if (!dryRun) await unlinkIfExists(path);
       }
+      opts.onProgress?.({ phase: 'mark', repositories: ++marked, total: repositories.length });
     }
+    let swept = 0;
     for await (const blob of content.blobs.list()) {
-      if (linkedAnywhere.has(blob.digest) || blob.modifiedAt > cutoff) continue;
-      blobsRemoved.add(blob.digest);
-      bytesFreed += blob.size;
-      if (!dryRun) await content.blobs.delete(blob.digest);
+      swept++;
+      if (!(linkedAnywhere.has(blob.digest) || blob.modifiedAt > cutoff)) {
+        blobsRemoved.add(blob.digest);
+        bytesFreed += blob.size;
+        if (!dryRun) await content.blobs.delete(blob.digest);
+      }
+      opts.onProgress?.({ phase: 'sweep', blobs: swept, removed: blobsRemoved.size });
     }
     const uploadsRemoved = await uploads.expire(dryRun);
     for (const name of (await ifExists(readdir(paths.internal('tmp')))) ?? []) {

@@ -1,7 +1,7 @@
 export { GC_CHANNEL, type ImageStoreGcMessage } from './diagnostics.js';
 export { ImageStoreOptionsError } from './errors.js';
 export type { FsckProblem, FsckReport } from './fsck.js';
-export type { ImageStoreGcOptions, ImageStoreGcReport } from './gc.js';
+export type { ImageStoreGcOptions, ImageStoreGcProgress, ImageStoreGcReport } from './gc.js';
 export { createImageStore, type ImageStore } from './image-store.js';
 export {
   createOciLayoutRegistry,

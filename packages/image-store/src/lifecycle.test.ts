@@ -57,6 +57,27 @@ describe('diagnostics', () => {
     await store.close();
   });
 
+  it("tells a garbage collection's progress: each repository marked, each stored blob looked at", async () => {
+    const root = await freshRoot();
+    const store = await createImageStore({ root });
+    await pushImage(store, 'progress/a', randomImage(), 'v1');
+    await pushImage(store, 'progress/b', randomImage(), 'v1');
+    const orphan = randomBlob(32);
+    await store.putBlob('progress/b', orphan.bytes, { digest: orphan.descriptor.digest });
+    const events: unknown[] = [];
+    const report = await store.garbageCollect({ gracePeriodMs: 0, onProgress: (e) => events.push(e) });
+    expect(report.blobsRemoved).toEqual([orphan.descriptor.digest]);
+    // two repositories; seven stored blobs (two manifests, two configs, two layers, the orphan)
+    expect(events.slice(0, 2)).toEqual([
+      { phase: 'mark', repositories: 1, total: 2 },
+      { phase: 'mark', repositories: 2, total: 2 },
+    ]);
+    const sweep = events.slice(2) as { phase: string; blobs: number; removed: number }[];
+    expect(sweep.map((e) => [e.phase, e.blobs])).toEqual([1, 2, 3, 4, 5, 6, 7].map((n) => ['sweep', n]));
+    expect(sweep.at(-1)?.removed).toBe(1);
+    await store.close();
+  });
+
   it('logs through the logger it is given, and only there', async () => {
     const root = await freshRoot();
     const lines: { level: string; fields: object; message?: string }[] = [];
