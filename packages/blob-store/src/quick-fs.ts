@@ -1,4 +1,5 @@
 import * as fs from 'node:fs';
+import { dirname, resolve } from 'node:path';
 
 /**
  * The cheap filesystem calls of a store's metadata path, made synchronously
@@ -32,7 +33,43 @@ export const stat = (path: string): Promise<fs.Stats> => attempt(() => fs.statSy
 export const lstat = (path: string): Promise<fs.Stats> => attempt(() => fs.lstatSync(path));
 
 export const mkdir = (path: string, options?: fs.MakeDirectoryOptions): Promise<string | undefined> =>
-  attempt(() => fs.mkdirSync(path, options));
+  attempt(() => (options?.recursive ? mkdirParents(path, options.mode) : fs.mkdirSync(path, options)));
+
+/**
+ * `mkdir -p`, answering the first directory it created as `fs.mkdir` does. Not
+ * Node's own recursive mkdir: that one loops for ever (Node 20) where a parent
+ * exists but refuses the new entry with ENOENT, as /proc does (`--root /proc/x`
+ * hung the CLI); here each level is made once and the refusal is thrown.
+ */
+function mkdirParents(path: string, mode: fs.Mode | undefined): string | undefined {
+  const missing: string[] = [];
+  for (let dir = resolve(path); ; ) {
+    try {
+      if (fs.statSync(dir).isDirectory()) break;
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), {
+        code: 'ENOTDIR',
+        path: dir,
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    missing.push(dir);
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  let first: string | undefined;
+  for (const dir of missing.reverse()) {
+    try {
+      fs.mkdirSync(dir, mode === undefined ? {} : { mode });
+      first ??= dir;
+    } catch (error) {
+      // made meanwhile by someone else: the same outcome
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST' || !fs.statSync(dir).isDirectory()) throw error;
+    }
+  }
+  return first;
+}
 
 export const rename = (from: string, to: string): Promise<void> => attempt(() => fs.renameSync(from, to));
 

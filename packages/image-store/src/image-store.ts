@@ -1,4 +1,5 @@
-import { mkdir, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { mkdir } from '@stowage/blob-store';
 import {
   type AppendUploadOptions,
   type BlobInfo,

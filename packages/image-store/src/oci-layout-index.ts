@@ -81,9 +81,13 @@ export function blobPath(dir: string, digest: Digest): string {
   return join(dir, 'blobs', digestAlgorithm(digest), digestHex(digest));
 }
 
-export function unknownRepository(repository: string): RegistryError {
-  return new RegistryError('NAME_UNKNOWN', `repository ${repository} is not an OCI layout here`, {
-    details: { repository },
+export function unknownRepository(repository: string, dir?: string): RegistryError {
+  const message =
+    dir === undefined
+      ? `repository ${repository} is not an OCI layout here`
+      : `${dir} is not an OCI image layout (it has no oci-layout file)`;
+  return new RegistryError('NAME_UNKNOWN', message, {
+    details: { repository, ...(dir === undefined ? {} : { dir }) },
   });
 }
 

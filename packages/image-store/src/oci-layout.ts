@@ -186,7 +186,7 @@ export function createOciLayoutRegistry(options: OciLayoutRegistryOptions): OciL
 
     async required(repository: string) {
       const dir = await context.existing(repository);
-      if (dir === undefined) throw unknownRepository(repository);
+      if (dir === undefined) throw unknownRepository(repository, context.locate(repository));
       return dir;
     },
 

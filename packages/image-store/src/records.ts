@@ -1,5 +1,6 @@
-import { mkdir, readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mkdir } from '@stowage/blob-store';
 import { byBytes, truncate } from '@stowage/oci';
 import { ifExists, writeFileAtomic } from './fs-utils.js';
 import type { StoreLocks } from './lock.js';
