@@ -7,6 +7,7 @@ import {
   type BlobInfo,
   type Digest,
   digestAlgorithm,
+  fullCapabilities,
   type GetBlobOptions,
   isValidRepositoryName,
   type ListOptions,
@@ -54,21 +55,12 @@ export interface OciLayoutRegistry extends Registry {
   close(): Promise<void>;
 }
 
+/** Everything but what a bare layout has no room for: upload sessions, locks, GC, sparse indexes. */
 const capabilities: RegistryCapabilities = Object.freeze({
-  catalog: true,
-  catalogPaging: true,
-  tagPaging: true,
-  deleteTag: true,
-  deleteManifest: true,
-  deleteBlob: true,
-  referrers: 'api',
-  mount: true,
-  anonymousMount: true,
+  ...fullCapabilities,
   uploadSessions: false,
   uploadStatus: false,
   outOfOrderChunkRefusal: false,
-  ranges: true,
-  sha512: true,
   sparseIndex: false,
   lock: false,
   garbageCollect: false,
