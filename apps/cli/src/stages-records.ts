@@ -5,7 +5,7 @@
 import { RegistryError } from '@stowage/oci';
 import type { ImageMetadataGroups } from '@stowage/stages-storage';
 import { defineCommand, GENERAL_OPTIONS_HELP, oneOperand, usageError } from './command.js';
-import { Remotes } from './remote.js';
+import { Remotes, type RemoteValues } from './remote.js';
 import {
   JSON_OPTION,
   noOperands,
@@ -72,6 +72,31 @@ examples:
   },
 });
 
+/** managed-images add and rm: the record pushed or deleted, nothing done when it is already so. */
+async function changeManagedImage(
+  change: 'add' | 'rm',
+  operands: readonly string[],
+  values: Parameters<typeof repoOf>[1] & Parameters<typeof projectOf>[1] & RemoteValues,
+): Promise<number> {
+  const name = `managed-images ${change}`;
+  const image = imageNameOf(name, operands);
+  const repo = repoOf(name, values);
+  const project = projectOf(name, values);
+  await using remotes = new Remotes(name, values);
+  const storage = await openStorage(remotes, repo, project);
+  const exists = await storage.managedImageExists(image, { cache: true });
+  if (exists === (change === 'add')) {
+    process.stdout.write(
+      `${shown(image)} ${exists ? 'is a managed image already' : 'is not a managed image'}\n`,
+    );
+    return 0;
+  }
+  if (change === 'add') await storage.addManagedImage(image);
+  else await storage.removeManagedImage(image);
+  process.stdout.write(`${change === 'add' ? 'added' : 'removed'} ${shown(image)}\n`);
+  return 0;
+}
+
 const MI_ADD_USAGE =
   'usage: stowage managed-images add [options] --repo <host/path> --project <name> <image-name>';
 
@@ -95,21 +120,7 @@ ${GENERAL_OPTIONS_HELP}
 examples:
   stowage managed-images add --repo registry.example/group/app --project app backend`,
   options: { ...REPO_OPTIONS, ...PROJECT_OPTION },
-  async run({ operands, values }) {
-    const name = 'managed-images add';
-    const image = imageNameOf(name, operands);
-    const repo = repoOf(name, values);
-    const project = projectOf(name, values);
-    await using remotes = new Remotes(name, values);
-    const storage = await openStorage(remotes, repo, project);
-    if (await storage.managedImageExists(image, { cache: true })) {
-      process.stdout.write(`${shown(image)} is a managed image already\n`);
-      return 0;
-    }
-    await storage.addManagedImage(image);
-    process.stdout.write(`added ${shown(image)}\n`);
-    return 0;
-  },
+  run: ({ operands, values }) => changeManagedImage('add', operands, values),
 });
 
 const MI_RM_USAGE =
@@ -136,21 +147,7 @@ ${GENERAL_OPTIONS_HELP}
 examples:
   stowage managed-images rm --repo registry.example/group/app --project app backend`,
   options: { ...REPO_OPTIONS, ...PROJECT_OPTION },
-  async run({ operands, values }) {
-    const name = 'managed-images rm';
-    const image = imageNameOf(name, operands);
-    const repo = repoOf(name, values);
-    const project = projectOf(name, values);
-    await using remotes = new Remotes(name, values);
-    const storage = await openStorage(remotes, repo, project);
-    if (!(await storage.managedImageExists(image, { cache: true }))) {
-      process.stdout.write(`${shown(image)} is not a managed image\n`);
-      return 0;
-    }
-    await storage.removeManagedImage(image);
-    process.stdout.write(`removed ${shown(image)}\n`);
-    return 0;
-  },
+  run: ({ operands, values }) => changeManagedImage('rm', operands, values),
 });
 
 /** A metadata group as JSON: stage IDs in byte order, each with its commits. */
