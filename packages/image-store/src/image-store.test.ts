@@ -66,14 +66,27 @@ describe('image store on disk', () => {
     const killed = await createImageStore({ root, indexFlushDelayMs: 1e9 });
     const image = randomImage();
     await pushImage(killed, 'late/app', image, 'v1');
-    const indexOf = async () =>
-      JSON.parse(await readFile(join(root, 'late/app/index.json'), 'utf8')).manifests.map(
+    await pushImage(killed, 'late/second', image, 'v3');
+    const indexOf = async (repository = 'late/app') =>
+      JSON.parse(await readFile(join(root, repository, 'index.json'), 'utf8')).manifests.map(
         (m: { annotations: Record<string, string> }) => m.annotations['org.opencontainers.image.ref.name'],
       );
     expect(await indexOf()).toEqual([]);
-    expect(await readdir(join(root, '.stowage/pending-index'))).toHaveLength(1);
+    // One journal for the process, naming each repository it changed once.
+    const journals = await readdir(join(root, '.stowage/pending-index'));
+    expect(journals).toHaveLength(1);
+    expect(await readFile(join(root, '.stowage/pending-index', journals[0] as string), 'utf8')).toBe(
+      'late/app\nlate/second\n',
+    );
+    // A marker of the earlier format (one file per repository, its name without a newline) is read too.
+    await pushImage(killed, 'late/third', image, 'v4');
+    const journal = join(root, '.stowage/pending-index', journals[0] as string);
+    await writeFile(journal, (await readFile(journal, 'utf8')).replace('late/third\n', ''));
+    await writeFile(join(root, '.stowage/pending-index', `${2 ** 22 + 17}-0123456789abcdef`), 'late/third');
     const next = await createImageStore({ root });
     expect(await indexOf()).toEqual(['v1']);
+    expect(await indexOf('late/second')).toEqual(['v3']);
+    expect(await indexOf('late/third')).toEqual(['v4']);
     expect(await readdir(join(root, '.stowage/pending-index'))).toEqual([]);
     await next.close();
     // in the normal course, the flush removes the marker it answers for

@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { closeSync, open, writeSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readFile, unlink } from '@stowage/blob-store';
+import { fsyncFd, mkdir, readFile, unlink } from '@stowage/blob-store';
 import type { ResolvedLogger } from '@stowage/oci';
-import { ifExists, writeFileAtomic } from './fs-utils.js';
+import { ifExists, syncDir } from './fs-utils.js';
 import type { Layouts } from './layout.js';
 import { processAlive } from './lock.js';
 import type { StorePaths } from './paths.js';
@@ -21,11 +22,15 @@ export interface IndexFlusherOptions {
  * tag write costs O(1), and `index.json` (O(tags) to write) is regenerated at
  * most `delayMs` after the last change, and on `flush()`.
  *
- * Pending-index markers: before a repository's tags change, a durable marker
- * names it under `.stowage/pending-index`, and the flush that brings its
- * `index.json` up to date removes it. A process killed in between leaves the
- * marker, and the next store opened on the root rebuilds that `index.json`
- * (`recover`), so a crash cannot leave the OCI layout view stale.
+ * Pending-index journal: before a repository's tags change, its name is in
+ * a durable journal of this process under `.stowage/pending-index`
+ * (`<pid>-<random>`, one name per line, appended and fdatasynced; names
+ * arriving while one append syncs share the next). Once every `index.json`
+ * has caught up with every change begun, the journal is removed and the next
+ * change starts another. A process killed in between leaves its journal, and
+ * the next store opened on the root rebuilds the `index.json` of each name in
+ * it (`recover`), so a crash cannot leave the OCI layout view stale. One file
+ * per quiet period, not one per repository: creating files is the dear part.
  */
 export class IndexFlusher {
   readonly #o: IndexFlusherOptions;
@@ -33,32 +38,24 @@ export class IndexFlusher {
   #timer: NodeJS.Timeout | undefined;
   /** Flushes run one after another, so `close()` waits for one a timer started. */
   #flushing: Promise<void> = Promise.resolve();
-  readonly #markers = new Map<string, Promise<string>>();
   readonly #inFlight = new Map<string, number>();
+  #journal: PendingJournal | undefined;
 
   constructor(options: IndexFlusherOptions) {
     this.#o = options;
   }
 
-  /** Runs a change of a repository's tags: its marker is durable first, its `index.json` is due after. */
+  /** Runs a change of a repository's tags: its name is durable in the journal first, its `index.json` is due after. */
   async changing<T>(repository: string, work: () => Promise<T>): Promise<T> {
     this.#inFlight.set(repository, (this.#inFlight.get(repository) ?? 0) + 1);
     try {
-      let marker = this.#markers.get(repository);
-      if (!marker) {
-        marker = (async () => {
-          const name = `${process.pid}-${randomBytes(8).toString('hex')}`;
-          const path = this.#o.paths.internal('pending-index', name);
-          await writeFileAtomic(path, repository);
-          return path;
-        })();
-        this.#markers.set(repository, marker);
-        marker.catch(() => this.#markers.delete(repository));
-      }
-      await marker;
+      this.#journal ??= new PendingJournal(this.#o.paths.internal('pending-index'));
+      await this.#journal.note(repository);
       return await work();
     } finally {
-      this.#inFlight.set(repository, (this.#inFlight.get(repository) ?? 1) - 1);
+      const left = (this.#inFlight.get(repository) ?? 1) - 1;
+      if (left > 0) this.#inFlight.set(repository, left);
+      else this.#inFlight.delete(repository);
       this.#markDirty(repository);
     }
   }
@@ -80,8 +77,10 @@ export class IndexFlusher {
       const pid = Number(name.split('-')[0]);
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && processAlive(pid)) continue;
       const path = join(dir, name);
-      const repository = await ifExists(readFile(path, 'utf8'));
-      if (repository !== undefined && layouts.validName(repository)) {
+      const text = await ifExists(readFile(path, 'utf8'));
+      // One name per line (a line torn by the crash is not a valid name, and was never acted on).
+      for (const repository of new Set((text ?? '').split('\n'))) {
+        if (!repository || !layouts.validName(repository)) continue;
         logger.warn({ repository }, 'rebuilding an index.json a stopped process left behind its tags');
         await layouts.writeIndex(repository);
       }
@@ -92,14 +91,12 @@ export class IndexFlusher {
   async #flushNow(): Promise<void> {
     const pending = [...this.#dirty];
     this.#dirty.clear();
-    for (const repository of pending) {
-      await this.#o.layouts.writeIndex(repository);
-      // The marker goes once index.json has caught up with every change begun so far.
-      const marker = this.#markers.get(repository);
-      if (marker && !this.#dirty.has(repository) && !this.#inFlight.get(repository)) {
-        this.#markers.delete(repository);
-        await ifExists(unlink(await marker));
-      }
+    for (const repository of pending) await this.#o.layouts.writeIndex(repository);
+    // The journal goes once every index.json has caught up with every change begun so far.
+    const journal = this.#journal;
+    if (journal && this.#dirty.size === 0 && this.#inFlight.size === 0) {
+      this.#journal = undefined;
+      await journal.remove();
     }
   }
 
@@ -109,5 +106,83 @@ export class IndexFlusher {
       this.#timer = setTimeout(() => void this.flush().catch(() => undefined), this.#o.delayMs);
       this.#timer.unref();
     }
+  }
+}
+
+/** This process's pending-index journal: repository names appended durably, each once. */
+class PendingJournal {
+  readonly #dir: string;
+  readonly #path: string;
+  #fd: Promise<number> | undefined;
+  /** Per name, the append that makes it durable. */
+  readonly #noted = new Map<string, Promise<void>>();
+  /** Names waiting for the next append, and the promise that append settles. */
+  #queued: { names: string[]; done: Promise<void>; settle: (error?: unknown) => void } | undefined;
+  #appending: Promise<void> = Promise.resolve();
+
+  constructor(dir: string) {
+    this.#dir = dir;
+    this.#path = join(dir, `${process.pid}-${randomBytes(8).toString('hex')}`);
+  }
+
+  note(repository: string): Promise<void> {
+    let noted = this.#noted.get(repository);
+    if (!noted) {
+      noted = this.#enqueue(repository);
+      this.#noted.set(repository, noted);
+      // A failed append is retried by the next change of that repository.
+      noted.catch(() => this.#noted.delete(repository));
+    }
+    return noted;
+  }
+
+  #enqueue(repository: string): Promise<void> {
+    if (!this.#queued) {
+      let settle!: (error?: unknown) => void;
+      const done = new Promise<void>((resolve, reject) => {
+        settle = (error) => (error === undefined ? resolve() : reject(error));
+      });
+      const batch = { names: [] as string[], done, settle };
+      this.#queued = batch;
+      // After the append running now: every name queued meanwhile goes in one write and one sync.
+      this.#appending = this.#appending.then(async () => {
+        this.#queued = undefined;
+        try {
+          const fd = await this.#open();
+          writeSync(fd, `${batch.names.join('\n')}\n`);
+          await fsyncFd(fd);
+          batch.settle();
+        } catch (error) {
+          batch.settle(error);
+        }
+      });
+    }
+    this.#queued.names.push(repository);
+    return this.#queued.done;
+  }
+
+  #open(): Promise<number> {
+    this.#fd ??= (async () => {
+      await mkdir(this.#dir, { recursive: true });
+      const fd = await new Promise<number>((resolve, reject) =>
+        open(this.#path, 'a', 0o644, (error, value) => (error ? reject(error) : resolve(value))),
+      );
+      // Its directory entry is durable before any change it covers.
+      await syncDir(this.#dir);
+      return fd;
+    })();
+    this.#fd.catch(() => {
+      this.#fd = undefined;
+    });
+    return this.#fd;
+  }
+
+  /** Every change it names has reached its index.json: closed and removed. */
+  async remove(): Promise<void> {
+    await this.#appending;
+    const fd = await this.#fd?.catch(() => undefined);
+    if (fd === undefined) return;
+    closeSync(fd);
+    await ifExists(unlink(this.#path));
   }
 }

@@ -21,6 +21,7 @@ import type { StorePaths } from './paths.js';
 import type { TagFiles } from './tags.js';
 
 const OCI_LAYOUT = '{"imageLayoutVersion":"1.0.0"}';
+const EMPTY_INDEX = '{"schemaVersion":2,"manifests":[]}';
 export const REF_NAME = 'org.opencontainers.image.ref.name';
 
 function sha256Hex(data: Uint8Array | string): string {
@@ -80,8 +81,14 @@ export class Layouts {
     if (await ifExists(stat(join(dir, 'oci-layout')))) return;
     await mkdir(paths.repoMeta(repository, 'tags'), { recursive: true });
     await writeFileAtomic(join(dir, 'oci-layout'), OCI_LAYOUT);
-    if (!(await ifExists(stat(join(dir, 'index.json'))))) {
-      await writeFileAtomic(join(dir, 'index.json'), '{"schemaVersion":2,"manifests":[]}');
+    const index = join(dir, 'index.json');
+    if (!(await ifExists(stat(index)))) {
+      await writeFileAtomic(index, EMPTY_INDEX);
+      // Ours, and nothing to adopt: seen, so the next `sync` neither locks nor reads it.
+      this.#o.caches.setIndexSeen(repository, {
+        signature: statSignature(await stat(index)),
+        hash: sha256Hex(EMPTY_INDEX),
+      });
     }
   }
 

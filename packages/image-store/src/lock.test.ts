@@ -24,7 +24,7 @@ describe('store locks', () => {
     const lock = await locks.acquire('a');
     const entries = await readdir(dir);
     expect(entries).toHaveLength(1);
-    const owner = JSON.parse(await readFile(join(dir, entries[0] as string, 'owner.json'), 'utf8'));
+    const owner = JSON.parse(await readFile(join(dir, entries[0] as string), 'utf8'));
     expect(owner.pid).toBe(process.pid);
     await lock.release();
     expect(await readdir(dir)).toEqual([]);
@@ -37,10 +37,7 @@ describe('store locks', () => {
     const [name] = await readdir(dir);
     const path = join(dir, name as string);
     // forge the owner of the held lock into a dead process on this host
-    await writeFile(
-      join(path, 'owner.json'),
-      JSON.stringify({ pid: DEAD_PID, host: hostname(), token: 'x' }),
-    );
+    await writeFile(path, JSON.stringify({ pid: DEAD_PID, host: hostname(), token: 'x' }));
     const second = new StoreLocks(dir, 60_000);
     const taken = await second.acquire('a');
     await expect(held.release()).rejects.toMatchObject({ code: 'DENIED' });
@@ -51,9 +48,17 @@ describe('store locks', () => {
     const quick = await new StoreLocks(dir, 60_000).acquire('a');
     await quick.release();
 
-    // a lock whose owner cannot be read (another tool's) is taken only once it is stale
+    // the lock directory of an earlier version, owned by a dead process, is taken at once too
     await mkdir(path);
-    await writeFile(join(path, 'owner.json'), 'not json');
+    await writeFile(
+      join(path, 'owner.json'),
+      JSON.stringify({ pid: DEAD_PID, host: hostname(), token: 'y' }),
+    );
+    const legacy = await new StoreLocks(dir, 60_000).acquire('a');
+    await legacy.release();
+
+    // a lock whose owner cannot be read (another tool's) is taken only once it is stale
+    await writeFile(path, 'not json');
     const patient = new StoreLocks(dir, 200);
     const started = Date.now();
     const lock = await patient.acquire('a');

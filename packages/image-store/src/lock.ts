@@ -1,7 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { rmdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from '@stowage/blob-store';
+import { link, mkdir, readFile, rename, rm, stat, utimes, writeFile } from '@stowage/blob-store';
 import { type LockOptions, RegistryError, type RegistryLock } from '@stowage/oci';
 
 interface Owner {
@@ -36,9 +37,15 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   });
 }
 
-async function readOwner(dir: string): Promise<Owner | undefined> {
+/** The owner a lock names: the lock file itself, or `owner.json` inside a lock directory an earlier version made. */
+async function readOwner(path: string): Promise<Owner | undefined> {
   try {
-    return JSON.parse(await readFile(join(dir, 'owner.json'), 'utf8')) as Owner;
+    return JSON.parse(await readFile(path, 'utf8')) as Owner;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EISDIR') return undefined;
+  }
+  try {
+    return JSON.parse(await readFile(join(path, 'owner.json'), 'utf8')) as Owner;
   } catch {
     return undefined;
   }
@@ -47,11 +54,13 @@ async function readOwner(dir: string): Promise<Owner | undefined> {
 /**
  * Named locks shared by every process that opens the same root.
  *
- * Across processes a lock is a directory renamed into place (atomic, and never
- * without its owner file), holding its owner's pid, host and a random token; the
- * holder touches it every `staleMs / 4`. A waiting process takes over a lock whose owner is a dead
+ * Across processes a lock is a file hard-linked into place (atomic, fails when
+ * the lock exists, and never without its contents), holding its owner's pid,
+ * host and a random token; the holder touches it every `staleMs / 4`. One inode
+ * per acquisition: creating inodes is what costs on ext4, and a tag write takes
+ * a lock. A waiting process takes over a lock whose owner is a dead
  * process on this host at once, and any lock not touched for `staleMs` (a
- * frozen or remote owner): it renames the directory away (only one taker can)
+ * frozen or remote owner): it renames the lock away (only one taker can)
  * and checks it moved the stale owner's lock, not a fresh one. A lock is never
  * judged silent sooner than its holder's own `staleMs`, so processes configured
  * differently do not take each other's live locks.
@@ -124,17 +133,17 @@ export class StoreLocks {
       staleMs: this.#staleMs,
     };
     const draft = `${path}.new-${me.token}`;
+    await writeFile(draft, JSON.stringify(me), { flag: 'wx' });
     // Short waits first: most holders (a record write) keep a lock for a millisecond or two.
     try {
       for (let attempt = 0; ; attempt++) {
         signal?.throwIfAborted();
-        if (await this.#publish(draft, path, me)) break;
+        if (await this.#publish(draft, path)) break;
         await this.#breakIfStale(path);
         await sleep(Math.min(40, 2 ** Math.min(attempt, 6)) * (0.5 + Math.random()), signal);
       }
-    } catch (error) {
-      await rm(draft, { recursive: true, force: true });
-      throw error;
+    } finally {
+      await rm(draft, { force: true });
     }
     const heartbeat = setInterval(
       () => {
@@ -153,7 +162,7 @@ export class StoreLocks {
           `lock ${name} was taken over while held (stale after ${this.#staleMs} ms)`,
         );
       }
-      // Moved away first, so the lock directory never exists without its owner file.
+      // Moved away first, as a breaker does: whoever renames a lock is the one who removes it.
       const trash = `${path}.released-${me.token}`;
       await rename(path, trash);
       await rm(trash, { recursive: true, force: true });
@@ -161,20 +170,17 @@ export class StoreLocks {
   }
 
   /**
-   * Creates the lock directory with its owner file already inside: the owner is
-   * written into a private directory that is then renamed into place, which
-   * fails when the lock exists. A holder killed at any point therefore leaves
-   * either no lock or a lock that names it, and a dead owner is taken over at once.
+   * Links the owner file written beside the lock into place, which fails when
+   * the lock exists (as a file, or as the directory of an earlier version). A
+   * holder killed at any point therefore leaves either no lock or a lock that
+   * names it, and a dead owner is taken over at once.
    */
-  async #publish(draft: string, path: string, me: Owner): Promise<boolean> {
-    await mkdir(draft, { recursive: true });
-    await writeFile(join(draft, 'owner.json'), JSON.stringify(me));
+  async #publish(draft: string, path: string): Promise<boolean> {
     try {
-      await rename(draft, path);
+      await link(draft, path);
       return true;
     } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw error;
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       return false;
     }
   }
@@ -183,6 +189,12 @@ export class StoreLocks {
     const info = await stat(path).catch(() => undefined);
     if (!info) return;
     const owner = await readOwner(path);
+    if (owner === undefined && info.isDirectory()) {
+      // An empty lock directory: an earlier version killed between its mkdir and its owner file.
+      // rmdir removes it only while it is still empty.
+      await rmdir(path).catch(() => undefined);
+      return;
+    }
     const dead = owner !== undefined && owner.host === hostname() && !processAlive(owner.pid);
     const silent = Date.now() - info.mtimeMs > Math.max(this.#staleMs, owner?.staleMs ?? 0);
     if (!dead && !silent) return;
@@ -194,8 +206,10 @@ export class StoreLocks {
     }
     const moved = await readOwner(trash);
     if (owner !== undefined && moved?.token !== owner.token) {
-      // A fresh lock replaced the stale one between the check and the rename: put it back.
-      await rename(trash, path).catch(() => undefined);
+      // A fresh lock replaced the stale one between the check and the rename: put it back
+      // (linked, so a lock taken meanwhile is never overwritten).
+      await link(trash, path).catch(() => undefined);
+      await rm(trash, { recursive: true, force: true });
       return;
     }
     await rm(trash, { recursive: true, force: true });

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { resolve, sep } from 'node:path';
 import {
   type Digest,
@@ -57,9 +58,12 @@ export class StorePaths {
     return this.internal('tmp', name);
   }
 
-  upload(id: string): string {
-    if (!/^[a-f0-9]{32}$/.test(id)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'unknown upload session');
-    return this.internal('uploads', id);
+  /** A session's file: `uploads/<id>-<16 hex of the repository name's sha256>` (see `uploads.ts`). */
+  upload(id: string, repository: string): string {
+    this.repository(repository);
+    if (!/^[a-f0-9]{40}$/.test(id)) throw new RegistryError('BLOB_UPLOAD_UNKNOWN', 'unknown upload session');
+    const key = createHash('sha256').update(repository).digest('hex').slice(0, 16);
+    return this.internal('uploads', `${id}-${key}`);
   }
 
   repoDir(repository: string): string {

@@ -1,8 +1,7 @@
 import { createHash, type Hash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { open, readdir, truncate as truncateFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { mkdir, readFile, rename, rm, stat, writeBody, writeFile } from '@stowage/blob-store';
+import { rm, stat, writeBody, writeFile } from '@stowage/blob-store';
 import {
   type AppendUploadOptions,
   type BlobBody,
@@ -12,6 +11,7 @@ import {
   digestAlgorithm,
   digestStream,
   type FinishUploadOptions,
+  isStowageError,
   parseDigest,
   RegistryError,
   truncate,
@@ -22,9 +22,8 @@ import type { ContentStore } from './content-store.js';
 import { fsyncPath, ifExists } from './fs-utils.js';
 import type { StorePaths } from './paths.js';
 
-interface UploadState {
-  readonly repository: string;
-  readonly startedAt: number;
+function unknownUpload(id: string, repository: string): RegistryError {
+  return new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${truncate(id, 64)} is not known in ${repository}`);
 }
 
 export interface UploadsOptions {
@@ -34,26 +33,30 @@ export interface UploadsOptions {
   readonly ttlMs: number;
 }
 
+/** A session file's name: `<id>-<repository key>`; the id's first 12 hex digits are its start time in ms. */
+const SESSION_FILE = /^([0-9a-f]{40})-[0-9a-f]{16}$/;
+
+/** When a session started, from its id. */
+function startedAtOf(id: string): number {
+  return Number.parseInt(id.slice(0, 12), 16);
+}
+
 /**
- * Chunked upload sessions on disk, surviving a restart:
- * `.stowage/uploads/<id>/data` holds the bytes so far, `state.json` the
- * repository and start time. A finished upload's data file is verified and
- * becomes the content-store blob itself (a link, never a copy).
+ * Chunked upload sessions on disk, surviving a restart: one file per session,
+ * `.stowage/uploads/<id>-<key>`, holding the bytes so far. The id begins with
+ * the session's start time and `key` is a hash of its repository, so a session
+ * is found, bound to its repository and aged from its name alone: starting one
+ * creates one inode and finishing one unlinks it (allocating inodes is the
+ * dear part of a small blob's write on ext4). A finished upload's file is
+ * verified and becomes the content-store blob itself (a link, never a copy).
+ * Sessions of the earlier layout (a directory with `data` and `state.json`)
+ * are no longer known; the purge removes them by age.
  *
  * The sha256 of each session's bytes so far is kept while this process
  * appends in order, so finishing does not read the whole upload back. A
  * session this process has not seen from its start (or a sha512 one) is
  * hashed from disk.
  */
-/** The directory of a session id when the id is well formed, else undefined. */
-function ifExistsPath(paths: StorePaths, id: string): string | undefined {
-  try {
-    return paths.upload(id);
-  } catch {
-    return undefined;
-  }
-}
-
 export class Uploads {
   readonly #o: UploadsOptions;
   readonly #queues = new Map<string, Promise<unknown>>();
@@ -72,46 +75,37 @@ export class Uploads {
   }
 
   async start(repository: string): Promise<UploadStatus> {
-    this.#o.paths.repository(repository);
-    const id = randomBytes(16).toString('hex');
-    const dir = this.#o.paths.upload(id);
-    const state: UploadState = { repository, startedAt: Date.now() };
-    // Not fsynced: a session a crash loses is garbage the purge removes, never part of a blob,
-    // and its state file appears whole (renamed into place) or not at all.
-    await mkdir(dir, { recursive: true });
-    await writeFile(join(dir, 'data'), '', { flag: 'wx', mode: 0o644 });
-    const temp = join(dir, 'state.json.tmp');
-    await writeFile(temp, JSON.stringify(state), { flag: 'wx' });
-    await rename(temp, join(dir, 'state.json'));
+    const startedAt = Date.now();
+    const id = `${startedAt.toString(16).padStart(12, '0')}${randomBytes(14).toString('hex')}`;
+    // Not fsynced: a session a crash loses is garbage the purge removes, never part of a blob.
+    await writeFile(this.#o.paths.upload(id, repository), '', { flag: 'wx', mode: 0o644 });
     this.#hashes.set(id, { offset: 0, hash: createHash('sha256') });
-    return { id, repository, offset: 0, startedAt: state.startedAt };
+    return { id, repository, offset: 0, startedAt };
   }
 
   append(repository: string, id: string, opts: AppendUploadOptions): Promise<UploadStatus> {
     return this.#serial(id, async () => {
-      const { dir, state } = await this.#session(repository, id);
-      await this.#appendChunk(id, dir, opts.body, opts);
-      return this.#status(id, dir, state);
+      const file = await this.#session(repository, id);
+      await this.#appendChunk(id, file, opts.body, opts);
+      return this.#status(id, file, repository);
     });
   }
 
   async get(repository: string, id: string): Promise<UploadStatus> {
-    const { dir, state } = await this.#session(repository, id);
-    return this.#status(id, dir, state);
+    return this.#status(id, await this.#session(repository, id), repository);
   }
 
   finish(repository: string, id: string, opts: FinishUploadOptions): Promise<BlobInfo> {
     const digest = parseDigest(opts.digest);
     return this.#serial(id, async () => {
-      const { dir } = await this.#session(repository, id);
+      const data = await this.#session(repository, id);
       if (opts.body !== undefined) {
-        await this.#appendChunk(id, dir, opts.body, {
+        await this.#appendChunk(id, data, opts.body, {
           ...(opts.offset === undefined ? {} : { offset: opts.offset }),
           ...(opts.length === undefined ? {} : { length: opts.length }),
           ...(opts.signal === undefined ? {} : { signal: opts.signal }),
         });
       }
-      const data = join(dir, 'data');
       const running = this.#hashes.get(id);
       this.#hashes.delete(id);
       await running?.flushing;
@@ -132,45 +126,37 @@ export class Uploads {
         await this.#o.content.link(repository, digest);
         return { digest, size: actual.size };
       } finally {
-        await rm(dir, { recursive: true, force: true });
+        await rm(data, { force: true });
       }
     });
   }
 
   async cancel(repository: string, id: string): Promise<void> {
-    let dir: string;
-    try {
-      ({ dir } = await this.#session(repository, id));
-    } catch (error) {
-      // A session whose removal a crash cut short (its state file gone first): finish removing it.
-      // Its id was handed out, so it is not one still being created.
-      const leftover = ifExistsPath(this.#o.paths, id);
-      if (leftover) await rm(leftover, { recursive: true, force: true });
-      throw error;
-    }
+    const data = await this.#session(repository, id);
     this.#hashes.delete(id);
-    await rm(dir, { recursive: true, force: true });
+    await rm(data, { force: true });
   }
 
-  /** Sessions past their age, removed unless `dryRun`; answers how many. */
+  /** Sessions past their age (and the directories of the earlier layout), removed unless `dryRun`; answers how many. */
   async expire(dryRun: boolean): Promise<number> {
     const { paths, ttlMs } = this.#o;
     let count = 0;
-    for (const id of (await ifExists(readdir(paths.internal('uploads')))) ?? []) {
-      const dir = paths.internal('uploads', id);
-      const text = await ifExists(readFile(join(dir, 'state.json'), 'utf8'));
-      // A session being created has no state file yet: its directory's age counts.
-      let startedAt = (await ifExists(stat(dir)))?.mtimeMs ?? 0;
-      try {
-        if (text !== undefined) startedAt = (JSON.parse(text) as UploadState).startedAt;
-      } catch {
-        // unreadable state: the directory's age decides
+    for (const name of (await ifExists(readdir(paths.internal('uploads')))) ?? []) {
+      const path = paths.internal('uploads', name);
+      const session = SESSION_FILE.exec(name);
+      let startedAt: number;
+      if (session) startedAt = startedAtOf(session[1] as string);
+      else {
+        // Anything else (a session directory of the earlier layout): its age on disk counts.
+        const info = await ifExists(stat(path));
+        if (!info) continue;
+        startedAt = info.mtimeMs;
       }
       if (Date.now() - startedAt <= ttlMs) continue;
       count++;
       if (!dryRun) {
-        this.#hashes.delete(id);
-        await rm(dir, { recursive: true, force: true });
+        if (session) this.#hashes.delete(session[1] as string);
+        await rm(path, { recursive: true, force: true });
       }
     }
     return count;
@@ -188,46 +174,35 @@ export class Uploads {
     return next;
   }
 
-  async #session(repository: string, id: string): Promise<{ dir: string; state: UploadState }> {
+  /** The file of a session of `repository`, or BLOB_UPLOAD_UNKNOWN (malformed, another repository's, gone, expired). */
+  async #session(repository: string, id: string): Promise<string> {
     const { paths, ttlMs } = this.#o;
-    paths.repository(repository);
-    const unknown = () =>
-      new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${truncate(id, 64)} is not known in ${repository}`);
-    let dir: string;
+    let file: string;
     try {
-      dir = paths.upload(id);
-    } catch {
-      throw unknown();
+      file = paths.upload(id, repository);
+    } catch (error) {
+      if (isStowageError(error, 'BLOB_UPLOAD_UNKNOWN')) throw unknownUpload(id, repository);
+      throw error;
     }
-    const text = await ifExists(readFile(join(dir, 'state.json'), 'utf8'));
-    if (text === undefined) throw unknown();
-    let state: UploadState;
-    try {
-      state = JSON.parse(text) as UploadState;
-    } catch {
-      // Torn by a crash (its creation is not fsynced): a lost session, which the purge removes.
-      throw unknown();
+    if (!(await ifExists(stat(file)))) throw unknownUpload(id, repository);
+    if (Date.now() - startedAtOf(id) > ttlMs) {
+      await rm(file, { force: true });
+      throw unknownUpload(id, repository);
     }
-    if (state?.repository !== repository) throw unknown();
-    if (Date.now() - state.startedAt > ttlMs) {
-      await rm(dir, { recursive: true, force: true });
-      throw unknown();
-    }
-    return { dir, state };
+    return file;
   }
 
-  async #status(id: string, dir: string, state: UploadState): Promise<UploadStatus> {
-    const size = (await stat(join(dir, 'data'))).size;
-    return { id, repository: state.repository, offset: size, startedAt: state.startedAt };
+  async #status(id: string, file: string, repository: string): Promise<UploadStatus> {
+    const size = (await stat(file)).size;
+    return { id, repository, offset: size, startedAt: startedAtOf(id) };
   }
 
   async #appendChunk(
     id: string,
-    dir: string,
+    data: string,
     body: BlobBody,
     options: { offset?: number; length?: number; signal?: AbortSignal },
   ): Promise<void> {
-    const data = join(dir, 'data');
     const start = (await stat(data)).size;
     let running = this.#hashes.get(id);
     if (running && running.offset !== start) {

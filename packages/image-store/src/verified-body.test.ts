@@ -1,7 +1,7 @@
 // The one-hash handoff (markVerified): a body that checks its own digest is
 // not hashed again by the store, and one that fails at its end leaves nothing.
 import { randomFillSync } from 'node:crypto';
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -88,11 +88,4 @@ it('a chunk after a verified body makes the store hash the whole session from di
   await expect(store.finishUpload('app', id, { digest: digestOf(head) })).rejects.toBeInstanceOf(
     DigestMismatchError,
   );
-});
-
-it('a session whose state file a crash tore is unknown, not an error of another kind', async () => {
-  const { id } = await store.startUpload('app');
-  await writeFile(join(root, '.stowage', 'uploads', id, 'state.json'), '');
-  await expect(store.getUpload('app', id)).rejects.toMatchObject({ code: 'BLOB_UPLOAD_UNKNOWN' });
-  expect(await readdir(join(root, '.stowage', 'uploads'))).toEqual([id]);
 });
