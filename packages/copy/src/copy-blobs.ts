@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import {
   type BlobContent,
@@ -19,7 +20,7 @@ import {
 } from '@stowage/oci';
 import { publishBlob } from './diagnostics.js';
 
-import { type CopyProgressEvent, resolveOptions, type StagedCopyOptions } from './options.js';
+import { type CopyProgressEvent, listenerBound, resolveOptions, type StagedCopyOptions } from './options.js';
 
 /** One side of a blob copy: a repository of any `Registry`. */
 export interface BlobEndpoint {
@@ -75,6 +76,8 @@ export interface BlobTransfer {
   readonly mount: boolean;
   /** Source and destination are one repository of one origin: every blob is there already. */
   readonly sameRepository: boolean;
+  /** The destination repository is new: no blob is there, so none is asked about. */
+  readonly knownAbsent?: boolean;
   readonly counts: BlobCounts;
   readonly onProgress?: ((event: CopyProgressEvent) => void) | undefined;
   readonly logger: ResolvedLogger;
@@ -110,7 +113,10 @@ export async function transferBlob(
     }));
   };
   const progress = transfer.onProgress;
-  if (transfer.sameRepository || (await registry.headBlob(repository, digest, { signal }))) {
+  if (
+    transfer.sameRepository ||
+    (!transfer.knownAbsent && (await registry.headBlob(repository, digest, { signal })))
+  ) {
     counts.blobsSkipped++;
     progress?.({ type: 'blob-skipped', digest, size });
     done('skipped', 0);
@@ -265,6 +271,8 @@ export async function copyBlobs(options: CopyBlobsOptions): Promise<CopyBlobsRes
   resolved.signal?.throwIfAborted();
   const controller = new AbortController();
   const signal = resolved.signal ? AbortSignal.any([resolved.signal, controller.signal]) : controller.signal;
+  // Every operation in flight listens on it (a few listeners each): not a leak past Node's default of 10.
+  setMaxListeners(listenerBound(resolved.concurrency), signal);
   const { source, destination } = options;
   const counts: BlobCounts = { blobsCopied: 0, blobsSkipped: 0, blobsMounted: 0, bytesCopied: 0 };
   const unique = new Map<Digest, Descriptor>();

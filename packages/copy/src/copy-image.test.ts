@@ -162,6 +162,26 @@ describe('copyImage', () => {
     expect(events.filter((e) => e.type === 'blob-skipped')).toHaveLength(3);
   });
 
+  it('into a repository that does not exist yet, asks one tag listing instead of a HEAD per blob', async () => {
+    const from = createMemoryRegistry();
+    const store = createMemoryRegistry();
+    const image = randomImage({ layers: 3 });
+    await pushImage(from, 'src', image, 'v1');
+    const fresh = spyRegistry(store);
+    expect(await copyImage(srcV1(from), { registry: fresh, repository: 'dst', tag: 'v1' })).toMatchObject({
+      blobsCopied: 4,
+    });
+    expect(fresh.count('listTags')).toBe(1);
+    expect(fresh.count('headBlob')).toBe(0);
+    // Once it exists, each blob is asked about (and skipped), as before.
+    const again = spyRegistry(store);
+    expect(await copyImage(srcV1(from), { registry: again, repository: 'dst', tag: 'v2' })).toMatchObject({
+      blobsCopied: 0,
+      blobsSkipped: 4,
+    });
+    expect(again.count('headBlob')).toBe(4);
+  });
+
   describe('mounts', () => {
     it('mounts between two repositories of one store object', async () => {
       const { registry, image } = await seeded({ layers: 2 });
@@ -588,15 +608,11 @@ describe('copyImage', () => {
       let max = 0;
       const to = spyRegistry(store, {
         hooks: {
-          headBlob: (async (...args: Parameters<Registry['headBlob']>) => {
-            max = Math.max(max, ++active);
-            await new Promise((resolve) => setImmediate(resolve));
-            const found = await store.headBlob(...args);
-            if (found) active--;
-            return found;
-          }) as never,
+          // The destination repository is new, so no blob is asked about: each one is a put.
           putBlob: (async (...args: Parameters<Registry['putBlob']>) => {
+            max = Math.max(max, ++active);
             try {
+              await new Promise((resolve) => setImmediate(resolve));
               return await store.putBlob(...args);
             } finally {
               active--;
@@ -611,6 +627,35 @@ describe('copyImage', () => {
       );
       return max;
     }
+
+    it('a wide copy whose operations each listen on its signal raises no listener-leak warning', async () => {
+      const from = createMemoryRegistry();
+      const store = createMemoryRegistry();
+      await pushImage(from, 'src', randomImage({ layers: 20 }), 'v1');
+      const to = spyRegistry(store, {
+        hooks: {
+          putBlob: (async (...args: Parameters<Registry['putBlob']>) => {
+            // as the registry client does while a request is out
+            const onAbort = () => {};
+            args[2]?.signal?.addEventListener('abort', onAbort);
+            await new Promise((resolve) => setImmediate(resolve));
+            args[2]?.signal?.removeEventListener('abort', onAbort);
+            return await store.putBlob(...args);
+          }) as never,
+        },
+      });
+      const warnings: Error[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning);
+      process.on('warning', onWarning);
+      try {
+        await copyImage(srcV1(from), { registry: to, repository: 'dst', tag: 'v1' }, { concurrency: 16 });
+        await new Promise((resolve) => setImmediate(resolve));
+      } finally {
+        process.off('warning', onWarning);
+      }
+      expect(warnings.map((w) => w.name)).not.toContain('MaxListenersExceededWarning');
+      expect(to.count('putBlob')).toBe(21);
+    });
 
     it('moves at most `concurrency` blobs at once (default 4)', async () => {
       expect(await peak(1)).toBe(1);

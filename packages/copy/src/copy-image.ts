@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import {
   createLimiter,
   type Descriptor,
@@ -5,6 +6,7 @@ import {
   digestOf,
   hasUploadSessions,
   isIndexMediaType,
+  isStowageError,
   type ManifestContent,
   manifestMediaTypes,
   manifestReferences,
@@ -24,7 +26,7 @@ import {
 import { publishManifest } from './diagnostics.js';
 import { CopyError } from './errors.js';
 
-import { type CopyOptions, type ResolvedCopyOptions, resolveOptions } from './options.js';
+import { type CopyOptions, listenerBound, type ResolvedCopyOptions, resolveOptions } from './options.js';
 
 /** Where an image comes from: a reference (tag or digest) in a repository of any `Registry`. */
 export interface CopySource {
@@ -106,6 +108,8 @@ export async function copyImage(
   resolved.signal?.throwIfAborted();
   const controller = new AbortController();
   const signal = resolved.signal ? AbortSignal.any([resolved.signal, controller.signal]) : controller.signal;
+  // Every operation in flight listens on it (a few listeners each): not a leak past Node's default of 10.
+  setMaxListeners(listenerBound(resolved.concurrency), signal);
   const inFlight = new Set<Promise<unknown>>();
   // The first failure stops every sibling at once: queued operations never start.
   const fail = (error: unknown) => {
@@ -140,6 +144,8 @@ class Copy {
   readonly #sameRepository: boolean;
   #mount = false;
   #sparse = false;
+  /** The destination repository did not exist when the copy began: no blob is asked about. */
+  #fresh = false;
   /** The blob path's settings, fixed once `#decide` has run. */
   #transfer: BlobTransfer | undefined;
   /** The upload sessions of a staged copy. */
@@ -182,11 +188,13 @@ class Copy {
   }
 
   async run(): Promise<CopyResult> {
-    const [capabilities, top] = await Promise.all([
+    const [capabilities, top, fresh] = await Promise.all([
       this.#task(() => this.#destination.registry.capabilities({ signal: this.#signal })),
       this.#plan(),
+      this.#sameRepository ? false : this.#task(() => this.#repositoryIsNew()),
     ]);
     this.#decide(capabilities);
+    this.#fresh = fresh;
 
     if (this.#sameRepository) {
       for (const node of this.#nodes.values()) for (const blob of node.blobs) void this.#blob(blob);
@@ -229,6 +237,24 @@ class Copy {
       sparse: pushed.sparse,
       ...this.#counts,
     };
+  }
+
+  /**
+   * Whether the destination repository does not exist yet (its tag listing is
+   * NAME_UNKNOWN): then none of the blobs is in it, and one request replaces a
+   * HEAD per blob. A blob that arrives meanwhile is only uploaded again.
+   */
+  async #repositoryIsNew(): Promise<boolean> {
+    const { registry, repository } = this.#destination;
+    try {
+      await registry.listTags(repository, { n: 1, signal: this.#signal });
+      return false;
+    } catch (error) {
+      if (isStowageError(error, 'NAME_UNKNOWN')) return true;
+      // Anything else (a listing the registry refuses, say): ask per blob, as before.
+      if (this.#signal.aborted) throw error;
+      return false;
+    }
   }
 
   /** Runs one store operation within the concurrency bound, tracked so a failure can wait for it. */
@@ -401,6 +427,7 @@ class Copy {
       signal: this.#signal,
       mount: this.#mount,
       sameRepository: this.#sameRepository,
+      knownAbsent: this.#fresh,
       counts: this.#counts,
       onProgress: this.#options.onProgress,
       logger: this.#options.logger,

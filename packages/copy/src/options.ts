@@ -124,3 +124,8 @@ export function resolveOptions(options: CopyOptions = {}): ResolvedCopyOptions {
     logger: resolveLogger(options.logger),
   };
 }
+
+/** How many abort listeners a copy's signal may carry: a few per operation in flight, and room for the caller's. */
+export function listenerBound(concurrency: number): number {
+  return Math.max(10, concurrency * 4 + 10);
+}

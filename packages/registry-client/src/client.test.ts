@@ -415,7 +415,9 @@ describe('TLS', () => {
 
 describe('uploads', () => {
   /** A registry that keeps upload sessions in memory, rotates their Location and can break a PATCH once. */
-  async function uploadServer(options: { breakFirstPatchAfter?: number; chunkMinLength?: number } = {}) {
+  async function uploadServer(
+    options: { breakFirstPatchAfter?: number; chunkMinLength?: number; singlePost?: boolean } = {},
+  ) {
     const sessions = new Map<string, Buffer>();
     const blobs = new Map<string, Buffer>();
     let counter = 0;
@@ -435,6 +437,15 @@ describe('uploads', () => {
         const size = sessions.get(id)?.length ?? 0;
         return `0-${Math.max(0, size - 1)}`;
       };
+      const single = url.searchParams.get('digest');
+      if (request.method === 'POST' && options.singlePost && single) {
+        if (`sha256:${createHash('sha256').update(request.body).digest('hex')}` !== single) {
+          return json(response, 400, { errors: [{ code: 'DIGEST_INVALID', message: 'bad digest' }] });
+        }
+        blobs.set(single, request.body);
+        response.writeHead(201, { 'docker-content-digest': single, location: `/v2/a/b/blobs/${single}` });
+        return response.end();
+      }
       if (request.method === 'POST') {
         const id = `s${++counter}`;
         sessions.set(id, Buffer.alloc(0));
@@ -586,6 +597,40 @@ describe('uploads', () => {
     expect((await registry.getUpload('a/b', appended.id)).offset).toBe(content.length);
     await registry.finishUpload('a/b', appended.id, { digest: contentDigest });
     expect(blobs.has(contentDigest)).toBe(true);
+  });
+
+  it('a small streamed blob of known size goes in one POST ?digest=, and through a session where that is refused', async () => {
+    const small = content.subarray(0, 30_000);
+    const digest = digestOf(small);
+    for (const singlePost of [true, false]) {
+      const { server, blobs, sessions } = await uploadServer({ singlePost });
+      const registry = client({ registry: server.host });
+      // twice: the second shows what the client learnt from the first
+      for (const _ of [1, 2]) {
+        blobs.clear();
+        expect(await registry.putBlob('a/b', stream(small), { digest, size: small.length })).toEqual({
+          digest,
+          size: small.length,
+        });
+        expect(Buffer.compare(blobs.get(digest) as Buffer, small)).toBe(0);
+      }
+      const uploads = server.seen
+        .filter((s) => s.method !== 'HEAD' && s.method !== 'GET')
+        .map((s) => `${s.method} ${s.url.includes('?digest=') ? 'digest' : s.url.includes('uploads/s') ? 'session' : 'new'}`);
+      // refused: the body sent with the first POST was dropped, and the bytes read whole are sent again
+      expect(uploads).toEqual(
+        singlePost
+          ? ['POST digest', 'POST digest']
+          : ['POST digest', 'PUT session', 'POST new', 'PUT session'],
+      );
+      expect(sessions.size).toBe(0);
+    }
+    // Beyond the limit, or of unknown size, a streamed blob never goes whole into memory.
+    const { server } = await uploadServer({ singlePost: true });
+    const limited = client({ registry: server.host, singleRequestMaxBytes: 20_000 });
+    await limited.putBlob('a/b', stream(small), { digest, size: small.length });
+    await limited.putBlob('a/b', stream(small), { digest });
+    expect(server.seen.filter((s) => s.url.includes('?digest=') && s.method === 'POST')).toEqual([]);
   });
 
   it('honours OCI-Chunk-Min-Length', async () => {

@@ -107,7 +107,7 @@ export interface RegistryClientOptions {
    * A re-openable factory body of known size always goes in one request (a failure restarts it). Default 32 MiB.
    */
   readonly monolithicMaxBytes?: number;
-  /** Largest blob sent in a single `POST ?digest=` when the registry accepts it. Default 1 MiB; 0 disables. */
+  /** Largest blob sent in a single `POST ?digest=` when the registry accepts it (a streamed one is read whole first). Default 4 MiB; 0 disables. */
   readonly singleRequestMaxBytes?: number;
   /**
    * Keep the referrers tag schema (`<alg>-<hex>` index tags) up to date when
@@ -264,7 +264,7 @@ export function resolveOptions(options: RegistryClientOptions): ResolvedRegistry
     requestsPerSecond,
     chunkSize,
     monolithicMaxBytes: positiveInteger('monolithicMaxBytes', options.monolithicMaxBytes, 32 * MiB, 0),
-    singleRequestMaxBytes: positiveInteger('singleRequestMaxBytes', options.singleRequestMaxBytes, MiB, 0),
+    singleRequestMaxBytes: positiveInteger('singleRequestMaxBytes', options.singleRequestMaxBytes, 4 * MiB, 0),
     referrersTagFallback: options.referrersTagFallback ?? true,
     pageSize: positiveInteger('pageSize', options.pageSize, 1000),
     validateManifests: options.validateManifests ?? true,

@@ -152,6 +152,18 @@ export async function putBlob(
   }
 }
 
+/** Every chunk of a body of known size, in one buffer. */
+async function readWhole(chunks: AsyncIterable<Uint8Array>, size: number): Promise<Uint8Array> {
+  const whole = new Uint8Array(size);
+  let offset = 0;
+  for await (const chunk of chunks) {
+    // heldBackChunks fails past `size`: the set below never overflows.
+    whole.set(chunk, offset);
+    offset += chunk.byteLength;
+  }
+  return offset === size ? whole : whole.subarray(0, offset);
+}
+
 interface Upload {
   readonly repo: string;
   readonly digest: Digest;
@@ -202,7 +214,18 @@ async function uploadOnce(
   state: { session: Session | undefined },
 ): Promise<BlobInfo> {
   const { repo, digest, size, source, signal } = request;
-  const bytes = source.bytes;
+  let bytes = source.bytes;
+  if (
+    bytes === undefined &&
+    size !== undefined &&
+    size <= context.options.singleRequestMaxBytes &&
+    state.session === undefined &&
+    context.singlePost !== false
+  ) {
+    // A small streamed blob is read whole first (bounded by singleRequestMaxBytes, checked on
+    // the way), so it can go in one POST, and stay at hand when the registry opens a session instead.
+    bytes = await readWhole(heldBackChunks(source.open(), { digest, size }), size);
+  }
   if (
     bytes !== undefined &&
     state.session === undefined &&
@@ -239,7 +262,13 @@ async function uploadOnce(
     if (bytes.byteLength <= monolithic) {
       return await commit(context, { session, digest, size: bytes.byteLength, body: bytes, signal });
     }
-    chunks = rechunk(source.open(), chunkSize);
+    const whole = bytes;
+    chunks = rechunk(
+      (async function* () {
+        yield whole;
+      })(),
+      chunkSize,
+    );
   } else {
     const verified = heldBackChunks(source.open(), { digest, ...(size !== undefined ? { size } : {}) });
     // A re-openable source of known size streams in one request whatever its size: a
