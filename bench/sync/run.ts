@@ -29,6 +29,7 @@ import { createImageStore } from '@stowage/image-store';
 import { REQUEST_CHANNEL, type RequestEvent } from '@stowage/registry-client';
 import { parseSyncConfig, runSyncPass, type SyncReport } from '@stowage/sync';
 import { startDockerRegistry } from '@stowage/testing';
+import { Pool } from 'undici';
 // biome-ignore lint/style/noRestrictedImports: the upstream fixture is a test helper of the sync package, not part of its entry point
 import { populateUpstream, type UpstreamPopulation } from '../../packages/sync/test/upstream-fixture.js';
 import { durableWriteRate, report, sha256Rate, time } from '../lib.js';
@@ -116,6 +117,39 @@ async function inParallel<T>(
   );
 }
 
+/** The fastest bare pull of every blob of the upstream (see its use), and at what concurrency. */
+async function barePull(
+  url: string,
+  upstream: UpstreamPopulation,
+  runs: number,
+): Promise<{ seconds: number; concurrency: number }> {
+  const blobs = new Map<string, string>();
+  for (const entry of upstream.tags) for (const digest of entry.blobs) blobs.set(digest, entry.repository);
+  const items = [...blobs];
+  let best = { seconds: Number.POSITIVE_INFINITY, concurrency: 0 };
+  const pool = new Pool(url, { connections: 16 });
+  try {
+    for (const concurrency of [4, 8]) {
+      for (let i = 0; i < runs; i++) {
+        const seconds = await time(() =>
+          inParallel(items, concurrency, async ([digest, repository]) => {
+            const response = await pool.request({ method: 'GET', path: `/v2/${repository}/blobs/${digest}` });
+            if (response.statusCode !== 200)
+              throw new Error(`bare pull: ${digest} answered ${response.statusCode}`);
+            for await (const _ of response.body) {
+              // discarded
+            }
+          }),
+        );
+        if (seconds < best.seconds) best = { seconds, concurrency };
+      }
+    }
+  } finally {
+    await pool.close();
+  }
+  return best;
+}
+
 /** Every tag of the upstream is in the store with the upstream digest (a bench that copied nothing proves nothing). */
 async function checkMirror(root: string, upstream: UpstreamPopulation): Promise<void> {
   const store = await createImageStore({ root, readOnly: true });
@@ -160,6 +194,14 @@ try {
     `machine: sha256 ${sha.toFixed(0)} MB/s (256 MiB, one core); write+fsync ${fsync.toFixed(0)} MB/s (64 MiB, ${work}); ` +
       `${(upstream.totalBlobBytes / 1e6 / sha).toFixed(2)} s to hash the upstream once, ` +
       `${(upstream.totalBlobBytes / 1e6 / fsync).toFixed(2)} s to write it durably once`,
+  );
+
+  // The upstream's own limit: every blob fetched with a bare HTTP client (undici, no store, no
+  // hash), four and eight at a time, bodies discarded. Both tools pay at least this.
+  const floor = await barePull(upstreamRegistry.url, upstream, runs);
+  console.log(
+    `upstream floor: bare GET of every blob (undici, bodies discarded): ${floor.seconds.toFixed(3)} s ` +
+      `(${floor.concurrency} at a time; best of ${runs})`,
   );
 
   let peerFirst = Number.NaN;
@@ -265,6 +307,10 @@ try {
     console.log(
       `ours: first pass ${copiedMiB.toFixed(1)} MiB copied, ${((copiedMiB * MiB) / 1e6 / first).toFixed(0)} MB/s ` +
         `(machine: sha256 ${sha.toFixed(0)} MB/s, write+fsync ${fsync.toFixed(0)} MB/s)`,
+    );
+    console.log(
+      `ours/floor: ${first.toFixed(3)} s / ${floor.seconds.toFixed(3)} s = ${(first / floor.seconds).toFixed(2)} ` +
+        `(skopeo/floor ${(peerFirst / floor.seconds).toFixed(2)})`,
     );
     if (withPeer) {
       report({ name: `sync ${images} images`, ours: first, peer: peerFirst, unit: 's' });
