@@ -242,7 +242,7 @@ describe('stowage, as a user meets it', () => {
     const log = join(cwd, 'a-file', 'import.log');
     const unwritable = await stowage(['import', tree, '--data-dir', named, '--log-file', log], { cwd });
     expect(unwritable.lines).toEqual([
-      `stowage: cannot write the log file ${log} (EEXIST: file already exists, mkdir '${join(cwd, 'a-file')}'): give --log-file or --log-directory a writable place, or use --log-to-stdout`,
+      `stowage: cannot write the log file ${log} (ENOTDIR: not a directory, mkdir '${join(cwd, 'a-file')}'): give --log-file or --log-directory a writable place, or use --log-to-stdout`,
     ]);
     expect(unwritable.code).toBe(1);
     expect(await snapshotTree(tree)).toEqual(treeBefore);

@@ -3,9 +3,11 @@
 // format) the way docker login writes it: {"auths": {"<host>": {"auth": base64(user:password)}}},
 // every other key of the file left as it was.
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
+// Our own mkdir -p: Node 20's recursive mkdir loops for ever where a parent refuses the entry (/proc).
+import { mkdir } from '@stowage/blob-store';
 import { defineCommand, GENERAL_OPTIONS_HELP, oneOperand, usageError } from './command.js';
 
 /** Docker Hub's key in config.json, as docker writes it; every other registry is its host. */

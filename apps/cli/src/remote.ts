@@ -4,7 +4,7 @@
 // `oci:<dir>[:<tag>]` to an OCI image layout (skopeo's oci: transport). Credentials
 // come from the Docker and containers auth files and credential helpers, as the
 // client reads them.
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ImageStore, OciLayoutRegistry } from '@stowage/image-store';
 import {
@@ -206,6 +206,7 @@ export class Remotes implements AsyncDisposable {
     const key = JSON.stringify([host, values['plain-http'], values.insecure, values.authfile]);
     let client = this.#clients.get(key);
     if (!client) {
+      if (values.authfile !== undefined) this.#checkAuthFile(values.authfile);
       client = this.#createClient({
         registry: host,
         ...(values['plain-http'] ? { insecure: true } : {}),
@@ -215,6 +216,20 @@ export class Remotes implements AsyncDisposable {
       this.#clients.set(key, client);
     }
     return client;
+  }
+
+  /** As skopeo: an --authfile that is not there is refused, not read as "no credentials". */
+  #checkAuthFile(path: string): void {
+    let file: boolean;
+    try {
+      file = statSync(path).isFile();
+    } catch (error) {
+      throw usageError(
+        this.#command,
+        `the credentials file ${path} is not accessible (${(error as NodeJS.ErrnoException).code ?? 'unreadable'}): give an existing --authfile, or log in first`,
+      );
+    }
+    if (!file) throw usageError(this.#command, `the credentials file ${path} is not a file`);
   }
 
   /** A registry client: the client package is loaded once, by the first command that needs one. */

@@ -1,7 +1,9 @@
 // stowage sync: a sync config file and a store root to one runSyncPass; progress
 // on a terminal (stderr), the summary (or the report as JSON) on stdout.
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
+// Our own mkdir -p: Node 20's recursive mkdir loops for ever where a parent refuses the entry (/proc).
+import { mkdir } from '@stowage/blob-store';
 import type { ImageStore } from '@stowage/image-store';
 import { isStowageError } from '@stowage/oci';
 import type { ImageOutcome, SyncConfig, SyncError, SyncEvent, SyncReport } from '@stowage/sync';

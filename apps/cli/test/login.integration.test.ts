@@ -88,6 +88,33 @@ describe('stowage login and logout', () => {
 
     const ls = await stowage(['ls', `${registry.host}/app`, '--authfile', file], { cwd: work, env });
     expect([ls.code, ls.out]).toEqual([0, 'v1\n']);
+    // an --authfile that is not there is refused before any request, as skopeo does
+    const missing = await stowage(['ls', `${registry.host}/app`, '--authfile', join(work, 'absent.json')], {
+      cwd: work,
+      env,
+    });
+    expect([missing.code, missing.lines[0]]).toEqual([
+      2,
+      expect.stringMatching(/^stowage: the credentials file .*absent\.json is not accessible \(ENOENT\)/),
+    ]);
+    // a login under a directory that refuses new entries (Node's own recursive mkdir loops there)
+    const nowhere = await stowage(
+      [
+        'login',
+        registry.host,
+        '-u',
+        'alice',
+        '-p',
+        'wonderland',
+        '--authfile',
+        '/proc/stowage-nowhere/auth.json',
+      ],
+      { cwd: work, env },
+    );
+    expect([nowhere.code, nowhere.lines]).toEqual([
+      1,
+      [expect.stringMatching(/^stowage: ENOENT: .*\/proc\/stowage-nowhere/)],
+    ]);
     const skopeo = await promisify(execFile)('skopeo', [
       'list-tags',
       '--tls-verify=false',

@@ -2,8 +2,10 @@
 // shape) and distribution's `proxy:` section read into one SyncConfig, and at
 // start the registry the handler serves (the image store, or a pull-through
 // registry over it) and the periodic sync service, stopped on drain.
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+// Our own mkdir -p: Node 20's recursive mkdir loops for ever where a parent refuses the entry (/proc).
+import { mkdir } from '@stowage/blob-store';
 import type { ImageStore } from '@stowage/image-store';
 import { isStowageError, type Logger, type Registry, resolveLogger } from '@stowage/oci';
 import {

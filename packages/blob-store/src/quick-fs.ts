@@ -52,8 +52,11 @@ async function mkdirParents(path: string, mode: fs.Mode | undefined): Promise<st
   for (let dir = resolve(path); ; ) {
     try {
       if (fs.statSync(dir).isDirectory()) break;
-      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${path}'`), {
+      // shaped as Node's own errors (code, syscall, path), so callers that map them see one
+      throw Object.assign(new Error(`ENOTDIR: not a directory, mkdir '${dir}'`), {
         code: 'ENOTDIR',
+        errno: -20,
+        syscall: 'mkdir',
         path: dir,
       });
     } catch (error) {

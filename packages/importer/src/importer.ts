@@ -1,5 +1,6 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+// Our own mkdir -p: Node 20's recursive mkdir loops for ever where a parent refuses the entry (/proc).
+import { mkdir } from '@stowage/blob-store';
 import { assertMigrated, type RowCounts, type Transaction } from '@stowage/metadata-db';
 import { ImportError } from './errors.js';
 import { importBlobs } from './internal/blobs.js';

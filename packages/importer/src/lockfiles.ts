@@ -1,5 +1,7 @@
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+// Our own mkdir -p: Node 20's recursive mkdir loops for ever where a parent refuses the entry (/proc).
+import { mkdir } from '@stowage/blob-store';
 import { ImportError } from './errors.js';
 
 const LOCK_CONTENT = '{"version":1}';

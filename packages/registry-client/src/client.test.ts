@@ -616,7 +616,10 @@ describe('uploads', () => {
       }
       const uploads = server.seen
         .filter((s) => s.method !== 'HEAD' && s.method !== 'GET')
-        .map((s) => `${s.method} ${s.url.includes('?digest=') ? 'digest' : s.url.includes('uploads/s') ? 'session' : 'new'}`);
+        .map(
+          (s) =>
+            `${s.method} ${s.url.includes('?digest=') ? 'digest' : s.url.includes('uploads/s') ? 'session' : 'new'}`,
+        );
       // refused: the body sent with the first POST was dropped, and the bytes read whole are sent again
       expect(uploads).toEqual(
         singlePost

@@ -264,7 +264,12 @@ export function resolveOptions(options: RegistryClientOptions): ResolvedRegistry
     requestsPerSecond,
     chunkSize,
     monolithicMaxBytes: positiveInteger('monolithicMaxBytes', options.monolithicMaxBytes, 32 * MiB, 0),
-    singleRequestMaxBytes: positiveInteger('singleRequestMaxBytes', options.singleRequestMaxBytes, 4 * MiB, 0),
+    singleRequestMaxBytes: positiveInteger(
+      'singleRequestMaxBytes',
+      options.singleRequestMaxBytes,
+      4 * MiB,
+      0,
+    ),
     referrersTagFallback: options.referrersTagFallback ?? true,
     pageSize: positiveInteger('pageSize', options.pageSize, 1000),
     validateManifests: options.validateManifests ?? true,

@@ -7,8 +7,10 @@
  * journalled is left to the store's own purge of old uploads.
  */
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
+// Our own mkdir -p: Node 20's recursive mkdir loops for ever where a parent refuses the entry (/proc).
+import { mkdir } from '@stowage/blob-store';
 import { isStowageError, type Registry } from '@stowage/oci';
 
 export interface StagingJournal {

@@ -1,8 +1,10 @@
 import { constants } from 'node:fs';
-import { type FileHandle, mkdir, open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+// Our own mkdir -p: Node 20's recursive mkdir loops for ever where a parent refuses the entry (/proc).
+import { mkdir } from '@stowage/blob-store';
 import { type Clock, type Logger, resolveLogger } from '@stowage/oci';
 import { legacyMurmurHash } from '@stowage/tags';
 import { LockError } from './errors.js';
