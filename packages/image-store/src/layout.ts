@@ -78,18 +78,28 @@ export class Layouts {
   async #ensure(repository: string): Promise<void> {
     const { paths } = this.#o;
     const dir = paths.repoDir(repository);
-    if (await ifExists(stat(join(dir, 'oci-layout')))) return;
-    await mkdir(paths.repoMeta(repository, 'tags'), { recursive: true });
-    await writeFileAtomic(join(dir, 'oci-layout'), OCI_LAYOUT);
     const index = join(dir, 'index.json');
-    if (!(await ifExists(stat(index)))) {
-      await writeFileAtomic(index, EMPTY_INDEX);
-      // Ours, and nothing to adopt: seen, so the next `sync` neither locks nor reads it.
-      this.#o.caches.setIndexSeen(repository, {
-        signature: statSignature(await stat(index)),
-        hash: sha256Hex(EMPTY_INDEX),
-      });
-    }
+    // Both, since they are written at once below: a crash between the two is repaired here.
+    if ((await ifExists(stat(join(dir, 'oci-layout')))) && (await ifExists(stat(index)))) return;
+    await mkdir(dir, { recursive: true });
+    // Independent of each other once the directory exists, so made at once: each is a few
+    // thread-pool round trips, and under load each round trip waits behind blob writes.
+    // The directories the first blob link and the first manifest need are made here too.
+    await Promise.all([
+      mkdir(paths.repoMeta(repository, 'tags'), { recursive: true }),
+      mkdir(join(paths.repoMeta(repository, 'manifests'), 'sha256'), { recursive: true }),
+      mkdir(join(dir, 'blobs', 'sha256'), { recursive: true }),
+      writeFileAtomic(join(dir, 'oci-layout'), OCI_LAYOUT),
+      (async () => {
+        if (await ifExists(stat(index))) return;
+        await writeFileAtomic(index, EMPTY_INDEX);
+        // Ours, and nothing to adopt: seen, so the next `sync` neither locks nor reads it.
+        this.#o.caches.setIndexSeen(repository, {
+          signature: statSignature(await stat(index)),
+          hash: sha256Hex(EMPTY_INDEX),
+        });
+      })(),
+    ]);
   }
 
   /** Whether the store knows the repository (after adopting a foreign `index.json`). */
