@@ -4,9 +4,11 @@
 // what the rules keep, a second skips it all, --json prints the report, an
 // image with a corrupt blob fails alone (exit code 5) and --upstream leaves an
 // unreachable upstream out.
+import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { createImageStore } from '@stowage/image-store';
 import { type Digest, digestHex } from '@stowage/oci';
 import { createRegistryClient } from '@stowage/registry-client';
@@ -20,7 +22,7 @@ import {
   startDockerRegistry,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBinary, stowage as run } from '../test/binary.js';
+import { bin, ensureBinary, stowage as run } from '../test/binary.js';
 
 const dirs: string[] = [];
 afterAll(async () => {
@@ -192,6 +194,26 @@ describe('stowage sync against docker-registry', () => {
       'app/two:latest',
     ]);
     expect(report.errors).toEqual([]);
+  }, 120_000);
+
+  it('draws its progress line on a terminal (a pty) and never into a pipe', async () => {
+    const cwd = await scratch('pty');
+    await writeFile(
+      join(cwd, 'zot.json'),
+      zotConfig([{ urls: [upstream.url], tlsVerify: false, content: [{ prefix: 'app/**' }] }]),
+    );
+    // util-linux script(1) gives the command a pty for stdin, stdout and stderr
+    const command = [process.execPath, bin, 'sync', '--config', 'zot.json', '--root', 'drawn']
+      .map((w) => `'${w}'`)
+      .join(' ');
+    const { stdout } = await promisify(execFile)('script', ['-qec', command, '/dev/null'], { cwd });
+    // redrawn in place (carriage return, erase to the end of the line); the plan is the three tags
+    expect(stdout).toContain('\r\u001b[Ksync: ');
+    expect(stdout).toMatch(/sync: 3\/3 images, /);
+    expect(stdout).toMatch(/synced 3, skipped 0, failed 0/);
+    const piped = await stowage(['sync', '--config', 'zot.json', '--root', 'piped'], cwd);
+    expect([piped.code, piped.err]).toEqual([0, '']);
+    expect(piped.out).not.toContain('\u001b');
   }, 120_000);
 
   it('reports an image that fails on its own line with exit code 5, and commits nothing of it', async () => {

@@ -15,7 +15,7 @@ import {
   spyRegistry,
 } from '@stowage/testing';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseSyncConfig, runSyncPass, type SyncConfig } from './index.js';
+import { parseSyncConfig, runSyncPass, type SyncConfig, type SyncEvent } from './index.js';
 
 const dirs: string[] = [];
 afterEach(async () => {
@@ -64,9 +64,19 @@ describe('runSyncPass', () => {
     const cfg = await config({
       registries: [{ urls: ['http://up.example'], content: [{ prefix: 'app' }, { prefix: 'team/**' }] }],
     });
-    const first = await runSyncPass({ config: cfg, destination: local, connect });
+    const events: SyncEvent[] = [];
+    const first = await runSyncPass({
+      config: cfg,
+      destination: local,
+      connect,
+      onEvent: (e) => events.push(e),
+    });
     expect(first.failed).toBe(0);
     expect(first.synced).toBe(3);
+    // the plan events add up to the images of the pass (each repository's listing adds its own)
+    const planned = events.reduce((sum, e) => sum + (e.type === 'plan' ? e.images : 0), 0);
+    expect(planned).toBe(3);
+    expect(events.filter((e) => e.type === 'image-done')).toHaveLength(3);
     expect((await local.headManifest('app', 'v1'))?.digest).toBe(images['app:v1']);
     expect((await local.headManifest('team/web', 'latest'))?.digest).toBe(images['team/web:latest']);
     expect(await local.headManifest('other', 'x')).toBeUndefined();

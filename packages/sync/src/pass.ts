@@ -156,7 +156,6 @@ async function passUpstream(pass: UpstreamPass): Promise<void> {
       .filter((m): m is RuleMatch => !!m);
     const limit = createLimiter(upstream.concurrency);
     const planned: Promise<void>[] = [];
-    let total = 0;
     await Promise.all(
       matches.map((match) =>
         limit(async () => {
@@ -172,8 +171,7 @@ async function passUpstream(pass: UpstreamPass): Promise<void> {
             errors.push({ upstream: url, repository: match.remote, ...describeError(error) });
             return;
           }
-          total += tags.length;
-          options.onEvent?.({ type: 'plan', upstream: url, images: total });
+          options.onEvent?.({ type: 'plan', upstream: url, images: tags.length });
           // Images go through the same limiter, after the listings queued before them.
           for (const tag of tags) planned.push(limit(() => passImage(pass, source, match, tag)));
         }),

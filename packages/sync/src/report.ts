@@ -42,6 +42,7 @@ export interface SyncReport {
 
 /** Progress of a pass, for a display: one event per image started and ended, and bytes as they move. */
 export type SyncEvent =
+  /** A repository's tags were listed: `images` more to sync (their sum is the pass's plan). */
   | { readonly type: 'plan'; readonly upstream: string; readonly images: number }
   | {
       readonly type: 'image-start';
