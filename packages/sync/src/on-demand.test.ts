@@ -212,6 +212,34 @@ describe('createPullThroughRegistry', () => {
     expect(f.spy.calls).toEqual([]);
   });
 
+  it('remembers at most checkedTagsMax tag checks: a forgotten one costs one HEAD, never a wrong answer', async () => {
+    const f = fixture({ extra: { checkedTagsMax: 10 } });
+    const image = randomImage({ layers: 1 });
+    const tags = Array.from({ length: 12 }, (_, i) => `t${i}`);
+    for (const tag of tags) await pushImage(f.upstream, 'library/many', image, tag);
+    for (const tag of tags) {
+      await f.proxy.getManifest('library/many', tag);
+      // one at a time, so the checks are remembered in this order
+      await f.proxy.settled();
+    }
+    f.spy.reset();
+    // Past ten, the oldest went (down to nine): the last nine are remembered, t0..t2 are not.
+    const asked = () => f.spy.calls.filter((c) => c.method === 'headManifest').map((c) => String(c.args[1]));
+    for (const tag of tags.slice(3)) {
+      expect((await f.proxy.getManifest('library/many', tag)).digest).toBe(image.manifest.digest);
+    }
+    expect(asked()).toEqual([]);
+    expect((await f.proxy.getManifest('library/many', 't0')).digest).toBe(image.manifest.digest);
+    expect(asked()).toEqual(['t0']);
+    expect(() =>
+      createPullThroughRegistry({
+        local: f.local,
+        config: configOf(upstreamConfig()),
+        checkedTagsMax: 0,
+      }),
+    ).toThrow(expect.objectContaining({ code: 'OPTIONS_INVALID' }));
+  });
+
   it('fetches the new image when the upstream tag moved after the interval', async () => {
     const f = fixture();
     const first = randomImage();

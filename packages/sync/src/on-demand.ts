@@ -69,6 +69,12 @@ export interface PullThroughOptions {
    * proxy mode does.
    */
   readonly writes?: 'pass' | 'refuse';
+  /**
+   * How many tags' last upstream checks are remembered (default 10,000). Past
+   * it, checks whose interval is over go first, then the oldest: a forgotten
+   * tag costs one upstream HEAD at its next pull, never a wrong answer.
+   */
+  readonly checkedTagsMax?: number;
 }
 
 /** A pull-through registry: the local store's contract, with misses fetched from upstream. */
@@ -132,6 +138,48 @@ type TagAnswer = { route: Route; descriptor: Descriptor } | { failure: unknown }
 interface TagCheck {
   readonly at: number;
   readonly intervalMs: number;
+}
+
+/** The last upstream check of each tag, bounded (see `checkedTagsMax`). */
+class CheckTimes {
+  readonly #max: number;
+  readonly #now: () => number;
+  /** In the order they were set: the first is the oldest. */
+  readonly #map = new Map<string, TagCheck>();
+
+  constructor(max: number, now: () => number) {
+    if (!Number.isInteger(max) || max < 1) {
+      throw new SyncError('OPTIONS_INVALID', `checkedTagsMax must be a positive integer, not ${max}`);
+    }
+    this.#max = max;
+    this.#now = now;
+  }
+
+  get size(): number {
+    return this.#map.size;
+  }
+
+  get(key: string): TagCheck | undefined {
+    return this.#map.get(key);
+  }
+
+  set(key: string, check: TagCheck): void {
+    this.#map.delete(key);
+    this.#map.set(key, check);
+    if (this.#map.size <= this.#max) return;
+    // Down to nine tenths at once, so a full map is swept once per tenth of its size, not per set.
+    const keep = Math.floor(this.#max * 0.9);
+    const at = this.#now();
+    for (const [k, c] of this.#map) if (at - c.at >= c.intervalMs) this.#map.delete(k);
+    for (const k of this.#map.keys()) {
+      if (this.#map.size <= keep) break;
+      this.#map.delete(k);
+    }
+  }
+
+  delete(key: string): void {
+    this.#map.delete(key);
+  }
 }
 
 const NOT_FOUND_CODES = ['MANIFEST_UNKNOWN', 'NAME_UNKNOWN', 'BLOB_UNKNOWN'];
@@ -206,7 +254,7 @@ export function createPullThroughRegistry(options: PullThroughOptions): PullThro
   const tagChecks = new SingleFlight<string, TagAnswer>();
   const pendingManifests = new Map<string, PendingManifest>();
   const pendingBlobs = new Map<string, PendingBlob>();
-  const checked = new Map<string, TagCheck>();
+  const checked = new CheckTimes(options.checkedTagsMax ?? 10_000, now);
   let closed = false;
   let capabilities: Promise<RegistryCapabilities> | undefined;
   let warnedSparse = false;
