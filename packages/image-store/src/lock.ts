@@ -77,9 +77,14 @@ export class StoreLocks {
     { readers: number; writer: boolean; waiters: (() => void)[]; held?: Promise<() => Promise<void>> }
   >();
 
-  constructor(dir: string, staleMs: number) {
+  readonly #fileName: (name: string) => string;
+
+  /** `fileName` names a lock's file in `dir` (default: 40 hex digits of the name's sha256). */
+  constructor(dir: string, staleMs: number, options: { readonly fileName?: (name: string) => string } = {}) {
     this.#dir = dir;
     this.#staleMs = staleMs;
+    this.#fileName =
+      options.fileName ?? ((name) => createHash('sha256').update(name).digest('hex').slice(0, 40));
   }
 
   async acquire(name: string, options: LockOptions = {}): Promise<RegistryLock> {
@@ -125,7 +130,7 @@ export class StoreLocks {
 
   async #acquireFile(name: string, signal: AbortSignal | undefined): Promise<() => Promise<void>> {
     await mkdir(this.#dir, { recursive: true });
-    const path = join(this.#dir, createHash('sha256').update(name).digest('hex').slice(0, 40));
+    const path = join(this.#dir, this.#fileName(name));
     const me: Owner = {
       pid: process.pid,
       host: hostname(),

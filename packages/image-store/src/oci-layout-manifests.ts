@@ -28,6 +28,7 @@ import {
   parseTag,
   type ReferrersOptions,
   RegistryError,
+  type RegistryLock,
   referrerDescriptor,
 } from '@stowage/oci';
 import {
@@ -63,6 +64,8 @@ export interface LayoutContext {
   target(repository: string): Promise<string>;
   /** The layout's `blobs/` as a file blob store whose temporary files go to the layout directory. */
   blobs(dir: string): FileBlobStore;
+  /** The cross-process lock on the layout's `index.json` (a file beside it, there only while held). */
+  lockIndex(dir: string): Promise<RegistryLock>;
 }
 
 export type ManifestMembers = ManifestApi & {
@@ -199,6 +202,8 @@ export function manifestMembers(c: LayoutContext): ManifestMembers {
     edit: (index: LayoutIndex) => Promise<LayoutIndex | undefined>,
   ): Promise<void> {
     return serialized(dir, async () => {
+      // Other processes edit it too (another stowage, a sync): read and replace under their lock.
+      await using _lock = await c.lockIndex(dir);
       const next = await edit(await c.indexes.read(dir, { fresh: true }));
       if (next) await c.indexes.write(dir, next);
     });

@@ -277,16 +277,18 @@ describe('index.json', () => {
       '{"schemaVersion":2,"manifests":[42]}',
     ]) {
       await writeFile(file, text);
+      // one call at a time: each one's refusal is awaited before the next starts
       for (const call of [
-        registry.listTags('app'),
-        registry.getManifest('app', 'v1'),
-        registry.putManifest('app', 'v2', {
-          bytes: image.manifest.bytes,
-          mediaType: image.manifest.mediaType,
-        }),
-        registry.deleteTag('app', 'v1'),
+        () => registry.listTags('app'),
+        () => registry.getManifest('app', 'v1'),
+        () =>
+          registry.putManifest('app', 'v2', {
+            bytes: image.manifest.bytes,
+            mediaType: image.manifest.mediaType,
+          }),
+        () => registry.deleteTag('app', 'v1'),
       ]) {
-        const error = await call.then(
+        const error = await call().then(
           () => undefined,
           (e: unknown) => e,
         );

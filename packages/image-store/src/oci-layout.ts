@@ -23,6 +23,7 @@ import {
   RegistryError,
 } from '@stowage/oci';
 import { ImageStoreOptionsError } from './errors.js';
+import { StoreLocks } from './lock.js';
 import {
   blobPath,
   findLayouts,
@@ -67,6 +68,15 @@ const capabilities: RegistryCapabilities = Object.freeze({
 });
 
 /** Link errors that mean two layouts cannot share a file: the mount answers `undefined` (upload instead). */
+/**
+ * The lock other processes' writers of a layout take around an `index.json`
+ * edit: a file in the layout, there only while held (named like the temporary
+ * files tools already ignore). Edits take milliseconds; a holder that stops
+ * touching it for this long is taken over.
+ */
+const INDEX_LOCK_FILE = '.index.json.lock';
+const INDEX_LOCK_STALE_MS = 10_000;
+
 const NO_LINK: ReadonlySet<string> = new Set(['EXDEV', 'EPERM', 'ENOTSUP', 'EOPNOTSUPP', 'ENOSYS', 'EMLINK']);
 
 interface ResolvedOptions {
@@ -130,6 +140,8 @@ export function createOciLayoutRegistry(options: OciLayoutRegistryOptions): OciL
   const stores = new Map<string, FileBlobStore>();
   /** Layouts this registry made sure of (and swept of old temporary files). */
   const prepared = new Set<string>();
+  /** Per layout, the cross-process lock on its `index.json`. */
+  const indexLocks = new Map<string, StoreLocks>();
   /** Layouts this registry used: `close` waits for their writers. */
   const used = new Set<string>();
   let closed = false;
@@ -198,6 +210,15 @@ export function createOciLayoutRegistry(options: OciLayoutRegistryOptions): OciL
       }
       prepared.add(dir);
       return dir;
+    },
+
+    lockIndex(dir: string) {
+      let locks = indexLocks.get(dir);
+      if (!locks) {
+        locks = new StoreLocks(dir, INDEX_LOCK_STALE_MS, { fileName: () => INDEX_LOCK_FILE });
+        indexLocks.set(dir, locks);
+      }
+      return locks.acquire('index.json');
     },
 
     blobs(dir: string) {
