@@ -1,42 +1,30 @@
 // Crash safety: SIGKILL a writer at random points while it writes blobs and
 // manifests; on reopen fsck finds nothing partial or corrupt, and every write the
 // writer saw acknowledged is intact.
-import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { digestOf } from '@stowage/oci';
-import { collect } from '@stowage/testing';
+import { collect, spawnSource } from '@stowage/testing';
 import { expect, it } from 'vitest';
 import { createImageStore } from './image-store.js';
 
-const repoRoot = join(import.meta.dirname, '../../..');
-
 function writeUntilKilled(root: string, run: string, killAfterMs: number): Promise<string[]> {
   return new Promise((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--conditions=@stowage/source',
-        '--import',
-        'tsx',
-        join(import.meta.dirname, '../test/crash-writer.ts'),
-        root,
-        run,
-      ],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = spawnSource(join(import.meta.dirname, '../test/crash-writer.ts'), [root, run], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
-    child.stdout.on('data', (chunk: Buffer) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
     });
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
       err += chunk.toString();
     });
     // Start the clock once the writer is running (its first line), then kill it mid-write.
     let timer: NodeJS.Timeout | undefined;
-    child.stdout.once('data', () => {
+    child.stdout?.once('data', () => {
       timer = setTimeout(() => child.kill('SIGKILL'), killAfterMs);
     });
     child.once('exit', (code, signal) => {

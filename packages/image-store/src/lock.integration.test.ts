@@ -1,11 +1,11 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSource } from '@stowage/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createImageStore } from './image-store.js';
 
-const repoRoot = join(import.meta.dirname, '../../..');
 const roots: string[] = [];
 afterAll(async () => {
   for (const root of roots) await rm(root, { recursive: true, force: true });
@@ -19,14 +19,13 @@ function holder(
   staleMs = 60_000,
 ): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const args = [join(import.meta.dirname, '../test/lock-holder.ts'), root, name];
+    const args = [root, name];
     if (releaseAfterMs !== undefined) args.push(String(releaseAfterMs));
-    const child = spawn(process.execPath, ['--conditions=@stowage/source', '--import', 'tsx', ...args], {
-      cwd: repoRoot,
+    const child = spawnSource(join(import.meta.dirname, '../test/lock-holder.ts'), args, {
       env: { ...process.env, LOCK_STALE_MS: String(staleMs) },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
-    child.stdout.once('data', () => resolve(child));
+    child.stdout?.once('data', () => resolve(child));
     child.once('exit', (code) => reject(new Error(`lock holder exited early with ${code}`)));
   });
 }

@@ -1,13 +1,13 @@
 // Two processes tagging into one OCI layout at the same time: each index.json
 // edit is made under a lock file both honour, so no process's tag is lost to
 // the other's replacement of the file.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSource } from '@stowage/testing';
 import { afterAll, expect, it } from 'vitest';
 
-const repoRoot = join(import.meta.dirname, '../../..');
 const dirs: string[] = [];
 afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
@@ -18,18 +18,12 @@ function tagger(
   prefix: string,
   count: number,
 ): { child: ChildProcess; ready: Promise<void>; done: Promise<void> } {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@stowage/source',
-      '--import',
-      'tsx',
-      join(import.meta.dirname, '../test/layout-tagger.ts'),
-      dir,
-      prefix,
-      String(count),
-    ],
-    { cwd: repoRoot, stdio: ['pipe', 'pipe', 'inherit'] },
+  const child = spawnSource(
+    join(import.meta.dirname, '../test/layout-tagger.ts'),
+    [dir, prefix, String(count)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
   );
   let out = '';
   const seen = (word: string) =>

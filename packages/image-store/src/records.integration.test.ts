@@ -3,11 +3,11 @@
 // every acknowledged write in place and do not block the next process.
 
 import { Buffer } from 'node:buffer';
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pushImage, randomImage } from '@stowage/testing';
+import { pushImage, randomImage, spawnSource } from '@stowage/testing';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
   CONTESTED,
@@ -19,7 +19,6 @@ import {
 } from '../test/records-ops.js';
 import { createImageStore, type ImageStore } from './image-store.js';
 
-const repoRoot = join(import.meta.dirname, '../../..');
 const roots: string[] = [];
 afterAll(async () => {
   for (const root of roots) await rm(root, { recursive: true, force: true });
@@ -58,24 +57,10 @@ function worker(
   count: number,
   staleMs = 60_000,
 ): Run {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@stowage/source',
-      '--import',
-      'tsx',
-      join(import.meta.dirname, '../test/records-worker.ts'),
-      root,
-      label,
-      other,
-      String(count),
-      manifestFile,
-    ],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, LOCK_STALE_MS: String(staleMs) },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+  const child = spawnSource(
+    join(import.meta.dirname, '../test/records-worker.ts'),
+    [root, label, other, String(count), manifestFile],
+    { env: { ...process.env, LOCK_STALE_MS: String(staleMs) }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let out = '';
   let err = '';

@@ -1,33 +1,30 @@
 // Crash safety: SIGKILL the server while 50 pushes run at once, restart it on the
 // same root: every acknowledged push is complete and verifies, nothing partial
 // is visible, and chunked uploads in progress resume or are cleanly gone.
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore } from '@stowage/image-store';
 import { type Digest, digestOf, isStowageError } from '@stowage/oci';
 import { createRegistryClient, type RegistryClient } from '@stowage/registry-client';
-import { collect, pushImage, type RandomImage, randomBytes, randomImage } from '@stowage/testing';
+import {
+  collect,
+  pushImage,
+  type RandomImage,
+  randomBytes,
+  randomImage,
+  spawnSource,
+} from '@stowage/testing';
 import { afterAll, expect, it } from 'vitest';
 
-const repoRoot = join(import.meta.dirname, '../../..');
 const work = await mkdtemp(join(tmpdir(), 'stowage-server-crash-'));
 afterAll(() => rm(work, { recursive: true, force: true }));
 
 function startServer(root: string, port = 0): Promise<{ child: ChildProcess; port: number }> {
-  const child = spawn(
-    process.execPath,
-    [
-      '--conditions=@stowage/source',
-      '--import',
-      'tsx',
-      join(import.meta.dirname, '../test/server-child.ts'),
-      root,
-      String(port),
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const child = spawnSource(join(import.meta.dirname, '../test/server-child.ts'), [root, String(port)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     let out = '';
     child.stdout?.on('data', (chunk: Buffer) => {

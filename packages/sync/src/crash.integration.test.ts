@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -7,37 +7,27 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createImageStore } from '@stowage/image-store';
 import { createRegistryHandler } from '@stowage/registry-server';
-import { type DockerRegistry, requirePeers, startDockerRegistry } from '@stowage/testing';
+import { type DockerRegistry, requirePeers, spawnSource, startDockerRegistry } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { populateUpstream, type UpstreamPopulation } from '../test/upstream-fixture.js';
 import type { SyncReport } from './index.js';
 
 const exec = promisify(execFile);
-const repoRoot = join(import.meta.dirname, '../../..');
 
 /** Runs the sync child; resolves with its report, or `undefined` when it was SIGKILLed. */
 function runChild(args: { root: string; upstream: string; stateDir: string; killAtBytes: number }) {
   return new Promise<SyncReport | undefined>((resolve, reject) => {
-    const child = spawn(
-      process.execPath,
-      [
-        '--conditions=@stowage/source',
-        '--import',
-        'tsx',
-        join(import.meta.dirname, '../test/sync-child.ts'),
-        args.root,
-        args.upstream,
-        args.stateDir,
-        String(args.killAtBytes),
-      ],
-      { cwd: repoRoot, stdio: ['ignore', 'pipe', 'pipe'] },
+    const child = spawnSource(
+      join(import.meta.dirname, '../test/sync-child.ts'),
+      [args.root, args.upstream, args.stateDir, String(args.killAtBytes)],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     let out = '';
     let err = '';
-    child.stdout.on('data', (chunk: Buffer) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString();
     });
-    child.stderr.on('data', (chunk: Buffer) => {
+    child.stderr?.on('data', (chunk: Buffer) => {
       err += chunk.toString();
     });
     child.once('close', (code, signal) => {

@@ -54,5 +54,6 @@ export {
   randomIndex,
 } from './random.js';
 export { type SnapshotOptions, snapshotTree } from './snapshot.js';
+export { REPO_ROOT, SOURCE_NODE_FLAGS, spawnSource } from './source-process.js';
 export { type RegistryCall, type SpyOptions, type SpyRegistry, spyRegistry } from './spy.js';
 export { runVitestChild, type VitestAssertion, type VitestReport } from './vitest-child.js';
