@@ -4,7 +4,7 @@
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPgliteDatabase, type Database, migrate } from '@stowage/metadata-db';
+import { createPgliteDatabase, type Database, decodeDigest, migrate } from '@stowage/metadata-db';
 import { DistributionTreeWriter, populateTree } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readRows } from '../test/fixture.js';
@@ -54,6 +54,39 @@ describe('import modes', () => {
     await importTree({ db, root: dir, mode: 'blobs' });
     expect(await readRows(db)).toEqual(expected);
     await db.close();
+  });
+
+  it('a rerun reads no manifest it has and writes only the tag that moved; a pre-import reads them all again', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'stowage-rerun-'));
+    try {
+      const writer = new DistributionTreeWriter(root);
+      const [repository] = await populateTree(writer, { repositories: 2, tagsPerRepository: 3 });
+      const db = await fresh();
+      const first = await importTree({ db, root, lockfiles: false });
+      expect(first.manifests).toBeGreaterThan(0);
+      const rows = await readRows(db);
+      const second = await importTree({ db, root, lockfiles: false });
+      expect([second.manifests, second.tags]).toEqual([0, first.tags]);
+      expect(await readRows(db)).toEqual(rows);
+      // a push since: one new manifest, read and imported; its tag moved; the rest untouched
+      const pushed = await writer.image(repository as string, { layers: ['a layer pushed since'] });
+      await writer.tag(repository as string, 'v0', pushed.digest);
+      const third = await importTree({ db, root, lockfiles: false });
+      expect([third.manifests, third.tags]).toEqual([1, first.tags]);
+      const moved = await db.query<{ digest: Uint8Array }>(
+        `SELECT m.digest FROM tags t JOIN manifests m ON m.id = t.manifest_id JOIN repositories r ON r.id = t.repository_id
+         WHERE r.path = $1 AND t.name = 'v0'`,
+        [repository],
+      );
+      expect(decodeDigest(moved.rows[0]?.digest ?? new Uint8Array())).toBe(pushed.digest);
+      // pre-import trusts no row: every tagged manifest is read again (container-registry#652);
+      // as many as the first time, since v0 left one manifest for another
+      const pre = await importTree({ db, root, mode: 'pre-import', lockfiles: false });
+      expect(pre.manifests).toBe(first.manifests);
+      await db.close();
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 
   it('imports only the repositories asked for', async () => {

@@ -88,11 +88,15 @@ describe('watching an import', () => {
     subscribe(REPOSITORY_CHANNEL, onRepository);
     subscribe(BLOB_CHANNEL, onBlob);
     let result: Awaited<ReturnType<typeof importTree>>;
+    // a database of its own: into one an earlier test filled, the manifests are already there
+    const empty = await createPgliteDatabase();
     try {
-      result = await importTree({ db, root: dir, lockfiles: false, dryRun: true });
+      await migrate(empty);
+      result = await importTree({ db: empty, root: dir, lockfiles: false, dryRun: true });
     } finally {
       unsubscribe(REPOSITORY_CHANNEL, onRepository);
       unsubscribe(BLOB_CHANNEL, onBlob);
+      await empty.close();
     }
     expect(repositories).toEqual([
       {

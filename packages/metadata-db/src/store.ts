@@ -213,6 +213,24 @@ export class MetadataStore {
     return rows[0] === undefined ? undefined : num(rows[0].id);
   }
 
+  /** Every manifest of a repository, by digest, in one query (a rerun skips those it has). */
+  async manifestIds(repository: RepositoryRow): Promise<Map<Digest, number>> {
+    const { rows } = await this.#db.query<{ id: unknown; digest: Uint8Array }>(
+      'SELECT id, digest FROM manifests WHERE top_level_namespace_id = $1 AND repository_id = $2',
+      [repository.namespaceId, repository.id],
+    );
+    return new Map(rows.map((row) => [decodeDigest(row.digest), num(row.id)]));
+  }
+
+  /** Every tag of a repository and the manifest id it points at, in one query. */
+  async tagTargets(repository: RepositoryRow): Promise<Map<string, number>> {
+    const { rows } = await this.#db.query<{ name: string; manifest_id: unknown }>(
+      'SELECT name, manifest_id FROM tags WHERE top_level_namespace_id = $1 AND repository_id = $2',
+      [repository.namespaceId, repository.id],
+    );
+    return new Map(rows.map((row) => [row.name, num(row.manifest_id)]));
+  }
+
   /** Creates the manifest row (or finds it by digest); returns its id. */
   async manifest(repository: RepositoryRow, manifest: NewManifest): Promise<number> {
     const existing = await this.manifestId(repository, manifest.digest);

@@ -22,6 +22,8 @@ export interface ManifestTarget {
   readonly repository: string;
   readonly repo: RepositoryRow;
   readonly attempt: Attempt;
+  /** The repository's manifests already in the database, by digest (an earlier run's). */
+  readonly known: ReadonlyMap<Digest, number>;
 }
 
 interface Descriptor {
@@ -56,6 +58,19 @@ export async function importManifest(
   if (known !== undefined) return known;
   const skipped = attempt.skipped.get(digest);
   if (skipped) throw skipped;
+  const imported = target.known.get(digest);
+  if (imported !== undefined) {
+    // Imported by an earlier run: content-addressed, so unchanged. Only its revision link is
+    // checked again (a manifest deleted since is not tagged anew); nothing is read or written.
+    const revision = await run.tree.revision(target.repository, digest);
+    if (!revision.ok) {
+      const skip = linkSkip(revision, 'unknown-revision', digest);
+      attempt.skipped.set(digest, skip);
+      throw skip;
+    }
+    attempt.done.set(digest, imported);
+    return imported;
+  }
   try {
     const id = await importManifestOnce(run, target, digest, depth);
     attempt.done.set(digest, id);

@@ -109,7 +109,14 @@ export async function importRepository(
     ) {
       return;
     }
-    const target = { store, repository, repo, attempt };
+    // What an earlier run imported, one query each. A run that imports tags trusts a manifest
+    // already there (content-addressed: unchanged) and writes only tags that moved, as GitLab's
+    // step two does. A pre-import alone reads every manifest again: it is the step that
+    // re-validates references (container-registry#652), and a layer link that appeared since
+    // is picked up there.
+    const known = steps.tags ? await store.manifestIds(repo) : new Map<Digest, number>();
+    const tagTargets = steps.tags ? await store.tagTargets(repo) : new Map<string, number>();
+    const target = { store, repository, repo, attempt, known };
     const kept: string[] = [];
     for (const { tag, link } of tagged) {
       run.checkAbort();
@@ -138,7 +145,8 @@ export async function importRepository(
       }
       if (
         steps.tags &&
-        (await writeTag(run, tx, { repo, name: tag, manifestId: id, digest: link.digest, attempt }))
+        (tagTargets.get(tag) === id ||
+          (await writeTag(run, tx, { repo, name: tag, manifestId: id, digest: link.digest, attempt })))
       ) {
         kept.push(tag);
         tagsWritten++;
