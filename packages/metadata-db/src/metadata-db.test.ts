@@ -1,4 +1,4 @@
-import { digestOf } from '@stowage/oci';
+import { type Digest, digestOf } from '@stowage/oci';
 import { createTestDatabase, postgresPeer, requirePeers, type TestDatabase } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -102,6 +102,63 @@ function suite(name: string, open: () => Promise<{ db: Database; cleanup: () => 
       expect(queued.rows).toHaveLength(2);
       expect((await db.query('SELECT 1 FROM gc_blobs_configurations')).rows).toHaveLength(1);
       expect((await db.query('SELECT 1 FROM gc_blobs_layers')).rows).toHaveLength(1);
+    });
+
+    it('writes blobs, links, layers and tags many to a statement, with the same outcome as one by one', async () => {
+      const store = new MetadataStore(db);
+      const layers = Array.from({ length: 5 }, (_, i) => digestOf(`batched layer ${i}`));
+      await db.transaction(async (tx) => {
+        const s = store.on(tx);
+        const repo = await s.repository('batch/app');
+        // a digest given twice, and in no particular order, is one row
+        await s.blobs([...layers, layers[0] as Digest].reverse().map((digest) => ({ digest, size: 7 })));
+        await s.linkBlobs(repo, [...layers, layers[1] as Digest]);
+        const id = await s.manifest(repo, {
+          digest: digestOf('batched manifest'),
+          payload: new TextEncoder().encode('{"schemaVersion":2}'),
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          totalSize: 35,
+        });
+        await s.layers(
+          repo,
+          id,
+          layers.map((digest) => ({ digest, size: 7, mediaType: 'application/vnd.oci.image.layer.v1.tar' })),
+        );
+        // more than a statement's thousand, then some of them moved
+        const names = Array.from({ length: 2_500 }, (_, i) => `t${i}`);
+        await s.tags(
+          repo,
+          names.map((name) => ({ name, manifestId: id })),
+        );
+        await s.tags(
+          repo,
+          names.map((name) => ({ name, manifestId: id })),
+        );
+        const other = await s.manifest(repo, {
+          digest: digestOf('another manifest'),
+          payload: new TextEncoder().encode('{"schemaVersion":2}'),
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          totalSize: 19,
+        });
+        await s.tags(repo, [
+          { name: 't7', manifestId: other },
+          { name: 't2400', manifestId: other },
+        ]);
+        const targets = await s.tagTargets(repo);
+        expect(targets.size).toBe(2_500);
+        expect([targets.get('t7'), targets.get('t2400'), targets.get('t8')]).toEqual([other, other, id]);
+        expect((await s.manifestIds(repo)).size).toBe(2);
+      });
+      const count = async (sql: string) => Number((await db.query<{ n: unknown }>(sql)).rows[0]?.n);
+      expect(await count('SELECT count(*) AS n FROM blobs WHERE size = 7')).toBe(5);
+      expect(
+        await count(
+          'SELECT count(*) AS n FROM repository_blobs r JOIN blobs b ON b.digest = r.blob_digest WHERE b.size = 7',
+        ),
+      ).toBe(5);
+      expect(await count('SELECT count(*) AS n FROM layers WHERE size = 7')).toBe(5);
     });
 
     it('rolls a failed transaction back whole, and a failed savepoint only in part', async () => {

@@ -192,6 +192,36 @@ export class MetadataStore {
     );
   }
 
+  /**
+   * Creates the blob rows whose digests are not there, in one statement
+   * (`application/octet-stream`, as `blob`). Rows go in digest order, so two
+   * sessions writing overlapping sets take their row locks in one order.
+   */
+  async blobs(blobs: readonly { readonly digest: Digest; readonly size: number }[]): Promise<void> {
+    const unique = [...new Map(blobs.map((b) => [b.digest, b])).values()].sort((a, b) =>
+      a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0,
+    );
+    if (unique.length === 0) return;
+    const mediaTypeId = await this.mediaTypeId('application/octet-stream');
+    const values = unique.map((_, i) => `($${i * 2 + 1}, $${i * 2 + 2}, $${unique.length * 2 + 1})`);
+    await this.#db.query(
+      `INSERT INTO blobs (digest, size, media_type_id) VALUES ${values.join(', ')} ON CONFLICT (digest) DO NOTHING`,
+      [...unique.flatMap((b) => [encodeDigest(b.digest), b.size]), mediaTypeId],
+    );
+  }
+
+  /** Links blobs into a repository in one statement (digest order, as `blobs`). */
+  async linkBlobs(repository: RepositoryRow, digests: readonly Digest[]): Promise<void> {
+    const unique = [...new Set(digests)].sort();
+    if (unique.length === 0) return;
+    const values = unique.map((_, i) => `($1, $2, $${i + 3})`);
+    await this.#db.query(
+      `INSERT INTO repository_blobs (top_level_namespace_id, repository_id, blob_digest) VALUES ${values.join(', ')}
+       ON CONFLICT (top_level_namespace_id, repository_id, blob_digest) DO NOTHING`,
+      [repository.namespaceId, repository.id, ...unique.map(encodeDigest)],
+    );
+  }
+
   async hasBlob(digest: Digest): Promise<boolean> {
     const { rows } = await this.#db.query('SELECT 1 FROM blobs WHERE digest = $1', [encodeDigest(digest)]);
     return rows.length > 0;
@@ -278,6 +308,29 @@ export class MetadataStore {
     );
   }
 
+  /** Records the layers of one image manifest in one statement (create-or-find each). */
+  async layers(
+    repository: RepositoryRow,
+    manifestId: number,
+    layers: readonly { readonly digest: Digest; readonly size: number; readonly mediaType: string }[],
+  ): Promise<void> {
+    if (layers.length === 0) return;
+    const rows: unknown[] = [];
+    const values: string[] = [];
+    for (const layer of layers) {
+      const mediaTypeId = await this.mediaTypeId(layer.mediaType);
+      const at = rows.length + 4;
+      values.push(`($1, $2, $3, $${at}, $${at + 1}, $${at + 2})`);
+      rows.push(encodeDigest(layer.digest), layer.size, mediaTypeId);
+    }
+    await this.#db.query(
+      `INSERT INTO layers (top_level_namespace_id, repository_id, manifest_id, digest, size, media_type_id)
+       VALUES ${values.join(', ')}
+       ON CONFLICT (top_level_namespace_id, repository_id, manifest_id, digest) DO NOTHING`,
+      [repository.namespaceId, repository.id, manifestId, ...rows],
+    );
+  }
+
   async reference(repository: RepositoryRow, parentId: number, childId: number): Promise<void> {
     await this.#db.query(
       `INSERT INTO manifest_references (top_level_namespace_id, repository_id, parent_id, child_id)
@@ -296,6 +349,28 @@ export class MetadataStore {
          WHERE tags.manifest_id IS DISTINCT FROM EXCLUDED.manifest_id`,
       [repository.namespaceId, repository.id, manifestId, name],
     );
+  }
+
+  /**
+   * Points many tags at their manifests (each updated only when it moved), a
+   * statement per thousand. A name given twice keeps its last manifest.
+   */
+  async tags(
+    repository: RepositoryRow,
+    tags: readonly { readonly name: string; readonly manifestId: number }[],
+  ) {
+    const unique = [...new Map(tags.map((t) => [t.name, t])).values()];
+    for (let start = 0; start < unique.length; start += 1000) {
+      const batch = unique.slice(start, start + 1000);
+      const values = batch.map((_, i) => `($1, $2, $${i * 2 + 3}, $${i * 2 + 4})`);
+      await this.#db.query(
+        `INSERT INTO tags (top_level_namespace_id, repository_id, manifest_id, name) VALUES ${values.join(', ')}
+         ON CONFLICT (top_level_namespace_id, repository_id, name) DO UPDATE
+           SET manifest_id = EXCLUDED.manifest_id, updated_at = now()
+           WHERE tags.manifest_id IS DISTINCT FROM EXCLUDED.manifest_id`,
+        [repository.namespaceId, repository.id, ...batch.flatMap((t) => [t.manifestId, t.name])],
+      );
+    }
   }
 
   /** Removes the repository's tags not in `keep`; returns how many. */

@@ -247,12 +247,9 @@ async function importImage(
     }
     usable.push({ digest: layerDigest, size, mediaType: layerType });
   }
-  await store.blob(configDigest, configSize);
-  await store.linkBlob(repo, configDigest);
-  for (const layer of usable) {
-    await store.blob(layer.digest, layer.size);
-    await store.linkBlob(repo, layer.digest);
-  }
+  // one statement each for the blob rows and their links, however many layers
+  await store.blobs([{ digest: configDigest, size: configSize }, ...usable]);
+  await store.linkBlobs(repo, [configDigest, ...usable.map((layer) => layer.digest)]);
   const configPayload =
     configSize <= run.options.configPayloadLimit ? await tree.blob(configDigest) : undefined;
   const configMediaType =
@@ -273,14 +270,11 @@ async function importImage(
     nonConformant: buildkitCache,
     nonDistributableLayers: nonDistributable,
   });
+  const layerRows = [];
   for (const layer of usable) {
     const known = await store.knownMediaType(layer.mediaType);
-    await store.layer(repo, {
-      manifestId: id,
-      digest: layer.digest,
-      size: layer.size,
-      mediaType: known ? layer.mediaType : 'application/octet-stream',
-    });
+    layerRows.push({ ...layer, mediaType: known ? layer.mediaType : 'application/octet-stream' });
   }
+  await store.layers(repo, id, layerRows);
   return id;
 }
