@@ -13,8 +13,8 @@ export async function importBlobs(run: ImportRun, dry: Transaction | undefined):
     batch = [];
     if (items.length === 0) return;
     await run.inTransaction(dry, async (tx) => {
-      const store = run.store.on(tx);
-      for (const item of items) await store.blob(item.digest, item.size);
+      // one statement for the batch (existing rows are left as they are)
+      await run.store.on(tx).blobs(items);
     });
     run.counters.blobs += items.length;
     if (blobSubscribed()) {
