@@ -113,13 +113,15 @@ function suite(name: string, open: () => Promise<{ db: Database; cleanup: () => 
         // a digest given twice, and in no particular order, is one row
         await s.blobs([...layers, layers[0] as Digest].reverse().map((digest) => ({ digest, size: 7 })));
         await s.linkBlobs(repo, [...layers, layers[1] as Digest]);
-        const id = await s.manifest(repo, {
-          digest: digestOf('batched manifest'),
-          payload: new TextEncoder().encode('{"schemaVersion":2}'),
-          schemaVersion: 2,
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          totalSize: 35,
-        });
+        const manifest = (name: string) =>
+          s.manifest(repo, {
+            digest: digestOf(name),
+            payload: new TextEncoder().encode('{"schemaVersion":2}'),
+            schemaVersion: 2,
+            mediaType: 'application/vnd.oci.image.manifest.v1+json',
+            totalSize: 35,
+          });
+        const id = await manifest('batched manifest');
         await s.layers(
           repo,
           id,
@@ -127,21 +129,12 @@ function suite(name: string, open: () => Promise<{ db: Database; cleanup: () => 
         );
         // more than a statement's thousand, then some of them moved
         const names = Array.from({ length: 2_500 }, (_, i) => `t${i}`);
-        await s.tags(
-          repo,
-          names.map((name) => ({ name, manifestId: id })),
-        );
-        await s.tags(
-          repo,
-          names.map((name) => ({ name, manifestId: id })),
-        );
-        const other = await s.manifest(repo, {
-          digest: digestOf('another manifest'),
-          payload: new TextEncoder().encode('{"schemaVersion":2}'),
-          schemaVersion: 2,
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          totalSize: 19,
-        });
+        for (const _ of [1, 2])
+          await s.tags(
+            repo,
+            names.map((name) => ({ name, manifestId: id })),
+          );
+        const other = await manifest('another manifest');
         await s.tags(repo, [
           { name: 't7', manifestId: other },
           { name: 't2400', manifestId: other },
