@@ -377,9 +377,21 @@ export async function populateUpstream(
         });
       }
     };
+    // distribution 2.8 writes a repository's blob links in place, so a skopeo that HEADs a
+    // blob while another links that blob into the same repository can read a half-written
+    // link and get a 500 (seen once in CI). One repository's copies therefore go one after
+    // another, and repositories go in parallel.
+    const byRepository = (jobs: readonly Job[]): Job[][] => {
+      const groups = new Map<string, Job[]>();
+      for (const job of jobs) groups.set(job.repository, [...(groups.get(job.repository) ?? []), job]);
+      return [...groups.values()];
+    };
+    const inTurn = async (group: Job[]) => {
+      for (const job of group) await copy(job);
+    };
     const concurrency = options.concurrency ?? 6;
-    await inParallel(firsts, concurrency, copy);
-    await inParallel(aliases, concurrency, copy);
+    await inParallel(byRepository(firsts), concurrency, inTurn);
+    await inParallel(byRepository(aliases), concurrency, inTurn);
   } finally {
     await rm(root, { recursive: true, force: true });
   }
