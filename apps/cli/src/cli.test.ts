@@ -234,9 +234,15 @@ describe('stowage, as a user meets it', () => {
     expect(await snapshotTree(tree)).toEqual(treeBefore);
     // db migrate is the one that creates it; then status reads it
     const migrated = await stowage(['db', 'migrate', '--data-dir', named], { cwd });
-    expect([migrated.code, migrated.out], migrated.err).toEqual([0, 'applied: 0001_initial\n']);
+    expect([migrated.code, migrated.out], migrated.err).toEqual([
+      0,
+      'applied: 0001_initial, 0002_database_mode\n',
+    ]);
     const after = await stowage(['db', 'status', '--data-dir', named], { cwd });
-    expect([after.code, after.out]).toEqual([0, '{"applied":["0001_initial"],"pending":[]}\n']);
+    expect([after.code, after.out]).toEqual([
+      0,
+      '{"applied":["0001_initial","0002_database_mode"],"pending":[]}\n',
+    ]);
     // a log file that cannot be written is named, with what to do, before any lockfile is written
     await writeFile(join(cwd, 'a-file'), 'x');
     const log = join(cwd, 'a-file', 'import.log');
@@ -327,14 +333,14 @@ describe('stowage, as a user meets it', () => {
         const status = await stowage(['db', 'status', '--database-url', fresh.url], { cwd });
         expect([status.code, status.out], status.err).toEqual([
           0,
-          '{"applied":[],"pending":["0001_initial"]}\n',
+          '{"applied":[],"pending":["0001_initial","0002_database_mode"]}\n',
         ]);
         // an import on it is refused before any write: no lockfile, no log file
         const before = await snapshotTree(tree);
         const cwdBefore = await readdir(cwd);
         const refused = await stowage(['import', tree, '--database-url', fresh.url], { cwd });
         expect(refused.lines).toEqual([
-          'stowage: pending migrations: 0001_initial (run: stowage db migrate)',
+          'stowage: pending migrations: 0001_initial, 0002_database_mode (run: stowage db migrate)',
         ]);
         expect(refused.code).toBe(4);
         expect(await snapshotTree(tree)).toEqual(before);

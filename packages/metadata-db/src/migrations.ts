@@ -291,8 +291,42 @@ CREATE TABLE import_statistics (
 INSERT INTO media_types (media_type) VALUES ${SEED_MEDIA_TYPES.map((t) => `('${t}')`).join(', ')};
 `;
 
+/**
+ * What serving from the database needs beyond the import: referrers by their
+ * subject's digest (a referrer may arrive before its subject, so `subject_id`
+ * cannot hold it), listings in byte order off an index (`COLLATE "C"` is the
+ * order the distribution API pages in, whatever the database's collation),
+ * and the GC workers' settings.
+ */
+const DATABASE_MODE = `
+ALTER TABLE manifests ADD COLUMN subject_digest bytea;
+CREATE INDEX manifests_subject_digest ON manifests (top_level_namespace_id, repository_id, subject_digest)
+  WHERE subject_digest IS NOT NULL;
+CREATE INDEX tags_listing ON tags (top_level_namespace_id, repository_id, (name COLLATE "C"));
+CREATE INDEX repositories_listing ON repositories ((path COLLATE "C"));
+INSERT INTO gc_review_after_defaults (event, value) VALUES ('blob_unlink', '1 day') ON CONFLICT (event) DO NOTHING;
+
+-- one statement's deleted layers queue their blobs in digest order, so two
+-- manifest deletes sharing layers take the queue's row locks in one order
+DROP TRIGGER gc_track_deleted_layers ON layers;
+CREATE OR REPLACE FUNCTION gc_track_deleted_layers() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO gc_blob_review_queue (digest, review_after, event)
+  SELECT d.digest, gc_review_after('layer_delete'), 'layer_delete'
+  FROM (SELECT DISTINCT digest FROM old_layers) d ORDER BY d.digest
+  ON CONFLICT (digest) DO UPDATE SET review_after = greatest(gc_blob_review_queue.review_after, EXCLUDED.review_after),
+    event = EXCLUDED.event;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER gc_track_deleted_layers AFTER DELETE ON layers REFERENCING OLD TABLE AS old_layers
+  FOR EACH STATEMENT EXECUTE FUNCTION gc_track_deleted_layers();
+`;
+
 /** Every migration, in order. Never edit one that has shipped: add a new one. */
-export const migrations: readonly Migration[] = [{ id: '0001_initial', sql: INITIAL }];
+export const migrations: readonly Migration[] = [
+  { id: '0001_initial', sql: INITIAL },
+  { id: '0002_database_mode', sql: DATABASE_MODE },
+];
 
 export function checksum(migration: Migration): string {
   return createHash('sha256').update(migration.sql).digest('hex');

@@ -35,6 +35,8 @@ export interface NewManifest {
   readonly nonConformant?: boolean;
   readonly nonDistributableLayers?: boolean;
   readonly subjectId?: number;
+  /** The digest the manifest names as its `subject` (present or not): what referrers are found by. */
+  readonly subjectDigest?: Digest;
   readonly artifactMediaType?: string;
 }
 
@@ -272,8 +274,8 @@ export class MetadataStore {
     const { rows } = await this.#db.query<{ id: unknown }>(
       `INSERT INTO manifests (top_level_namespace_id, repository_id, digest, payload, schema_version, media_type_id,
          total_size, configuration_media_type_id, configuration_blob_digest, configuration_payload, non_conformant,
-         non_distributable_layers, subject_id, artifact_media_type_id)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         non_distributable_layers, subject_id, artifact_media_type_id, subject_digest)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
        ON CONFLICT (top_level_namespace_id, repository_id, digest) DO UPDATE SET digest = EXCLUDED.digest
        RETURNING id`,
       [
@@ -291,6 +293,7 @@ export class MetadataStore {
         manifest.nonDistributableLayers ?? false,
         manifest.subjectId ?? null,
         artifactId,
+        manifest.subjectDigest ? encodeDigest(manifest.subjectDigest) : null,
       ],
     );
     return num(rows[0]?.id);

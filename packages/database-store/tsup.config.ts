@@ -1,0 +1,3 @@
+import { packageConfig } from '@stowage/tsup-config';
+
+export default packageConfig();
