@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createImageStore } from '@stowage/image-store';
 import {
+  createTestDatabase,
+  postgresPeer,
   pushImage,
   randomBlob,
   randomImage,
@@ -179,7 +181,9 @@ describe('stowage-server: the command line', () => {
     const gc = run(['gc', '--help']);
     for (const help of [main, serve, gc])
       expect({ code: help.code, stderr: help.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(main.stdout).toMatch(/^stowage-server: an OCI registry over a local directory\n/);
+    expect(main.stdout).toMatch(
+      /^stowage-server: an OCI registry over a local directory \(or PostgreSQL and a directory\)\n/,
+    );
     expect(serve.stdout).toMatch(/^usage: stowage-server serve \[options\] \[config\.yml\]\n/);
     expect(serve.stdout).toMatch(/examples:\n {2}stowage-server serve --root/);
     expect(serve.stdout).not.toMatch(/--dry-run/);
@@ -467,7 +471,7 @@ describe('stowage-server: configuration sources', () => {
       env: {
         REGISTRY_PASSWORD: '@abc123',
         STOWAGE_HOME: '{ not: yaml',
-        STOWAGE_DATABASE_URL: 'postgres://x',
+        STOWAGE_CACHE_DIR: 'postgres://x',
         REGISTRY_HTTP_ADDR: '127.0.0.1:0',
         REGISTRY_HTTP_SECRET: 'secret',
       },
@@ -568,6 +572,51 @@ describe('stowage-server gc', () => {
     const removed = JSON.parse(real.stdout) as { dryRun: boolean; blobs: string[] };
     expect(removed.dryRun).toBe(false);
     expect(removed.blobs.sort()).toEqual(report.blobs.sort());
+  });
+});
+
+const postgres = await postgresPeer();
+
+describe('stowage-server in database mode', () => {
+  it('refuses a database URL that is not one, or a database it cannot reach, in one line', async () => {
+    const root = await tempDir();
+    const bad = run(['--root', root, '--database-url', 'mysql://db/registry']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /^stowage-server: --database-url: .*not a PostgreSQL URL \(its scheme is mysql:, not postgres:\).*\n$/,
+    );
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    const unreachable = run([
+      '--root',
+      root,
+      '--addr',
+      '127.0.0.1:0',
+      '--database-url',
+      'postgres://stowage:secret@127.0.0.1:1/registry',
+    ]);
+    expect(unreachable.code).toBe(4);
+    expect(unreachable.stderr).toMatch(
+      /^stowage-server: cannot use the database postgres:\/\/stowage:\*+@127\.0\.0\.1:1\/registry: .*ECONNREFUSED.*; check --database-url \(database\.url\)\n$/,
+    );
+    expect(unreachable.stderr).not.toContain('secret');
+  });
+
+  describe('on the PostgreSQL server', () => {
+    if (!requirePeers(postgres)) return;
+
+    it('refuses a database that is not migrated, naming the command to run', async () => {
+      const root = await tempDir();
+      const fresh = await createTestDatabase('stowage_server_cli');
+      try {
+        expectOneLine(
+          run(['--root', root, '--addr', '127.0.0.1:0', '--database-url', fresh.url]),
+          4,
+          `the database ${fresh.url} is not migrated: pending 0001_initial, 0002_database_mode (run: stowage db migrate)`,
+        );
+      } finally {
+        await fresh.drop();
+      }
+    });
   });
 });
 

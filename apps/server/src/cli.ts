@@ -10,13 +10,14 @@ import { parseArgs } from 'node:util';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
 import { destination, pino } from 'pino';
 import { buildAuthorizer } from './auth.js';
+import { openServerDatabaseRegistry } from './backend.js';
 import { type ConfigWarning, loadConfig, type ServerConfig } from './config.js';
 import { EXIT, explainFailure, pathFailure, StartupError, UsageError } from './errors.js';
 import { type RunningServer, startServer } from './server.js';
 
 type Command = 'serve' | 'gc';
 
-const MAIN_USAGE = `stowage-server: an OCI registry over a local directory
+const MAIN_USAGE = `stowage-server: an OCI registry over a local directory (or PostgreSQL and a directory)
 
 usage:
   stowage-server [serve] [options] [config.yml]   serve the registry API (the default command)
@@ -34,6 +35,9 @@ options:
   --config <file>        a YAML config shaped like distribution's config.yml
                          (or give the file after serve, as with distribution)
   --root <dir>           storage directory (default ./data)
+  --database-url <url>   database mode: metadata in PostgreSQL (postgres://…),
+                         blobs under --root (a docker-registry tree imported
+                         with stowage import is served in place)
   --addr <[host]:port>   listen address (default :5000)
   --read-only            refuse every write
   --htpasswd <file>      basic auth with a bcrypt htpasswd file (htpasswd -B)
@@ -64,6 +68,9 @@ at the same time are safe.
 options:
   --config <file>        a YAML config shaped like distribution's config.yml
   --root <dir>           storage directory (default ./data); it must exist
+  --database-url <url>   database mode: collect in the database's store now,
+                         whatever the review times (the server's online GC
+                         does it as content becomes unreferenced)
   --dry-run              report what would be removed, change nothing
   --delete-untagged      also delete manifests no tag keeps (children of tagged
                          indexes and referrers of kept manifests are kept)
@@ -91,6 +98,7 @@ interface OptionSpec {
 const OPTIONS: Readonly<Record<string, OptionSpec>> = {
   config: { type: 'string', value: '<file>' },
   root: { type: 'string', value: '<dir>' },
+  'database-url': { type: 'string', value: '<url>' },
   'log-level': { type: 'string', value: '<level>' },
   debug: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' },
@@ -292,6 +300,7 @@ async function checkTls(tls: NonNullable<ServerConfig['tls']>): Promise<void> {
 
 const FLAG_KEYS: Readonly<Record<string, string>> = {
   root: 'storage.filesystem.rootdirectory',
+  'database-url': 'database.url',
   addr: 'http.addr',
   'read-only': 'storage.maintenance.readonly.enabled',
   'log-level': 'log.level',
@@ -315,6 +324,7 @@ async function main(argv: string[]): Promise<number> {
   const absolute = (value: unknown) => (typeof value === 'string' ? resolve(value) : undefined);
   const overrides: Record<string, unknown> = {
     'storage.filesystem.rootdirectory': absolute(values.root),
+    'database.url': values['database-url'],
     'http.addr': values.addr,
     'storage.maintenance.readonly.enabled': values['read-only'],
     'log.level': values['log-level'],
@@ -346,6 +356,7 @@ async function main(argv: string[]): Promise<number> {
     const dryRun = values['dry-run'] === true;
     const gcFixes = { EROFS: 'a read-only store can only be looked at: gc --dry-run' };
     await checkRoot(config.root, true, 'nothing to collect: check --root (storage.filesystem.rootdirectory)');
+    if (config.database) return collectInDatabase({ ...config, database: config.database }, values);
     let store: ImageStore;
     try {
       // a dry run opens the store read-only: it writes nothing, not even the store's own directories
@@ -418,6 +429,37 @@ async function main(argv: string[]): Promise<number> {
     if (typeof stopRequested === 'string') stop(stopRequested);
     else stopRequested = stop;
   });
+  return EXIT.ok;
+}
+
+/** `stowage-server gc` in database mode: every unreferenced blob past the grace period, now. */
+async function collectInDatabase(
+  config: ServerConfig & { database: NonNullable<ServerConfig['database']> },
+  values: Readonly<Record<string, string | boolean | undefined>>,
+): Promise<number> {
+  if (values['delete-untagged'] === true) {
+    throw new UsageError(
+      'in database mode untagged manifests are deleted by the online GC: set gc.deleteuntagged in the config',
+      'gc',
+    );
+  }
+  const dryRun = values['dry-run'] === true;
+  const { registry } = await openServerDatabaseRegistry(config, { readOnly: dryRun });
+  try {
+    const report = await registry.garbageCollect({ dryRun, gracePeriodMs: config.gcGracePeriodMs });
+    process.stdout.write(
+      `${JSON.stringify({
+        dryRun: report.dryRun,
+        manifestsRemoved: report.manifestsRemoved.length,
+        blobsRemoved: report.blobsRemoved.length,
+        bytesFreed: report.bytesFreed,
+        uploadsRemoved: report.uploadsRemoved,
+        blobs: report.blobsRemoved,
+      })}\n`,
+    );
+  } finally {
+    await registry.close();
+  }
   return EXIT.ok;
 }
 

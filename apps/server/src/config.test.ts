@@ -175,6 +175,88 @@ async function outcome(text: string, env: NodeJS.ProcessEnv = {}) {
   }
 }
 
+describe('database mode configuration', () => {
+  it("is off without a database section, and its GC settings default to GitLab's", async () => {
+    const config = await loadConfig();
+    expect(config.database).toBeUndefined();
+    expect(config.onlineGc).toEqual({
+      enabled: true,
+      reviewAfterMs: 86_400_000,
+      intervalMs: 5000,
+      deleteUntagged: false,
+    });
+  });
+
+  it("takes a url, or GitLab's host, port, user, password, dbname and sslmode made into one", async () => {
+    const byUrl = await loadConfig({
+      configFile: await configFile(
+        'database:\n  url: postgres://reg@db:5433/registry\n  pool:\n    maxopen: 25\n',
+      ),
+    });
+    expect(byUrl.database).toEqual({
+      url: 'postgres://reg@db:5433/registry',
+      maxConnections: 25,
+      connectTimeoutMs: 10_000,
+    });
+    const gitlab = await loadConfig({
+      configFile: await configFile(`
+database:
+  enabled: true
+  host: db.internal
+  port: 5432
+  user: registry
+  password: "p@ss word"
+  dbname: registry_production
+  sslmode: disable
+  connecttimeout: 5s
+gc:
+  reviewafter: 10m
+  interval: 1s
+  deleteuntagged: true
+`),
+    });
+    expect(gitlab.database).toEqual({
+      url: 'postgres://registry:p%40ss%20word@db.internal:5432/registry_production?sslmode=disable',
+      maxConnections: 10,
+      connectTimeoutMs: 5000,
+    });
+    expect(gitlab.onlineGc).toEqual({
+      enabled: true,
+      reviewAfterMs: 600_000,
+      intervalMs: 1000,
+      deleteUntagged: true,
+    });
+    const off = await loadConfig({
+      configFile: await configFile(
+        'database:\n  enabled: false\n  host: db\ngc:\n  disabled: true\n  reviewafter: -1\n',
+      ),
+    });
+    expect(off.database).toBeUndefined();
+    expect(off.onlineGc).toMatchObject({ enabled: false, reviewAfterMs: 0 });
+  });
+
+  it('refuses what cannot be a database, naming the key', async () => {
+    const cases: [string, string][] = [
+      [
+        'database:\n  url: mysql://db/x\n',
+        'database.url: not a PostgreSQL URL (its scheme is mysql:, not postgres:)',
+      ],
+      ['database:\n  url: postgres://db/x\n  host: db\n', 'database.url: give the url or host, not both'],
+      ['database:\n  enabled: true\n', 'database: enabled, but neither url nor host is given'],
+      ['database:\n  host: db\n  port: http\n', 'database.port: expected a positive integer'],
+      [
+        'database:\n  url: postgres://db/x\n  pool:\n    maxopen: 0\n',
+        'database.pool.maxopen: expected a positive integer',
+      ],
+      ['database:\n  primary: db1\n', 'database.primary: a primary/replica split is not supported yet'],
+      ['gc:\n  reviewafter: soon\n', 'gc.reviewafter: "soon" is not a duration'],
+    ];
+    for (const [text, message] of cases) {
+      expect(await refusal(loadConfig({ configFile: await configFile(text) }))).toContain(message);
+    }
+  });
+});
+
 describe('configuration keys stowage-server does not read', () => {
   // distribution keys that change nothing here: accepted, one warning each
   const ignored: [string, string][] = [
@@ -300,12 +382,17 @@ describe('environment variables', () => {
       { access: [{ repository: 'public/**', anonymous: ['pull'] }] },
     ],
     [{ REGISTRY_HTTP_ADDR: ':6000', STOWAGE_HTTP_ADDR: ':7000' }, { http: { addr: ':7000' } }],
+    // database mode's url is text, taken as it is
+    [
+      { STOWAGE_DATABASE_URL: 'postgres://x@db:5432/registry' },
+      { database: { url: 'postgres://x@db:5432/registry' } },
+    ],
     // not configuration keys: never read
     [
       {
         REGISTRY_PASSWORD: '@abc123',
         STOWAGE_HOME: '{ oops',
-        STOWAGE_DATABASE_URL: 'postgres://x',
+        STOWAGE_CACHE_DIR: 'postgres://x',
         HOME: '/root',
       },
       {},

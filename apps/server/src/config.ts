@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { databaseUrlProblem } from '@stowage/metadata-db';
 import { isStowageError, parseGoDuration, StowageError } from '@stowage/oci';
 import { parse as parseYaml } from 'yaml';
 import { EXIT, pathFailure } from './errors.js';
@@ -73,6 +74,26 @@ export interface ServerConfig {
   };
   readonly access: readonly AccessRuleConfig[];
   readonly gcGracePeriodMs: number;
+  /**
+   * Database mode: metadata in PostgreSQL, blobs under `root` (`database:`,
+   * or `--database-url`); absent for the image store.
+   */
+  readonly database?: {
+    /** `postgres://…` (its password is never logged). */
+    readonly url: string;
+    readonly maxConnections: number;
+    readonly connectTimeoutMs: number;
+  };
+  /** Database mode's online GC workers. */
+  readonly onlineGc: {
+    readonly enabled: boolean;
+    /** How long after an event its blob or manifest is reviewed (`gc.reviewafter`, GitLab's default 24h). */
+    readonly reviewAfterMs: number;
+    /** The pause of an idle worker (`gc.interval`, default 5s). */
+    readonly intervalMs: number;
+    /** Delete manifests nothing keeps once reviewed (`gc.deleteuntagged`, default false). */
+    readonly deleteUntagged: boolean;
+  };
   /** Mirroring: the `sync:` section (zot's `extensions.sync`) or distribution's `proxy:`; absent when neither is given. */
   readonly sync?: ServerSyncConfig;
 }
@@ -198,7 +219,40 @@ const KNOWN_KEYS: KeyTree = {
     minbodyrate: VALUE,
     minbodyratewindow: VALUE,
   }),
-  gc: keys({ graceperiod: VALUE }),
+  gc: keys({
+    graceperiod: VALUE,
+    // database mode's online GC, in GitLab's names where it has one
+    disabled: VALUE,
+    reviewafter: VALUE,
+    interval: VALUE,
+    deleteuntagged: VALUE,
+  }),
+  /** Database mode (GitLab's `database:` section, or one `url`). */
+  database: keys({
+    enabled: VALUE,
+    url: TEXT,
+    host: TEXT,
+    port: VALUE,
+    user: TEXT,
+    password: TEXT,
+    dbname: TEXT,
+    sslmode: TEXT,
+    connecttimeout: VALUE,
+    pool: keys({
+      maxopen: VALUE,
+      maxidle: ignored('idle connections are closed after 10 s'),
+      maxlifetime: ignored('connections are not recycled by age'),
+      maxidletime: ignored('idle connections are closed after 10 s'),
+    }),
+    draintimeout: ignored('the pool closes with the server'),
+    preparedstatements: ignored('statements are not prepared'),
+    primary: refused('a primary/replica split is not supported yet (give one database)'),
+    loadbalancing: refused('database load balancing is not supported yet'),
+    backgroundmigrations: ignored('there are no background migrations'),
+    sslcert: refused('client certificates for PostgreSQL are not supported yet (put them in the url)'),
+    sslkey: refused('client certificates for PostgreSQL are not supported yet (put them in the url)'),
+    sslrootcert: refused('a CA file for PostgreSQL is not supported yet (put it in the url)'),
+  }),
 };
 
 /** A key accepted but without effect here, reported once at start. */
@@ -572,6 +626,73 @@ export function normalizeConfig(raw: Raw, baseDir: string): ServerConfig {
     auth: { ...(htpasswd ? { htpasswd } : {}), ...(token ? { token } : {}) },
     access,
     gcGracePeriodMs: parseDuration(gc.graceperiod ?? '1h', 'gc.graceperiod'),
+    ...databaseConfig(section(raw, 'database')),
+    onlineGc: {
+      enabled: !bool(gc.disabled, 'gc.disabled', false),
+      reviewAfterMs:
+        gc.reviewafter === -1 || gc.reviewafter === '-1'
+          ? 0
+          : parseDuration(gc.reviewafter ?? '24h', 'gc.reviewafter'),
+      intervalMs: parseDuration(gc.interval ?? '5s', 'gc.interval'),
+      deleteUntagged: bool(gc.deleteuntagged, 'gc.deleteuntagged', false),
+    },
+  };
+}
+
+/**
+ * The `database:` section: `url`, or GitLab's `host`, `port`, `user`,
+ * `password`, `dbname`, `sslmode` made into one; nothing when it is absent
+ * or `enabled: false`.
+ */
+function databaseConfig(database: Raw): Pick<ServerConfig, 'database'> {
+  const enabled = bool(database.enabled, 'database.enabled', true);
+  const parts = ['host', 'port', 'user', 'password', 'dbname', 'sslmode'].filter(
+    (key) => database[key] !== undefined && database[key] !== null,
+  );
+  if (!enabled || (database.url === undefined && parts.length === 0)) {
+    if (database.enabled === true || database.enabled === 'true') {
+      throw ConfigError.at('database', 'enabled, but neither url nor host is given');
+    }
+    return {};
+  }
+  let url: string;
+  if (database.url !== undefined) {
+    if (parts.length > 0) {
+      throw ConfigError.at('database.url', `give the url or ${parts.join(', ')}, not both`);
+    }
+    url = text(database.url, 'database.url');
+  } else {
+    const host = text(database.host, 'database.host');
+    const port = database.port === undefined ? 5432 : positiveInteger(database.port, 'database.port');
+    const user = database.user === undefined ? '' : encodeURIComponent(text(database.user, 'database.user'));
+    const password =
+      database.password === undefined
+        ? ''
+        : `:${encodeURIComponent(text(database.password, 'database.password'))}`;
+    const dbname =
+      database.dbname === undefined ? '' : encodeURIComponent(text(database.dbname, 'database.dbname'));
+    const sslmode =
+      database.sslmode === undefined
+        ? ''
+        : `?sslmode=${encodeURIComponent(text(database.sslmode, 'database.sslmode'))}`;
+    const authority = `${user}${password}${user || password ? '@' : ''}${host.includes(':') ? `[${host}]` : host}:${port}`;
+    url = `postgres://${authority}/${dbname}${sslmode}`;
+  }
+  const problem = databaseUrlProblem(url);
+  if (problem !== undefined) {
+    throw ConfigError.at(
+      'database.url',
+      `not a PostgreSQL URL (${problem}): expected postgres://user@host:5432/database`,
+    );
+  }
+  const pool = section(database, 'pool', 'database.pool');
+  return {
+    database: {
+      url,
+      maxConnections:
+        pool.maxopen === undefined ? 10 : positiveInteger(pool.maxopen, 'database.pool.maxopen'),
+      connectTimeoutMs: parseDuration(database.connecttimeout ?? '10s', 'database.connecttimeout'),
+    },
   };
 }
 

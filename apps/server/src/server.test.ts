@@ -156,7 +156,7 @@ describe('stowage-server', () => {
     try {
       const started = await fetch(`${running.url}/v2/app/blobs/uploads/`, { method: 'POST' });
       const location = started.headers.get('location') as string;
-      const uploads = join(running.store.root, '.stowage/uploads');
+      const uploads = join(running.imageStore?.root ?? '', '.stowage/uploads');
       const { readdir } = await import('node:fs/promises');
       expect((await readdir(uploads)).length).toBe(1);
       expect(running.metrics.uploadsInProgress).toBe(1);

@@ -1,10 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createImageStore, type ImageStore } from '@stowage/image-store';
-import { type Logger, resolveLogger } from '@stowage/oci';
+import type { ImageStore } from '@stowage/image-store';
+import { type Logger, type RegistryWithUploads, resolveLogger } from '@stowage/oci';
 import { type Authorizer, createRegistryHandler, createRegistryServer } from '@stowage/registry-server';
 import type { PullThroughRegistry, SyncService } from '@stowage/sync';
+import { type Backend, openBackend } from './backend.js';
 import type { ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
 import { type ServerSync, startServerSync } from './sync.js';
@@ -12,7 +13,11 @@ import { type ServerSync, startServerSync } from './sync.js';
 export interface RunningServer {
   /** `http(s)://host:port` the server listens on. */
   readonly url: string;
-  readonly store: ImageStore;
+  /** What is served (before any pull-through): the image store, or the database registry. */
+  readonly store: RegistryWithUploads;
+  /** The image store, when the server is not in database mode. */
+  readonly imageStore?: ImageStore;
+  readonly backend: Backend;
   readonly metrics: ServerMetrics;
   readonly server: Server;
   /** The periodic sync (`sync:` upstreams with a `pollInterval`), when configured. */
@@ -69,21 +74,21 @@ export function connectionsWithin(requested: number, openFiles: number): number 
   return Math.max(1, Math.min(requested, fit));
 }
 
-/** Starts stowage-server: the registry API over the image store at `config.root`, plus health and metrics. */
+/**
+ * Starts stowage-server: the registry API over the image store at
+ * `config.root` (or, in database mode, over the database and the blobs at the
+ * root), plus health and metrics.
+ */
 export async function startServer(config: ServerConfig, options: StartOptions): Promise<RunningServer> {
   const logger = resolveLogger(options.logger);
-  const store = await createImageStore({
-    root: config.root,
-    readOnly: config.readOnly,
-    uploadTtlMs: config.uploadPurging.ageMs,
-    maxManifestSize: config.limits.maxManifestSize,
-  });
+  const backend = await openBackend(config, { logger });
+  const store = backend.registry;
   let sync: ServerSync | undefined;
   if (config.sync) {
     try {
       sync = await startServerSync({ sync: config.sync, store, root: config.root, logger });
     } catch (error) {
-      await store.close();
+      await backend.close();
       throw error;
     }
   }
@@ -114,12 +119,18 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     }
     if (path === '/readyz') {
       // while draining, the 503 says when to look again like every other 503 of the server (1 s)
-      if (draining) response.setHeader('retry-after', '1');
-      plain(response, draining ? 503 : 200, 'text/plain', draining ? 'draining\n' : 'ready\n');
-      return undefined;
+      if (draining) {
+        response.setHeader('retry-after', '1');
+        plain(response, 503, 'text/plain', 'draining\n');
+        return undefined;
+      }
+      return backend.unready().then((problem) => {
+        if (problem !== undefined) response.setHeader('retry-after', '1');
+        plain(response, problem === undefined ? 200 : 503, 'text/plain', `${problem ?? 'ready'}\n`);
+      });
     }
     if (path === '/metrics') {
-      plain(response, 200, 'text/plain; version=0.0.4', metrics.render());
+      plain(response, 200, 'text/plain; version=0.0.4', metrics.render() + backend.metrics());
       return undefined;
     }
     inFlight++;
@@ -167,8 +178,9 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       resolve();
     });
   }).catch(async (error: unknown) => {
-    // the sync timers must not keep a server that never listened alive
+    // the sync timers and GC workers must not keep a server that never listened alive
     await sync?.close();
+    await backend.close();
     throw error;
   });
   const address = server.address() as AddressInfo;
@@ -178,7 +190,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
   let purgeTimer: NodeJS.Timeout | undefined;
   if (config.uploadPurging.enabled && !config.readOnly) {
     purgeTimer = setInterval(() => {
-      store
+      backend
         .purgeUploads()
         .then(async (count) => {
           if (count > 0) logger.info({ uploadsPurged: count }, 'purged stale uploads');
@@ -210,16 +222,18 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       await stopped;
       await syncStopped;
       await sync?.close();
-      await store.close();
+      await backend.close();
       logger.info({}, 'stopped');
     })();
     return closing;
   }
 
-  logger.info({ url, root: config.root, readOnly: config.readOnly }, 'listening');
+  logger.info({ url, root: config.root, readOnly: config.readOnly, backend: backend.kind }, 'listening');
   return {
     url,
     store,
+    ...(backend.imageStore ? { imageStore: backend.imageStore } : {}),
+    backend,
     metrics,
     server,
     ...(sync?.service ? { sync: sync.service } : {}),

@@ -6,8 +6,13 @@ import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 // Our own mkdir -p: Node 20's recursive mkdir loops for ever where a parent refuses the entry (/proc).
 import { mkdir } from '@stowage/blob-store';
-import type { ImageStore } from '@stowage/image-store';
-import { isStowageError, type Logger, type Registry, resolveLogger } from '@stowage/oci';
+import {
+  isStowageError,
+  type Logger,
+  type Registry,
+  type RegistryWithUploads,
+  resolveLogger,
+} from '@stowage/oci';
 import {
   configError,
   createPullThroughRegistry,
@@ -111,7 +116,7 @@ export interface ServerSync {
 
 export interface StartServerSyncOptions {
   readonly sync: ServerSyncConfig;
-  readonly store: ImageStore;
+  readonly store: RegistryWithUploads;
   /** The storage root (`config.root`). */
   readonly root: string;
   readonly logger?: Logger;

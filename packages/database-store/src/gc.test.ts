@@ -13,7 +13,7 @@ import {
   encodeDigest,
   migrate,
 } from '@stowage/metadata-db';
-import { isStowageError } from '@stowage/oci';
+import { digestOf, isStowageError } from '@stowage/oci';
 import {
   createTestDatabase,
   postgresPeer,
@@ -241,7 +241,7 @@ describe('on a PostgreSQL server', () => {
         `INSERT INTO manifests (top_level_namespace_id, repository_id, digest, payload, schema_version, media_type_id, total_size)
          SELECT r.top_level_namespace_id, r.id, $1, '\\x7b7d', 2, 1, 2 FROM repositories r WHERE r.path = 'race/app'
          RETURNING id`,
-        [encodeDigest(config.descriptor.digest)],
+        [encodeDigest(digestOf(new TextEncoder().encode('{}')))],
       );
       await other.query(
         `INSERT INTO layers (top_level_namespace_id, repository_id, manifest_id, digest, size, media_type_id)

@@ -1,7 +1,9 @@
 // Garbage collection of blobs, online, in GitLab's design: triggers queue a
 // blob for review whenever something stops referencing it (or it is pushed),
 // and a review deletes it only when, with the blob's row locked, no manifest's
-// layer or config references it. The row goes first, in the review's
+// layer or config references it and no manifest has its digest (an imported
+// tree's manifests are blobs too: docker-registry reads them from there, so a
+// tree served in database mode can still be served by docker-registry). The row goes first, in the review's
 // transaction; the bytes after, under the digest's lock and only while no row
 // has come back, so a push racing the review either keeps the blob or is told
 // to push it again.
@@ -19,7 +21,8 @@ const SCAN_PAGE = 1000;
 async function referenced(q: Queryable, encoded: Buffer): Promise<boolean> {
   const { rows } = await q.query<{ referenced: boolean }>(
     `SELECT EXISTS (SELECT 1 FROM gc_blobs_layers WHERE digest = $1)
-         OR EXISTS (SELECT 1 FROM gc_blobs_configurations WHERE digest = $1) AS referenced`,
+         OR EXISTS (SELECT 1 FROM gc_blobs_configurations WHERE digest = $1)
+         OR EXISTS (SELECT 1 FROM manifests WHERE digest = $1) AS referenced`,
     [encoded],
   );
   return rows[0]?.referenced === true;
@@ -135,6 +138,7 @@ export async function collectGarbage(
        WHERE b.digest > $1
          AND NOT EXISTS (SELECT 1 FROM gc_blobs_layers l WHERE l.digest = b.digest)
          AND NOT EXISTS (SELECT 1 FROM gc_blobs_configurations c WHERE c.digest = b.digest)
+         AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.digest = b.digest)
        ORDER BY b.digest LIMIT ${SCAN_PAGE}`,
       [after],
     );

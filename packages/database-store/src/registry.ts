@@ -71,6 +71,8 @@ export interface DatabaseRegistry extends Omit<RegistryWithUploads, 'garbageColl
     readonly limit?: number;
     readonly deleteUntagged?: boolean;
   }): Promise<ManifestReviewReport>;
+  /** Removes upload sessions older than `uploadTtlMs`; answers how many. */
+  purgeUploads(): Promise<number>;
 }
 
 const CAPABILITIES: RegistryCapabilities = Object.freeze({
@@ -163,6 +165,10 @@ export async function createDatabaseRegistry(options: DatabaseRegistryOptions): 
     async reviewBlobs(opts = {}) {
       ctx.open();
       return reviewDueBlobs(ctx, { limit: opts.limit ?? 100 });
+    },
+    async purgeUploads() {
+      ctx.open();
+      return sessions.purge();
     },
     async reviewManifests(opts = {}) {
       ctx.open();

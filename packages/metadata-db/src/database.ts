@@ -160,8 +160,21 @@ export interface Transaction extends Queryable {
   afterCommit(callback: () => void): void;
 }
 
+/** A connection pool's state, for metrics. */
+export interface PoolStats {
+  /** Connections open, busy or idle. */
+  readonly total: number;
+  readonly idle: number;
+  /** Callers waiting for a connection. */
+  readonly waiting: number;
+  /** The pool's size. */
+  readonly max: number;
+}
+
 export interface Database extends Queryable {
   readonly kind: 'postgres' | 'pglite';
+  /** The pool's state (PostgreSQL only: PGlite has one connection and no pool). */
+  stats?(): PoolStats;
   /** Runs `work` in a transaction, committed when it resolves, rolled back when it throws. */
   transaction<T>(work: (tx: Transaction) => Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -229,6 +242,8 @@ export interface PostgresOptions {
   readonly connectionString: string;
   /** Pool size. Default 4. */
   readonly max?: number;
+  /** How long to wait for a connection (a new one, or a free one of a full pool) before `UNAVAILABLE`. Default: no limit. */
+  readonly connectTimeoutMs?: number;
 }
 
 /**
@@ -269,7 +284,12 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
       { details: { option: 'connectionString', problem } },
     );
   }
-  const pool = new pg.Pool({ connectionString: options.connectionString, max: options.max ?? 4 });
+  const max = options.max ?? 4;
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max,
+    ...(options.connectTimeoutMs ? { connectionTimeoutMillis: options.connectTimeoutMs } : {}),
+  });
   // An idle client whose backend was terminated emits an error: it is dropped from the pool, not fatal.
   pool.on('error', () => undefined);
   const run = async <Row>(client: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]) => {
@@ -282,6 +302,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
   };
   return {
     kind: 'postgres',
+    stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max }),
     query: (sql, params) => run(pool, sql, params),
     exec: async (sql) => {
       await run(pool, sql);

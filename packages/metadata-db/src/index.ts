@@ -11,6 +11,7 @@ export {
   isTransaction,
   openDatabase,
   type PgliteOptions,
+  type PoolStats,
   type PostgresOptions,
   type Queryable,
   type QueryResult,

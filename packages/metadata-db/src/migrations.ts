@@ -304,6 +304,8 @@ CREATE INDEX manifests_subject_digest ON manifests (top_level_namespace_id, repo
   WHERE subject_digest IS NOT NULL;
 CREATE INDEX tags_listing ON tags (top_level_namespace_id, repository_id, (name COLLATE "C"));
 CREATE INDEX repositories_listing ON repositories ((path COLLATE "C"));
+-- a blob review asks whether any manifest has the blob's digest (an imported manifest's own file)
+CREATE INDEX manifests_digest ON manifests (digest);
 INSERT INTO gc_review_after_defaults (event, value) VALUES ('blob_unlink', '1 day') ON CONFLICT (event) DO NOTHING;
 
 -- one statement's deleted layers queue their blobs in digest order, so two
