@@ -98,7 +98,7 @@ describe('stowage-server in database mode', () => {
   it('removes what nothing references once its review is due, and counts it in /metrics', async () => {
     const test = await migratedDatabase();
     const { running } = await startDatabaseServer(test.url, {
-      'gc.reviewafter': '0s',
+      'gc.reviewafter': '3s',
       'gc.interval': '100ms',
     });
     const client = createRegistryClient({
@@ -106,6 +106,7 @@ describe('stowage-server in database mode', () => {
       auth: { useConfigFiles: false },
     });
     cleanups.push(() => client.close());
+    // pushed well within the review delay of three seconds (a blob collected before its manifest came is the other test's case)
     const image = randomImage({ layers: 2 });
     await pushImage(client, 'gc/app', image, 'v1');
     const orphan = randomBlob(1000);

@@ -30,12 +30,14 @@ export async function lockDigest(q: Queryable, digest: Digest): Promise<void> {
   const key = Buffer.from(digest.slice(digest.indexOf(':') + 1, digest.indexOf(':') + 9), 'hex').readInt32BE(
     0,
   );
-  await q.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [DIGEST_LOCK_CLASS, key]);
+  await q.query('SELECT pg_advisory_xact_lock($1::int, $2::int)', [DIGEST_LOCK_CLASS, key], {
+    prepare: true,
+  });
 }
 
 /** Pushes the blob's review later (taken before the blob's row, the order GC locks them in). */
 export async function queueBlob(q: Queryable, digest: Digest, event: string): Promise<void> {
-  await q.query('SELECT gc_queue_blob($1, $2)', [encodeDigest(digest), event]);
+  await q.query('SELECT gc_queue_blob($1, $2)', [encodeDigest(digest), event], { prepare: true });
 }
 
 function blobUnknown(repository: string, digest: Digest): RegistryError {
@@ -53,6 +55,7 @@ async function linkedSize(q: Queryable, repository: string, digest: Digest): Pro
        JOIN blobs b ON b.digest = rb.blob_digest
      WHERE r.path = $1`,
     [repository, encodeDigest(digest)],
+    { prepare: true },
   );
   return rows[0] === undefined ? undefined : num(rows[0].size);
 }

@@ -29,6 +29,7 @@ export function listingMembers(ctx: StoreContext) {
                        WHERE m.top_level_namespace_id = r.top_level_namespace_id AND m.repository_id = r.id)
          ORDER BY (r.path COLLATE "C") LIMIT $2`,
         [options.last ?? '', limitOf(options.n)],
+        { prepare: true },
       );
       return pageFrom(
         rows.map((row) => row.path),
@@ -51,6 +52,7 @@ export function listingMembers(ctx: StoreContext) {
          WHERE top_level_namespace_id = $1 AND repository_id = $2 AND (name COLLATE "C") > $3
          ORDER BY (name COLLATE "C") LIMIT $4`,
         [repo.namespaceId, repo.id, options.last ?? '', limitOf(options.n)],
+        { prepare: true },
       );
       return pageFrom(
         rows.map((row) => row.name),

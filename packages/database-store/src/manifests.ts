@@ -96,6 +96,7 @@ async function findManifest(
            JOIN media_types mt ON mt.id = m.media_type_id
          WHERE r.path = $1`,
     [repository, 'digest' in parsed ? encodeDigest(parsed.digest) : parsed.tag],
+    { prepare: true },
   );
   return rows[0];
 }
@@ -216,6 +217,7 @@ export function manifestMembers(ctx: StoreContext) {
             `SELECT id FROM manifests WHERE top_level_namespace_id = $1 AND repository_id = $2 AND digest = $3
              FOR KEY SHARE`,
             [repo.namespaceId, repo.id, encodeDigest(parsed.digest)],
+            { prepare: true },
           );
           let id = existing.rows[0] === undefined ? undefined : num(existing.rows[0].id);
           if (id === undefined) {

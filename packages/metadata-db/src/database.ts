@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
@@ -142,9 +143,22 @@ export interface QueryResult<Row> {
   readonly rowCount: number;
 }
 
+export interface QueryOptions {
+  /**
+   * Prepare the statement once per connection and reuse its plan (PostgreSQL;
+   * PGlite ignores it). For the hot statements whose text never changes: each
+   * distinct text prepared stays prepared for the connection's life.
+   */
+  readonly prepare?: boolean;
+}
+
 /** What every query runs on: the database, or one transaction of it. */
 export interface Queryable {
-  query<Row = Record<string, unknown>>(sql: string, params?: readonly unknown[]): Promise<QueryResult<Row>>;
+  query<Row = Record<string, unknown>>(
+    sql: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<QueryResult<Row>>;
   /** Runs a script of several statements (no parameters). */
   exec(sql: string): Promise<void>;
 }
@@ -194,7 +208,7 @@ let savepoints = 0;
  */
 function transactionOn(runner: Queryable, hooks: (() => void)[]): Transaction {
   return {
-    query: (sql, params) => runner.query(sql, params),
+    query: (sql, params, options) => runner.query(sql, params, options),
     exec: (sql) => runner.exec(sql),
     afterCommit(callback) {
       hooks.push(callback);
@@ -235,6 +249,18 @@ function runHooks(hooks: readonly (() => void)[]): void {
       // a cache update failing must not turn a committed transaction into an error
     }
   }
+}
+
+const statementNames = new Map<string, string>();
+
+/** The prepared statement name of a text: its hash, so one name never meets two texts. */
+function statementName(sql: string): string {
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    name = `stowage_${createHash('sha256').update(sql).digest('hex').slice(0, 24)}`;
+    statementNames.set(sql, name);
+  }
+  return name;
 }
 
 export interface PostgresOptions {
@@ -292,9 +318,16 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
   });
   // An idle client whose backend was terminated emits an error: it is dropped from the pool, not fatal.
   pool.on('error', () => undefined);
-  const run = async <Row>(client: pg.Pool | pg.PoolClient, sql: string, params?: readonly unknown[]) => {
+  const run = async <Row>(
+    client: pg.Pool | pg.PoolClient,
+    sql: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ) => {
     try {
-      const result = await client.query(sql, params as unknown[] | undefined);
+      const result = options?.prepare
+        ? await client.query({ name: statementName(sql), text: sql, values: params as unknown[] | undefined })
+        : await client.query(sql, params as unknown[] | undefined);
       return { rows: result.rows as Row[], rowCount: result.rowCount ?? 0 };
     } catch (error) {
       throw toDatabaseError(error);
@@ -303,7 +336,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
   return {
     kind: 'postgres',
     stats: () => ({ total: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount, max }),
-    query: (sql, params) => run(pool, sql, params),
+    query: (sql, params, options) => run(pool, sql, params, options),
     exec: async (sql) => {
       await run(pool, sql);
     },
@@ -320,7 +353,7 @@ export function createPostgresDatabase(options: PostgresOptions): Database {
       };
       client.on('error', onError);
       const runner: Queryable = {
-        query: (sql, params) => run(client, sql, params),
+        query: (sql, params, options) => run(client, sql, params, options),
         exec: async (sql) => {
           await run(client, sql);
         },

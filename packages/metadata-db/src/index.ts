@@ -14,6 +14,7 @@ export {
   type PoolStats,
   type PostgresOptions,
   type Queryable,
+  type QueryOptions,
   type QueryResult,
   type Transaction,
   toDatabaseError,

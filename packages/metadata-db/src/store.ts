@@ -166,7 +166,9 @@ export class MetadataStore {
       id: unknown;
       top_level_namespace_id: unknown;
       last_published_at: Date | null;
-    }>('SELECT id, top_level_namespace_id, last_published_at FROM repositories WHERE path = $1', [path]);
+    }>('SELECT id, top_level_namespace_id, last_published_at FROM repositories WHERE path = $1', [path], {
+      prepare: true,
+    });
     const row = rows[0];
     return row
       ? {
@@ -191,6 +193,7 @@ export class MetadataStore {
     await this.#db.query(
       'INSERT INTO blobs (digest, size, media_type_id) VALUES ($1, $2, $3) ON CONFLICT (digest) DO NOTHING',
       [encodeDigest(digest), size, mediaTypeId],
+      { prepare: true },
     );
   }
 
@@ -234,6 +237,7 @@ export class MetadataStore {
       `INSERT INTO repository_blobs (top_level_namespace_id, repository_id, blob_digest) VALUES ($1, $2, $3)
        ON CONFLICT (top_level_namespace_id, repository_id, blob_digest) DO NOTHING`,
       [repository.namespaceId, repository.id, encodeDigest(digest)],
+      { prepare: true },
     );
   }
 
@@ -351,6 +355,7 @@ export class MetadataStore {
          SET manifest_id = EXCLUDED.manifest_id, updated_at = now()
          WHERE tags.manifest_id IS DISTINCT FROM EXCLUDED.manifest_id`,
       [repository.namespaceId, repository.id, manifestId, name],
+      { prepare: true },
     );
   }
 
