@@ -6,13 +6,10 @@
 // Every repository, tag, manifest (byte for byte) and blob docker-registry
 // reports must be served the same, the tree must be left as it was, and a
 // push afterwards must work and land its bytes in the distribution layout.
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { createFileBlobStore, createFileStaging, type FileBlobStore } from '@stowage/blob-store';
-import { createImageStore } from '@stowage/image-store';
 import { importTree } from '@stowage/importer';
 import {
   createPgliteDatabase,
@@ -25,7 +22,6 @@ import {
   type Descriptor,
   type Digest,
   digestOf,
-  type ManifestContent,
   MediaType,
   manifestReferences,
   parseManifest,
@@ -35,166 +31,24 @@ import {
   collect,
   createTestDatabase,
   type DockerRegistry,
+  expectedTags,
+  populateWithSkopeo,
   postgresPeer,
-  pushImage,
+  pushedManifest,
   type RandomBlob,
-  type RandomImage,
-  type RandomIndex,
+  type RegistryContents,
   randomBlob,
   randomImage,
-  randomIndex,
+  readRegistryContents,
   requirePeers,
+  type SkopeoPush,
   snapshotTree,
   startDockerRegistry,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDatabaseRegistry, type DatabaseRegistry } from './registry.js';
 
-const run = promisify(execFile);
 const postgres = await postgresPeer();
-
-/** One image or index, pushed by skopeo under each of `tags` in turn. */
-interface Push {
-  readonly repository: string;
-  readonly tags: readonly string[];
-  readonly content: RandomImage | RandomIndex;
-}
-
-const isIndex = (content: RandomImage | RandomIndex): content is RandomIndex => 'index' in content;
-const topOf = (content: RandomImage | RandomIndex) => (isIndex(content) ? content.index : content.manifest);
-const imagesOf = (content: RandomImage | RandomIndex) => (isIndex(content) ? content.images : [content]);
-
-/**
- * What is pushed, in order: single OCI and Docker images, a two-platform OCI
- * index and a Docker manifest list (children sharing a layer), images sharing
- * layers across repositories, several tags on one manifest, a nested name, and
- * a tag moved to another image (its first manifest left untagged).
- */
-function plan(): Push[] {
-  const base = [2048, 1536].map((size) => randomBlob(size, { mediaType: MediaType.OciLayer }));
-  const app = randomImage({ layers: 1, sharedLayers: base });
-  return [
-    { repository: 'single/oci', tags: ['v1', 'latest'], content: randomImage({ layers: 2 }) },
-    {
-      repository: 'single/docker',
-      tags: ['v1', 'stable'],
-      content: randomImage({ layers: 2, format: 'docker' }),
-    },
-    {
-      repository: 'multi/oci',
-      tags: ['v1', 'latest'],
-      content: randomIndex({ platforms: ['linux/amd64', 'linux/arm64'], sharedLayers: 1 }),
-    },
-    {
-      repository: 'multi/docker',
-      tags: ['v1'],
-      content: randomIndex({ platforms: ['linux/amd64', 'linux/arm64'], sharedLayers: 1, format: 'docker' }),
-    },
-    { repository: 'shared/base', tags: ['v1'], content: randomImage({ layers: 0, sharedLayers: base }) },
-    { repository: 'shared/derived', tags: ['v1'], content: randomImage({ layers: 1, sharedLayers: base }) },
-    { repository: 'team/sub/app', tags: ['moved'], content: randomImage({ layers: 1, sharedLayers: base }) },
-    { repository: 'team/sub/app', tags: ['1.0', '1.0.0', 'latest', 'moved'], content: app },
-  ];
-}
-
-/**
- * Writes each push where skopeo reads it: OCI content into an image store (an
- * OCI layout per repository, as the importer's fixture does), Docker content as
- * a `dir:` image (skopeo 1.9's `oci:` transport skips Docker media types in
- * `index.json`, as the sync fixture found), and answers each push's source.
- */
-async function writeSources(work: string, pushes: readonly Push[]): Promise<string[]> {
-  const store = await createImageStore({ root: join(work, 'layouts') });
-  const sources: string[] = [];
-  try {
-    for (const [position, { repository, content }] of pushes.entries()) {
-      const top = topOf(content);
-      if (top.mediaType === MediaType.DockerManifest || top.mediaType === MediaType.DockerManifestList) {
-        const dir = join(work, 'dir', String(position));
-        await mkdir(dir, { recursive: true });
-        await writeFile(join(dir, 'version'), 'Directory Transport Version: 1.1\n');
-        for (const image of imagesOf(content)) {
-          for (const blob of image.blobs)
-            await writeFile(join(dir, blob.descriptor.digest.slice(7)), blob.bytes);
-          if (isIndex(content)) {
-            await writeFile(
-              join(dir, `${image.manifest.digest.slice(7)}.manifest.json`),
-              image.manifest.bytes,
-            );
-          }
-        }
-        await writeFile(join(dir, 'manifest.json'), top.bytes);
-        sources.push(`dir:${dir}`);
-        continue;
-      }
-      // one layout tag per push, so two pushes into one repository keep their own source
-      for (const image of imagesOf(content)) await pushImage(store, repository, image);
-      await store.putManifest(repository, `push-${position}`, { bytes: top.bytes, mediaType: top.mediaType });
-      sources.push(`oci:${join(store.root, repository)}:push-${position}`);
-    }
-    await store.flush();
-  } finally {
-    await store.close();
-  }
-  return sources;
-}
-
-async function skopeoCopy(source: string, destination: string): Promise<void> {
-  try {
-    await run(
-      'skopeo',
-      ['copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false', source, destination],
-      { maxBuffer: 16 << 20 },
-    );
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr ?? '';
-    throw new Error(`skopeo copy ${source} ${destination} failed: ${stderr.trim()}`, { cause: error });
-  }
-}
-
-/** A manifest as docker-registry serves it, by tag or by digest. */
-interface ServedManifest {
-  readonly repository: string;
-  readonly reference: string;
-  readonly content: ManifestContent;
-}
-
-/** Everything docker-registry reports: the catalog, each repository's tags, each manifest and blob it serves. */
-interface Upstream {
-  readonly repositories: readonly string[];
-  readonly tags: ReadonlyMap<string, readonly string[]>;
-  /** By tag, and every child of an index by digest. */
-  readonly manifests: readonly ServedManifest[];
-  /** Config and layers of every image manifest, per repository (each once). */
-  readonly blobs: readonly { readonly repository: string; readonly descriptor: Descriptor }[];
-}
-
-/** Reads, from the running docker-registry, everything it reports (the client pages through every listing). */
-async function readUpstream(client: RegistryClient): Promise<Upstream> {
-  const repositories = (await client.listRepositories()).items;
-  const tags = new Map<string, readonly string[]>();
-  const manifests: ServedManifest[] = [];
-  const blobs = new Map<string, { repository: string; descriptor: Descriptor }>();
-  const seen = new Set<string>();
-  const visit = async (repository: string, reference: string): Promise<void> => {
-    // a child listed by two tags' index is read once
-    if (seen.has(`${repository}@${reference}`)) return;
-    seen.add(`${repository}@${reference}`);
-    const content = await client.getManifest(repository, reference);
-    manifests.push({ repository, reference, content });
-    const references = manifestReferences(parseManifest(content.bytes, { mediaType: content.mediaType }));
-    for (const descriptor of references.blobs) {
-      blobs.set(`${repository}@${descriptor.digest}`, { repository, descriptor });
-    }
-    for (const child of references.manifests) await visit(repository, child.digest);
-  };
-  for (const repository of repositories) {
-    const listed = (await client.listTags(repository)).items;
-    tags.set(repository, listed);
-    for (const tag of listed) await visit(repository, tag);
-  }
-  return { repositories, tags, manifests, blobs: [...blobs.values()] };
-}
 
 /** The raw JSON answer of docker-registry's API, without the client's paging and sorting. */
 async function rawListing(registry: DockerRegistry, path: string, key: string): Promise<string[]> {
@@ -211,32 +65,16 @@ describe('import, then serve: a docker-registry tree pushed by skopeo', () => {
   let work: string;
   let upstream: DockerRegistry;
   let client: RegistryClient;
-  let pushes: Push[];
-  let served: Upstream;
+  let pushes: readonly SkopeoPush[];
+  let served: RegistryContents;
 
   beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'stowage-import-serve-'));
     upstream = await startDockerRegistry({ dataDir: join(work, 'registry') });
     client = createRegistryClient({ registry: upstream.host, auth: { useConfigFiles: false } });
-    pushes = plan();
-    const sources = await writeSources(join(work, 'sources'), pushes);
-    // distribution 2.8 writes blob links in place: one repository's copies go in turn, repositories at once
-    const byRepository = new Map<string, (() => Promise<void>)[]>();
-    for (const [i, push] of pushes.entries()) {
-      const jobs = byRepository.get(push.repository) ?? [];
-      for (const tag of push.tags) {
-        jobs.push(() =>
-          skopeoCopy(sources[i] as string, `docker://${upstream.host}/${push.repository}:${tag}`),
-        );
-      }
-      byRepository.set(push.repository, jobs);
-    }
-    await Promise.all(
-      [...byRepository.values()].map(async (jobs) => {
-        for (const job of jobs) await job();
-      }),
-    );
-    served = await readUpstream(client);
+    // the shapes this check is about, pushed by skopeo (see skopeoTreePlan)
+    pushes = await populateWithSkopeo(upstream.host, { work: join(work, 'sources') });
+    served = await readRegistryContents(client);
   }, 120_000);
 
   afterAll(async () => {
@@ -247,9 +85,7 @@ describe('import, then serve: a docker-registry tree pushed by skopeo', () => {
 
   it('docker-registry holds what skopeo pushed: every shape this check is about', async () => {
     // the last push of a tag wins
-    const expected = new Map<string, RandomImage | RandomIndex>();
-    for (const push of pushes)
-      for (const tag of push.tags) expected.set(`${push.repository}:${tag}`, push.content);
+    const expected = expectedTags(pushes);
     expect(served.repositories).toEqual(sorted(new Set(pushes.map((p) => p.repository))));
     expect(sorted(await rawListing(upstream, '/v2/_catalog?n=1000', 'repositories'))).toEqual(
       served.repositories,
@@ -261,7 +97,9 @@ describe('import, then serve: a docker-registry tree pushed by skopeo', () => {
     const byTag = served.manifests.filter((m) => !m.reference.includes(':'));
     expect(sorted(byTag.map((m) => `${m.repository}:${m.reference}`))).toEqual(sorted(expected.keys()));
     for (const { repository, reference, content } of byTag) {
-      const top = topOf(expected.get(`${repository}:${reference}`) as RandomImage | RandomIndex);
+      const pushed = expected.get(`${repository}:${reference}`);
+      expect(pushed, `${repository}:${reference}`).toBeDefined();
+      const top = pushedManifest(pushed as NonNullable<typeof pushed>);
       expect(content.digest).toBe(top.digest);
       expect(content.mediaType).toBe(top.mediaType);
       expect(Buffer.from(content.bytes).equals(Buffer.from(top.bytes))).toBe(true);

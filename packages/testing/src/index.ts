@@ -52,7 +52,24 @@ export {
   randomBytes,
   randomImage,
   randomIndex,
+  randomTarLayer,
 } from './random.js';
+export {
+  expectedTags,
+  isRandomIndex,
+  populateWithSkopeo,
+  pushedImages,
+  pushedManifest,
+  pushWithSkopeo,
+  type RegistryContents,
+  readRegistryContents,
+  type ServedManifest,
+  type SkopeoPush,
+  skopeo,
+  skopeoCopy,
+  skopeoTreePlan,
+  writeSkopeoSources,
+} from './skopeo-tree.js';
 export { type SnapshotOptions, snapshotTree } from './snapshot.js';
 export { REPO_ROOT, SOURCE_NODE_FLAGS, spawnSource } from './source-process.js';
 export { type RegistryCall, type SpyOptions, type SpyRegistry, spyRegistry } from './spy.js';

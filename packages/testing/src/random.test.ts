@@ -1,6 +1,6 @@
-import { digestOf, parseImageConfig, parseManifest } from '@stowage/oci';
+import { digestOf, MediaType, parseImageConfig, parseManifest } from '@stowage/oci';
 import { describe, expect, it } from 'vitest';
-import { randomArtifact, randomBytes, randomImage, randomIndex } from './random.js';
+import { randomArtifact, randomBytes, randomImage, randomIndex, randomTarLayer } from './random.js';
 
 describe('random builders', () => {
   it('are deterministic for a seed and differ without one', () => {
@@ -36,6 +36,36 @@ describe('random builders', () => {
     const [a, b] = index.images;
     expect(a?.layers.slice(0, 2)).toEqual(b?.layers.slice(0, 2));
     expect(a?.layers[2]?.descriptor.digest).not.toBe(b?.layers[2]?.descriptor.digest);
+  });
+
+  it('builds tar layers: one regular file of random bytes in a valid ustar archive', () => {
+    const layer = randomTarLayer(1500, { seed: 3 });
+    expect(randomTarLayer(1500, { seed: 3 })).toEqual(layer);
+    const { bytes } = layer;
+    // a header block, the file padded to whole blocks, two zero blocks
+    expect(bytes.byteLength).toBe(512 + 1536 + 1024);
+    expect(layer.descriptor).toEqual({ mediaType: MediaType.OciLayer, digest: digestOf(bytes), size: 3072 });
+    const text = (from: number, length: number) =>
+      new TextDecoder().decode(bytes.subarray(from, from + length)).replace(/\0.*$/s, '');
+    expect(text(0, 100)).toMatch(/^stowage-[0-9a-f]{32}$/);
+    expect(Number.parseInt(text(124, 12), 8)).toBe(1500);
+    expect(text(156, 1)).toBe('0');
+    expect(text(257, 6)).toBe('ustar');
+    // the checksum: the sum of the header's bytes with its own field read as spaces
+    const header = Uint8Array.from(bytes.subarray(0, 512));
+    header.fill(0x20, 148, 156);
+    expect(Number.parseInt(text(148, 8), 8)).toBe(header.reduce((sum, byte) => sum + byte, 0));
+    expect(bytes.subarray(512, 2012)).toEqual(randomBytes(1500, 3));
+    expect(bytes.subarray(2012).every((byte) => byte === 0)).toBe(true);
+    // in an image, a layer's digest is its diff ID
+    const image = randomImage({ layers: 2, tarLayers: true, format: 'docker' });
+    expect(image.layers.map((l) => l.descriptor.mediaType)).toEqual([
+      MediaType.DockerLayer,
+      MediaType.DockerLayer,
+    ]);
+    expect(parseImageConfig(image.config.bytes).rootfs.diff_ids).toEqual(
+      image.layers.map((l) => l.descriptor.digest),
+    );
   });
 
   it('builds artifacts that refer to a subject', () => {

@@ -54,6 +54,11 @@ export interface RandomImageOptions {
   readonly annotations?: Readonly<Record<string, string>>;
   readonly subject?: Descriptor;
   readonly artifactType?: string;
+  /**
+   * Each own layer a tar archive holding its random bytes as one file (see
+   * `randomTarLayer`), so a container engine (podman) can unpack it.
+   */
+  readonly tarLayers?: boolean;
 }
 
 export interface RandomIndexOptions {
@@ -65,6 +70,8 @@ export interface RandomIndexOptions {
   readonly sharedLayers?: number;
   readonly seed?: number;
   readonly annotations?: Readonly<Record<string, string>>;
+  /** Every layer (shared ones too) a tar archive, as `RandomImageOptions.tarLayers`. */
+  readonly tarLayers?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -104,6 +111,51 @@ export function randomBlob(size: number, options: { seed?: number; mediaType?: s
   };
 }
 
+/** A ustar header field: `value` as ASCII, NUL-padded to `length`. */
+function tarField(header: Uint8Array, offset: number, length: number, value: string): void {
+  header.set(encoder.encode(value).subarray(0, length), offset);
+}
+
+/**
+ * A layer a container engine can unpack: an uncompressed tar archive holding
+ * `size` pseudo-random bytes as one regular file (named after their digest, so
+ * two layers never write the same path). Its digest is also its diff ID, as the
+ * uncompressed `OciLayer` and `DockerLayer` media types say. Deterministic for a seed.
+ */
+export function randomTarLayer(
+  size: number,
+  options: { seed?: number; mediaType?: string } = {},
+): RandomBlob {
+  const content = randomBytes(size, options.seed);
+  const header = new Uint8Array(512);
+  tarField(header, 0, 100, `stowage-${digestOf(content).slice(7, 39)}`);
+  tarField(header, 100, 8, '0000644');
+  tarField(header, 108, 8, '0000000');
+  tarField(header, 116, 8, '0000000');
+  tarField(header, 124, 12, size.toString(8).padStart(11, '0'));
+  // 2024-01-01T00:00:00Z, the images' creation time
+  tarField(header, 136, 12, (1704067200).toString(8).padStart(11, '0'));
+  tarField(header, 148, 8, '        ');
+  tarField(header, 156, 1, '0');
+  tarField(header, 257, 6, 'ustar');
+  tarField(header, 263, 2, '00');
+  let checksum = 0;
+  for (const byte of header) checksum += byte;
+  tarField(header, 148, 8, `${checksum.toString(8).padStart(6, '0')}\0 `);
+  // the file padded to a whole block, then the two zero blocks that end an archive
+  const bytes = new Uint8Array(512 + Math.ceil(size / 512) * 512 + 1024);
+  bytes.set(header, 0);
+  bytes.set(content, 512);
+  return {
+    bytes,
+    descriptor: {
+      mediaType: options.mediaType ?? MediaType.OciLayer,
+      digest: digestOf(bytes),
+      size: bytes.byteLength,
+    },
+  };
+}
+
 function manifestOf(value: unknown, mediaType: string): RandomManifest {
   const bytes = encoder.encode(JSON.stringify(value));
   return { digest: digestOf(bytes), mediaType, size: bytes.byteLength, bytes };
@@ -120,8 +172,9 @@ export function randomImage(options: RandomImageOptions = {}): RandomImage {
   const format = options.format ?? 'oci';
   const platform = toPlatform(options.platform);
   const layerType = format === 'oci' ? MediaType.OciLayer : MediaType.DockerLayer;
+  const layerOf = options.tarLayers ? randomTarLayer : randomBlob;
   const own = Array.from({ length: options.layers ?? 1 }, (_, i) =>
-    randomBlob(options.layerSize ?? 1024, { seed: (seed + 7919 * (i + 1)) >>> 0, mediaType: layerType }),
+    layerOf(options.layerSize ?? 1024, { seed: (seed + 7919 * (i + 1)) >>> 0, mediaType: layerType }),
   );
   const layers = [...(options.sharedLayers ?? []), ...own];
   const configValue = {
@@ -170,8 +223,9 @@ export function randomIndex(options: RandomIndexOptions = {}): RandomIndex {
   const seed = options.seed ?? freshSeed();
   const format = options.format ?? 'oci';
   const layerType = format === 'oci' ? MediaType.OciLayer : MediaType.DockerLayer;
+  const layerOf = options.tarLayers ? randomTarLayer : randomBlob;
   const shared = Array.from({ length: options.sharedLayers ?? 0 }, (_, i) =>
-    randomBlob(options.layerSize ?? 1024, { seed: (seed + 104729 * (i + 1)) >>> 0, mediaType: layerType }),
+    layerOf(options.layerSize ?? 1024, { seed: (seed + 104729 * (i + 1)) >>> 0, mediaType: layerType }),
   );
   const platforms = options.platforms ?? ['linux/amd64', 'linux/arm64'];
   const images = platforms.map((platform, i) =>
@@ -181,6 +235,7 @@ export function randomIndex(options: RandomIndexOptions = {}): RandomIndex {
       platform,
       sharedLayers: shared,
       layers: options.layersPerImage ?? 1,
+      ...(options.tarLayers ? { tarLayers: true } : {}),
       ...(options.layerSize === undefined ? {} : { layerSize: options.layerSize }),
     }),
   );
