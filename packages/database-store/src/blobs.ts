@@ -115,6 +115,21 @@ export function blobMembers(ctx: StoreContext) {
       return { digest, size: written.size };
     },
 
+    /**
+     * Links a blob whose bytes the blob store already holds (an import of a
+     * store served in place), without reading them; `undefined` when the store
+     * does not hold them.
+     */
+    async adoptBlob(repository: string, digest: Digest, options: OperationOptions = {}) {
+      ctx.open(options.signal);
+      parseRepositoryName(repository);
+      parseDigest(digest);
+      const stored = await blobs.stat(digest, options.signal ? { signal: options.signal } : {});
+      if (!stored) return undefined;
+      await record(repository, digest, stored.size);
+      return { digest, size: stored.size };
+    },
+
     async mountBlob(repository: string, digest: Digest, options: MountBlobOptions = {}) {
       ctx.open(options.signal);
       parseRepositoryName(repository);

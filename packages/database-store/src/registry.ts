@@ -8,9 +8,12 @@ import {
 } from '@stowage/blob-store';
 import { assertMigrated, type Database } from '@stowage/metadata-db';
 import {
+  type BlobInfo,
+  type Digest,
   type GarbageCollectOptions,
   type GarbageCollectReport,
   MAX_MANIFEST_SIZE,
+  type OperationOptions,
   type RegistryCapabilities,
   type RegistryWithUploads,
 } from '@stowage/oci';
@@ -73,6 +76,12 @@ export interface DatabaseRegistry extends Omit<RegistryWithUploads, 'garbageColl
   }): Promise<ManifestReviewReport>;
   /** Removes upload sessions older than `uploadTtlMs`; answers how many. */
   purgeUploads(): Promise<number>;
+  /**
+   * Links a blob whose bytes the blob store already holds, without reading
+   * them (an import of a store served in place); `undefined` when it does not
+   * hold them.
+   */
+  adoptBlob(repository: string, digest: Digest, options?: OperationOptions): Promise<BlobInfo | undefined>;
 }
 
 const CAPABILITIES: RegistryCapabilities = Object.freeze({
