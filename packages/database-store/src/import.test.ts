@@ -57,7 +57,11 @@ describe('importing an image-store root into database mode', () => {
   });
 
   async function target(
-    blobs: BlobStore = createFileBlobStore({ root: join(root, '.stowage', 'blobs'), layout: 'stowage', readOnly: true }),
+    blobs: BlobStore = createFileBlobStore({
+      root: join(root, '.stowage', 'blobs'),
+      layout: 'stowage',
+      readOnly: true,
+    }),
   ) {
     const database: Database = await createPgliteDatabase();
     await migrate(database);
