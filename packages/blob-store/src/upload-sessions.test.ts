@@ -396,8 +396,49 @@ describe('file staging', () => {
     const { sessions } = setup(createFileStaging({ dir }));
     const { id } = await sessions.startUpload('a');
     await sessions.appendUpload('a', id, { body: randomBytes(10) });
-    expect((await readdir(join(dir, id))).sort()).toEqual(['data', 'meta.json']);
+    expect((await readdir(join(dir, id))).sort()).toEqual(['0000000000000000.chunk', 'meta.json']);
     await sessions.cancelUpload('a', id);
+    expect(await readdir(dir)).toEqual([]);
+  });
+
+  it('shared by two processes: of two appends at one offset exactly one is accepted, and a failed one undoes nothing', async () => {
+    const dir = join(await tempDir(), 'uploads');
+    // two session layers over two staging areas on one directory: what two server replicas are
+    const one = setup(createFileStaging({ dir }));
+    const two = setup(createFileStaging({ dir }));
+    const b = blob(3000);
+    const { id } = await one.sessions.startUpload('a');
+    await one.sessions.appendUpload('a', id, { body: b.bytes.subarray(0, 1000), offset: 0 });
+    for (let round = 0; round < 20; round++) {
+      const { id: raced } = await one.sessions.startUpload('a');
+      const outcomes = await Promise.allSettled([
+        one.sessions.appendUpload('a', raced, { body: randomBytes(500), offset: 0 }),
+        two.sessions.appendUpload('a', raced, { body: randomBytes(700), offset: 0 }),
+      ]);
+      const accepted = outcomes.filter((o) => o.status === 'fulfilled');
+      expect(accepted).toHaveLength(1);
+      const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+      expect((refused.reason as RegistryError).code).toBe('RANGE_INVALID');
+      const offset = (accepted[0] as PromiseFulfilledResult<{ offset: number }>).value.offset;
+      expect((await two.sessions.getUpload('a', raced)).offset).toBe(offset);
+      await one.sessions.cancelUpload('a', raced);
+    }
+    // a chunk whose body fails midway through one process leaves the other's acknowledged chunk alone
+    const failing = (async function* () {
+      yield b.bytes.subarray(1000, 1500);
+      throw new Error('the client went away');
+    })();
+    await expect(two.sessions.appendUpload('a', id, { body: failing, offset: 1000 })).rejects.toThrow(
+      'the client went away',
+    );
+    expect((await one.sessions.getUpload('a', id)).offset).toBe(1000);
+    await two.sessions.appendUpload('a', id, { body: b.bytes.subarray(1000, 2000), offset: 1000 });
+    const done = await one.sessions.finishUpload('a', id, {
+      digest: b.digest,
+      body: b.bytes.subarray(2000),
+      offset: 2000,
+    });
+    expect(done).toEqual({ digest: b.digest, size: 3000 });
     expect(await readdir(dir)).toEqual([]);
   });
 });
