@@ -8,12 +8,15 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createImageStore } from '@stowage/image-store';
 import { createPostgresDatabase } from '@stowage/metadata-db';
 import {
   createTestDatabase,
   DistributionTreeWriter,
   populateTree,
   postgresPeer,
+  pushImage,
+  randomImage,
   requirePeers,
   snapshotTree,
   type TestDatabase,
@@ -39,7 +42,7 @@ async function scratch(prefix: string): Promise<string> {
 const GIVE_ROOT =
   "give the registry's storage root (storage.filesystem.rootdirectory, the directory holding docker/registry/v2)";
 const TOP_USAGE = 'usage: stowage <command> [options]';
-const IMPORT_USAGE = 'usage: stowage import [options] <registry-root>';
+const IMPORT_USAGE = 'usage: stowage import [options] <registry-root | store-root>';
 
 describe('stowage, as a user meets it', () => {
   it('answers a usage mistake with one line naming it, then the usage, and exit code 2', async () => {
@@ -326,6 +329,45 @@ describe('stowage, as a user meets it', () => {
       await populateTree(new DistributionTreeWriter(tree), { repositories: 60, tagsPerRepository: 40 });
     }, 60_000);
     afterAll(() => test?.drop());
+
+    it('imports an image-store root over its own content store, copying nothing and changing nothing', async () => {
+      const root = await scratch('store');
+      const store = await createImageStore({ root });
+      const images = [randomImage({ layers: 2 }), randomImage({ layers: 1 })];
+      await pushImage(store, 'team/app', images[0]!, 'v1');
+      await pushImage(store, 'team/app', images[1]!, 'v2');
+      await pushImage(store, 'other', images[1]!, 'latest');
+      await store.close();
+      const fresh = await createTestDatabase();
+      try {
+        const url = ['--database-url', fresh.url];
+        expect((await stowage(['db', 'migrate', ...url], { cwd })).code).toBe(0);
+        const refused = await stowage(['import', root, '--dry-run', ...url], { cwd });
+        expect([refused.code, refused.lines[0]]).toEqual([
+          2,
+          `stowage: --dry-run applies to a docker-registry tree; ${root} is an image-store root (see stowage import --help)`,
+        ]);
+        const before = await snapshotTree(root);
+        const done = await stowage(['import', root, '--row-count', ...url], { cwd });
+        expect(done.code, done.err).toBe(0);
+        const summary = JSON.parse(done.out);
+        expect(summary).toMatchObject({
+          source: 'image-store',
+          repositories: 2,
+          tags: 3,
+          manifests: 3,
+          blobs: 7,
+          blobsCopied: 0,
+          rows: { repositories: 2, manifests: 3, tags: 3 },
+        });
+        expect(await snapshotTree(root)).toEqual(before);
+        // run again: the same rows
+        const again = await stowage(['import', root, '--row-count', ...url], { cwd });
+        expect(JSON.parse(again.out).rows).toEqual(summary.rows);
+      } finally {
+        await fresh.drop();
+      }
+    });
 
     it('reads the status of a database never migrated without creating a table', async () => {
       const fresh = await createTestDatabase();

@@ -1,4 +1,6 @@
 // stowage import: flags to importTree's options, progress on stderr, the summary on stdout.
+// An image-store root (stowage-server --root's ./data) imports through importRegistry instead.
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { ImportMode, ImportProgress } from '@stowage/importer';
 import {
@@ -38,7 +40,7 @@ const IMPORT_OPTIONS = {
 
 type ImportValues = ValuesOf<typeof IMPORT_OPTIONS & typeof GENERAL_OPTIONS>;
 
-const USAGE = 'usage: stowage import [options] <registry-root>';
+const USAGE = 'usage: stowage import [options] <registry-root | store-root>';
 
 const HELP = `${USAGE}
 
@@ -46,6 +48,11 @@ Imports a docker-registry (distribution v2) storage tree into the metadata datab
 importer does. <registry-root> is the registry's storage root (storage.filesystem.rootdirectory,
 the directory holding docker/registry/v2) or that v2 directory; any other path is refused before
 anything is written. The database must exist and be migrated first (stowage db migrate).
+
+An image-store root (the directory stowage-server --root serves, holding .stowage/blobs) imports
+too: its tags, manifests and blob links are recorded over its own content store, no byte copied
+and nothing in it changed, so stowage-server --database-url serves it from the same directory.
+Of the options below only --repository and --row-count apply to it.
 
 steps (none given: all three, in order):
   --step-one, --pre-import          pre-import tagged manifests only
@@ -123,6 +130,8 @@ async function runImport(
   if (operands.length > 1) {
     throw usage(`import takes one registry root, not ${operands.length}: ${quoted(operands)}`);
   }
+  const root = resolve(operands[0] as string);
+  if (isStoreRoot(root)) return runStoreImport(root, values, run);
   const stepOne = values['step-one'] || values['pre-import'];
   const stepTwo = values['step-two'] || values['all-repositories'];
   const stepThree = values['step-three'] || values['common-blobs'];
@@ -143,7 +152,6 @@ async function runImport(
     );
   }
   const choice = chooseDatabase(values, 'import');
-  const root = resolve(operands[0] as string);
   // the tree first: a path that is not one gets no database, no log file and no lockfile
   await openDistributionTree(root);
 
@@ -217,5 +225,101 @@ async function runImport(
     throw error;
   } finally {
     await db.close();
+  }
+}
+
+/** An image store's root: its content store is there, and it is not a docker-registry tree. */
+function isStoreRoot(root: string): boolean {
+  return existsSync(join(root, '.stowage', 'blobs')) && !existsSync(join(root, 'docker', 'registry', 'v2'));
+}
+
+/** The flags that only mean something for a docker-registry tree. */
+const TREE_ONLY = [
+  'step-one',
+  'pre-import',
+  'step-two',
+  'all-repositories',
+  'step-three',
+  'common-blobs',
+  'dry-run',
+  'tag-concurrency',
+  'pre-import-skip-recent',
+  'log-file',
+  'log-directory',
+  'log-to-stdout',
+  'no-lockfiles',
+] as const;
+
+/** `stowage import <store-root>`: the image store's metadata into the database, its bytes left where they are. */
+async function runStoreImport(root: string, values: ImportValues, run: CommandRun): Promise<number> {
+  const given = TREE_ONLY.find((flag) => values[flag] !== undefined);
+  if (given) {
+    throw usage(`--${given} applies to a docker-registry tree; ${root} is an image-store root`);
+  }
+  const [
+    { createFileBlobStore },
+    { createDatabaseRegistry, importRegistry },
+    { createImageStore },
+    { MetadataStore },
+  ] = await Promise.all([
+    import('@stowage/blob-store'),
+    import('@stowage/database-store'),
+    import('@stowage/image-store'),
+    import('@stowage/metadata-db'),
+  ]);
+  const choice = chooseDatabase(values, 'import');
+  run.database = choice;
+  const controller = new AbortController();
+  process.once('SIGINT', () => {
+    process.stderr.write('\nstowage: interrupted; the same command run again continues\n');
+    controller.abort();
+  });
+  const started = performance.now();
+  const source = await createImageStore({ root, readOnly: true });
+  try {
+    const db = await openChosen(choice, { create: false });
+    const target = await createDatabaseRegistry({
+      database: db,
+      // read only: an import records, it never writes into the root
+      blobs: createFileBlobStore({
+        root: join(root, '.stowage', 'blobs'),
+        layout: 'stowage',
+        readOnly: true,
+      }),
+      closeDatabase: true,
+    }).catch(async (error: unknown) => {
+      await db.close();
+      throw error;
+    });
+    try {
+      const tty = process.stderr.isTTY;
+      const result = await importRegistry({
+        source,
+        target,
+        ...(values.repository ? { repositories: values.repository } : {}),
+        signal: controller.signal,
+        onProgress: (p) => {
+          const line = `import: ${p.repositoriesDone} repositories, ${p.tagsDone} tags — ${p.repository}`;
+          if (tty) process.stderr.write(`\r\u001b[K${line}`);
+        },
+      });
+      if (tty) process.stderr.write('\n');
+      const summary: Record<string, unknown> = {
+        source: 'image-store',
+        repositories: result.repositories,
+        tags: result.tags,
+        manifests: result.manifests,
+        blobs: result.blobs,
+        blobsCopied: result.blobsCopied,
+        durationMs: Math.round(performance.now() - started),
+      };
+      if (values['row-count']) summary.rows = await new MetadataStore(db).counts();
+      process.stdout.write(`${JSON.stringify(summary)}\n`);
+      return 0;
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await source.close();
   }
 }
