@@ -138,31 +138,29 @@ async function seed(target: Target): Promise<void> {
   });
 }
 
-/** The wrk script that PUTs the manifest under a new tag per request (`<prefix><thread>-<n>`), counting statuses. */
-async function putScript(prefix: string): Promise<string> {
-  const path = join(work, `put-${prefix}.lua`);
-  const body = Buffer.from(image.manifest.bytes).toString('hex');
+/**
+ * Writes a wrk script: `init` and `request` are its own, and every script counts
+ * the answers whose status is not `expected`, printing `bad <n>` at the end.
+ */
+async function wrkScript(
+  name: string,
+  parts: { expected: number; init: string; request?: string },
+): Promise<string> {
+  const path = join(work, `${name}.lua`);
   await writeFile(
     path,
     `local threads = {}
-local body = (${JSON.stringify(body)}):gsub('..', function (cc) return string.char(tonumber(cc, 16)) end)
 function setup(thread)
   thread:set("id", #threads)
   table.insert(threads, thread)
 end
 function init(args)
-  n = 0
   bad = 0
-  wrk.method = "PUT"
-  wrk.body = body
-  wrk.headers["Content-Type"] = ${JSON.stringify(image.manifest.mediaType)}
+${parts.init}
 end
-function request()
-  n = n + 1
-  return wrk.format(nil, "/v2/${REPO}/manifests/${prefix}" .. id .. "-" .. n)
-end
+${parts.request ?? ''}
 function response(status, headers, body)
-  if status ~= 201 then bad = bad + 1 end
+  if status ~= ${parts.expected} then bad = bad + 1 end
 end
 function done(summary, latency, requests)
   local total = 0
@@ -174,27 +172,28 @@ end
   return path;
 }
 
-async function getScript(): Promise<string> {
-  const path = join(work, 'get.lua');
-  await writeFile(
-    path,
-    `local threads = {}
-function setup(thread) table.insert(threads, thread) end
-function init(args)
-  bad = 0
-  wrk.headers["Accept"] = ${JSON.stringify(image.manifest.mediaType)}
-end
-function response(status, headers, body)
-  if status ~= 200 then bad = bad + 1 end
-end
-function done(summary, latency, requests)
-  local total = 0
-  for _, thread in ipairs(threads) do total = total + thread:get("bad") end
-  io.write("bad " .. total .. "\\n")
-end
-`,
-  );
-  return path;
+/** PUTs the manifest under a new tag per request (`<prefix><thread>-<n>`). */
+function putScript(prefix: string): Promise<string> {
+  const body = Buffer.from(image.manifest.bytes).toString('hex');
+  return wrkScript(`put-${prefix}`, {
+    expected: 201,
+    init: `  n = 0
+  wrk.method = "PUT"
+  wrk.body = (${JSON.stringify(body)}):gsub('..', function (cc) return string.char(tonumber(cc, 16)) end)
+  wrk.headers["Content-Type"] = ${JSON.stringify(image.manifest.mediaType)}`,
+    request: `function request()
+  n = n + 1
+  return wrk.format(nil, "/v2/${REPO}/manifests/${prefix}" .. id .. "-" .. n)
+end`,
+  });
+}
+
+/** GETs the manifest the URL names. */
+function getScript(): Promise<string> {
+  return wrkScript('get', {
+    expected: 200,
+    init: `  wrk.headers["Accept"] = ${JSON.stringify(image.manifest.mediaType)}`,
+  });
 }
 
 /** Runs wrk; answers requests per second, refusing a run in which any answer had the wrong status. */

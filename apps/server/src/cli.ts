@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { createImageStore, type ImageStore } from '@stowage/image-store';
+import type { GarbageCollectReport } from '@stowage/oci';
 import { destination, pino } from 'pino';
 import { buildAuthorizer } from './auth.js';
 import { openServerDatabaseRegistry } from './backend.js';
@@ -374,17 +375,7 @@ async function main(argv: string[]): Promise<number> {
         deleteUntagged: values['delete-untagged'] === true,
         gracePeriodMs: config.gcGracePeriodMs,
       });
-      process.stdout.write(
-        `${JSON.stringify({
-          dryRun: report.dryRun,
-          manifestsRemoved: report.manifestsRemoved.length,
-          blobsRemoved: report.blobsRemoved.length,
-          bytesFreed: report.bytesFreed,
-          uploadsRemoved: report.uploadsRemoved,
-          recordDataRemoved: report.recordDataRemoved.length,
-          blobs: report.blobsRemoved,
-        })}\n`,
-      );
+      printGcReport(report, { recordDataRemoved: report.recordDataRemoved.length });
     } catch (error) {
       throw storageFailure(error, config.root, gcFixes);
     } finally {
@@ -432,6 +423,21 @@ async function main(argv: string[]): Promise<number> {
   return EXIT.ok;
 }
 
+/** The one JSON line `stowage-server gc` prints: counts, then the digests removed (`extra` before them). */
+function printGcReport(report: GarbageCollectReport, extra: Record<string, number> = {}): void {
+  process.stdout.write(
+    `${JSON.stringify({
+      dryRun: report.dryRun,
+      manifestsRemoved: report.manifestsRemoved.length,
+      blobsRemoved: report.blobsRemoved.length,
+      bytesFreed: report.bytesFreed,
+      uploadsRemoved: report.uploadsRemoved,
+      ...extra,
+      blobs: report.blobsRemoved,
+    })}\n`,
+  );
+}
+
 /** `stowage-server gc` in database mode: every unreferenced blob past the grace period, now. */
 async function collectInDatabase(
   config: ServerConfig & { database: NonNullable<ServerConfig['database']> },
@@ -447,16 +453,7 @@ async function collectInDatabase(
   const { registry } = await openServerDatabaseRegistry(config, { readOnly: dryRun });
   try {
     const report = await registry.garbageCollect({ dryRun, gracePeriodMs: config.gcGracePeriodMs });
-    process.stdout.write(
-      `${JSON.stringify({
-        dryRun: report.dryRun,
-        manifestsRemoved: report.manifestsRemoved.length,
-        blobsRemoved: report.blobsRemoved.length,
-        bytesFreed: report.bytesFreed,
-        uploadsRemoved: report.uploadsRemoved,
-        blobs: report.blobsRemoved,
-      })}\n`,
-    );
+    printGcReport(report);
   } finally {
     await registry.close();
   }

@@ -84,6 +84,8 @@ export interface ServerConfig {
     readonly maxConnections: number;
     readonly connectTimeoutMs: number;
   };
+  /** The web UI at `/ui/` (`ui.enabled`, default true). */
+  readonly ui: { readonly enabled: boolean };
   /** Database mode's online GC workers. */
   readonly onlineGc: {
     readonly enabled: boolean;
@@ -227,6 +229,8 @@ const KNOWN_KEYS: KeyTree = {
     interval: VALUE,
     deleteuntagged: VALUE,
   }),
+  /** The web UI at /ui/. */
+  ui: keys({ enabled: VALUE }),
   /** Database mode (GitLab's `database:` section, or one `url`). */
   database: keys({
     enabled: VALUE,
@@ -627,6 +631,7 @@ export function normalizeConfig(raw: Raw, baseDir: string): ServerConfig {
     access,
     gcGracePeriodMs: parseDuration(gc.graceperiod ?? '1h', 'gc.graceperiod'),
     ...databaseConfig(section(raw, 'database')),
+    ui: { enabled: bool(section(raw, 'ui').enabled, 'ui.enabled', true) },
     onlineGc: {
       enabled: !bool(gc.disabled, 'gc.disabled', false),
       reviewAfterMs:

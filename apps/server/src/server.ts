@@ -9,6 +9,7 @@ import { type Backend, openBackend } from './backend.js';
 import type { ServerConfig } from './config.js';
 import { ServerMetrics } from './metrics.js';
 import { type ServerSync, startServerSync } from './sync.js';
+import { createUi } from './ui.js';
 
 export interface RunningServer {
   /** `http(s)://host:port` the server listens on. */
@@ -33,6 +34,8 @@ export interface StartOptions {
   readonly logger?: Logger;
   /** Who may do what; default: anyone, anything. */
   readonly auth?: Authorizer;
+  /** Where the built web UI is (default: `dist/ui` of the package). */
+  readonly uiDirectory?: string;
 }
 
 /** File descriptors each connection may need: its socket, and a file it reads or writes (a blob, an upload). */
@@ -103,6 +106,15 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     onRequest: (record) => metrics.record(record),
     onUpload: (delta) => metrics.upload(delta),
   });
+  const ui = config.ui.enabled
+    ? createUi({
+        auth: options.auth,
+        login: config.auth.htpasswd ? 'htpasswd' : config.auth.token ? 'token' : 'none',
+        secure: config.tls !== undefined,
+        writable: { push: !config.readOnly, delete: !config.readOnly && config.deleteEnabled },
+        ...(options.uiDirectory ? { directory: options.uiDirectory } : {}),
+      })
+    : undefined;
   let draining = false;
   let inFlight = 0;
   let drained: (() => void) | undefined;
@@ -132,6 +144,11 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     if (path === '/metrics') {
       plain(response, 200, 'text/plain; version=0.0.4', metrics.render() + backend.metrics());
       return undefined;
+    }
+    if (ui) {
+      const served = ui.handle(request, response, path ?? '/');
+      if (served) return served;
+      if (ui.prepare(request, response)) return undefined;
     }
     inFlight++;
     response.once('close', () => {
