@@ -3,13 +3,16 @@
 // code of each; --version and each command's --help; a positional config file;
 // the environment and unknown configuration keys; gc --dry-run writing nothing;
 // and scripts/start.sh, whose PID is the server's.
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createFileBlobStore } from '@stowage/blob-store';
+import { createDatabaseRegistry } from '@stowage/database-store';
 import { createImageStore } from '@stowage/image-store';
+import { createPostgresDatabase, migrate } from '@stowage/metadata-db';
 import {
   createTestDatabase,
   postgresPeer,
@@ -21,46 +24,20 @@ import {
   snapshotTree,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bin, ensureBinary, type Run, run, serving, stopServers } from '../test/binary.js';
 
 const appDir = join(import.meta.dirname, '..');
 const repoRoot = join(appDir, '../..');
-const bin = join(appDir, 'dist/cli.js');
 const version = (JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as { version: string })
   .version;
 
 const dirs: string[] = [];
-const children = new Set<ReturnType<typeof spawn>>();
 afterAll(async () => {
-  for (const child of children) {
-    // a test that failed may leave a server behind: its whole process group goes
-    if (child.exitCode === null && child.signalCode === null && child.pid) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {}
-    }
-  }
+  await stopServers();
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
-/** The binary is built by scripts/test.sh; a missing or stale one is rebuilt here (its dependencies too). */
-beforeAll(() => {
-  const sources = [
-    join(appDir, 'package.json'),
-    ...readdirSync(join(appDir, 'src'))
-      .filter((name) => name.endsWith('.ts') && !name.endsWith('.test.ts'))
-      .map((name) => join(appDir, 'src', name)),
-  ];
-  const newest = Math.max(...sources.map((file) => statSync(file).mtimeMs));
-  if (existsSync(bin) && statSync(bin).mtimeMs >= newest) return;
-  const build = spawnSync(
-    'pnpm',
-    ['turbo', 'run', 'build', '--filter', '@stowage/server...', '--output-logs=errors-only'],
-    { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' } },
-  );
-  if (build.status !== 0 || !existsSync(bin)) {
-    throw new Error(`apps/server/dist/cli.js could not be built:\n${build.stdout}\n${build.stderr}`);
-  }
-}, 300_000);
+beforeAll(ensureBinary, 300_000);
 
 async function tempDir(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'stowage-server-cli-'));
@@ -68,87 +45,9 @@ async function tempDir(): Promise<string> {
   return dir;
 }
 
-/** The test runner's environment without STOWAGE_* and REGISTRY_* variables, plus `extra`. */
-function environment(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !/^(STOWAGE|REGISTRY)_/.test(name)),
-  );
-  return { ...env, ...extra };
-}
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** Runs the built binary to its end (for mistakes that stop it before it serves). */
-function run(args: string[], options: { cwd?: string; env?: Record<string, string> } = {}): Run {
-  const result = spawnSync(process.execPath, [bin, ...args], {
-    cwd: options.cwd ?? tmpdir(),
-    env: environment(options.env),
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
 /** Exactly one line on stderr, no stack trace. */
 function expectOneLine(result: Run, code: number, line: string): void {
   expect({ code: result.code, stderr: result.stderr }).toEqual({ code, stderr: `stowage-server: ${line}\n` });
-}
-
-interface Serving {
-  readonly url: string;
-  readonly logs: Record<string, unknown>[];
-  readonly child: ReturnType<typeof spawn>;
-  stop(): Promise<number | null>;
-}
-
-/** Starts a command that serves; resolves once it logs `listening` (or rejects with what it printed). */
-function serving(
-  command: string,
-  args: string[],
-  options: { cwd?: string; env?: Record<string, string> } = {},
-): Promise<Serving> {
-  const child = spawn(command, args, {
-    cwd: options.cwd ?? tmpdir(),
-    env: environment(options.env),
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  children.add(child);
-  const logs: Record<string, unknown>[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    let pending = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        logs.push(entry);
-        if (entry.msg === 'listening') {
-          resolve({
-            url: entry.url as string,
-            logs,
-            child,
-            stop: () => {
-              child.kill('SIGTERM');
-              return exited;
-            },
-          });
-        }
-      }
-    });
-    void exited.then((code) => reject(new Error(`exited with ${code} before listening:\n${stderr}`)));
-  });
 }
 
 async function freePort(): Promise<number> {
@@ -613,6 +512,45 @@ describe('stowage-server in database mode', () => {
           4,
           `the database ${fresh.url} is not migrated: pending 0001_initial, 0002_database_mode (run: stowage db migrate)`,
         );
+      } finally {
+        await fresh.drop();
+      }
+    });
+
+    it('gc --database-url collects unreferenced blobs now: a dry run reports them, a run removes them', async () => {
+      const root = await tempDir();
+      const fresh = await createTestDatabase('stowage_server_gc');
+      try {
+        const db = createPostgresDatabase({ connectionString: fresh.url });
+        await migrate(db);
+        // what a database-mode server over a new root stores: distribution's layout under the root
+        const registry = await createDatabaseRegistry({
+          database: db,
+          blobs: createFileBlobStore({ root, layout: 'distribution' }),
+          closeDatabase: true,
+        });
+        const image = randomImage({ seed: 21 });
+        const orphan = randomBlob(700, { seed: 22 });
+        await pushImage(registry, 'app', image, 'v1');
+        await registry.putBlob('app', orphan.bytes, { digest: orphan.descriptor.digest });
+        await registry.close();
+        const args = ['gc', '--root', root, '--database-url', fresh.url, '--grace-period', '0s'];
+        expect(run([...args, '--delete-untagged']).code).toBe(2);
+        const dry = run([...args, '--dry-run']);
+        expect({ code: dry.code, stderr: dry.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(JSON.parse(dry.stdout)).toMatchObject({
+          dryRun: true,
+          blobsRemoved: 1,
+          blobs: [orphan.descriptor.digest],
+        });
+        const real = run(args);
+        expect({ code: real.code, stderr: real.stderr }).toEqual({ code: 0, stderr: '' });
+        expect(JSON.parse(real.stdout)).toMatchObject({
+          dryRun: false,
+          blobs: [orphan.descriptor.digest],
+          bytesFreed: 700,
+        });
+        expect(JSON.parse(run([...args, '--dry-run']).stdout)).toMatchObject({ blobsRemoved: 0 });
       } finally {
         await fresh.drop();
       }

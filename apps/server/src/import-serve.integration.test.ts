@@ -7,8 +7,7 @@
 // same directory (`--root <rootdirectory> --database-url <url>`). skopeo
 // (inspect, copy --all --preserve-digests) and podman (pull, unpacking every
 // layer) then fetch every tag docker-registry had, with identical digests.
-import { execFile, spawn, spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,100 +35,14 @@ import {
   type TestDatabase,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bin, ensureBinary, type Serving, serving, stopServers } from '../test/binary.js';
 
 const run = promisify(execFile);
-const appDir = join(import.meta.dirname, '..');
-const repoRoot = join(appDir, '../..');
-const bin = join(appDir, 'dist/cli.js');
 const postgres = await postgresPeer();
 
-const children = new Set<ReturnType<typeof spawn>>();
-afterAll(() => {
-  for (const child of children) {
-    // a test that failed may leave a server behind: its whole process group goes
-    if (child.exitCode === null && child.signalCode === null && child.pid) {
-      try {
-        process.kill(-child.pid, 'SIGKILL');
-      } catch {}
-    }
-  }
-});
+afterAll(stopServers);
 
-/** The binary is built by scripts/test.sh; a missing or stale one is rebuilt here (its dependencies too). */
-beforeAll(() => {
-  const sources = [
-    join(appDir, 'package.json'),
-    ...readdirSync(join(appDir, 'src'))
-      .filter((name) => name.endsWith('.ts') && !name.endsWith('.test.ts'))
-      .map((name) => join(appDir, 'src', name)),
-  ];
-  const newest = Math.max(...sources.map((file) => statSync(file).mtimeMs));
-  if (existsSync(bin) && statSync(bin).mtimeMs >= newest) return;
-  const build = spawnSync(
-    'pnpm',
-    ['turbo', 'run', 'build', '--filter', '@stowage/server...', '--output-logs=errors-only'],
-    { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' } },
-  );
-  if (build.status !== 0 || !existsSync(bin)) {
-    throw new Error(`apps/server/dist/cli.js could not be built:\n${build.stdout}\n${build.stderr}`);
-  }
-}, 300_000);
-
-/** The test runner's environment without STOWAGE_* and REGISTRY_* variables. */
-function environment(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !/^(STOWAGE|REGISTRY)_/.test(name)),
-  );
-}
-
-interface Serving {
-  readonly url: string;
-  readonly logs: Record<string, unknown>[];
-  readonly child: ReturnType<typeof spawn>;
-  stop(): Promise<number | null>;
-}
-
-/** Starts a command that serves; resolves once it logs `listening` (or rejects with what it printed). */
-function serving(command: string, args: string[]): Promise<Serving> {
-  const child = spawn(command, args, {
-    cwd: tmpdir(),
-    env: environment(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true,
-  });
-  children.add(child);
-  const logs: Record<string, unknown>[] = [];
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    let pending = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        logs.push(entry);
-        if (entry.msg === 'listening') {
-          resolve({
-            url: entry.url as string,
-            logs,
-            child,
-            stop: () => {
-              child.kill('SIGTERM');
-              return exited;
-            },
-          });
-        }
-      }
-    });
-    void exited.then((code) => reject(new Error(`exited with ${code} before listening:\n${stderr}`)));
-  });
-}
+beforeAll(ensureBinary, 300_000);
 
 /** Runs podman; a failure says the command and what podman printed. */
 async function podman(...args: string[]): Promise<string> {

@@ -5,8 +5,7 @@
 // moves of one tag from every replica end with one winner all of them answer;
 // and a replica SIGKILLed in the middle of pushes loses nothing it
 // acknowledged, while the others (and a replica started afterwards) serve it all.
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,87 +27,17 @@ import {
   type TestDatabase,
 } from '@stowage/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bin, ensureBinary, type Serving, serving, stopServers } from '../test/binary.js';
 import { databaseUploadsDir } from './backend.js';
 
-const appDir = join(import.meta.dirname, '..');
-const repoRoot = join(appDir, '../..');
-const bin = join(appDir, 'dist/cli.js');
+beforeAll(ensureBinary, 300_000);
 
-/** The newest modification time of the non-test sources under `dir` (recursively). */
-function newestSource(dir: string): number {
-  let newest = 0;
-  for (const entry of readdirSync(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || !entry.name.endsWith('.ts') || entry.name.endsWith('.test.ts')) continue;
-    newest = Math.max(newest, statSync(join(entry.parentPath, entry.name)).mtimeMs);
-  }
-  return newest;
-}
-
-/**
- * The binary is built by scripts/test.sh; a missing or stale one is rebuilt
- * here. Stale means older than the server's sources, or a workspace package
- * it imports (from its dist/) older than that package's sources.
- */
-beforeAll(async () => {
-  const manifest = JSON.parse(readFileSync(join(appDir, 'package.json'), 'utf8')) as {
-    dependencies: Record<string, string>;
-  };
-  const built: { src: string; dist: string }[] = [{ src: join(appDir, 'src'), dist: bin }];
-  for (const [name, version] of Object.entries(manifest.dependencies)) {
-    if (!version.startsWith('workspace:')) continue;
-    const dir = join(repoRoot, 'packages', name.replace('@stowage/', ''));
-    built.push({ src: join(dir, 'src'), dist: join(dir, 'dist', 'index.js') });
-  }
-  const stale = built.some(
-    ({ src, dist }) => !existsSync(dist) || statSync(dist).mtimeMs < newestSource(src),
-  );
-  if (!stale) return;
-  // asynchronously: a worker blocked for the whole build misses vitest's RPC deadlines
-  const build = await new Promise<{ status: number | null; output: string }>((resolve) => {
-    const child = spawn(
-      'pnpm',
-      ['turbo', 'run', 'build', '--filter', '@stowage/server...', '--output-logs=errors-only'],
-      {
-        cwd: repoRoot,
-        env: { ...process.env, TURBO_TELEMETRY_DISABLED: '1' },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let output = '';
-    child.stdout.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.stderr.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    child.once('close', (status) => resolve({ status, output }));
-  });
-  if (build.status !== 0 || !existsSync(bin)) {
-    throw new Error(`apps/server/dist/cli.js could not be built:\n${build.output}`);
-  }
-}, 300_000);
-
-/** The test runner's environment without STOWAGE_* and REGISTRY_* variables. */
-function environment(): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(process.env).filter(([name]) => !/^(STOWAGE|REGISTRY)_/.test(name)),
-  );
-}
-
-interface Replica {
+interface Replica extends Serving {
   readonly name: string;
-  /** `http://127.0.0.1:<port>`, from its `listening` line. */
-  readonly url: string;
-  readonly child: ChildProcess;
-  /** Resolves with the signal (or exit code) the process ended with. */
-  readonly exited: Promise<string | number | null>;
   /** A registry client that never retries (a failure is the test's to see). */
   readonly client: RegistryClient;
-  /** What it wrote on stderr, for failure messages. */
-  stderr(): string;
 }
 
-const children = new Set<ChildProcess>();
 const clients: RegistryClient[] = [];
 
 /** A registry client of `url` that never retries, with `options` on top. */
@@ -128,60 +57,20 @@ function clientOf(url: string, options: Partial<Parameters<typeof createRegistry
  * Starts `stowage-server serve --root <root> --addr 127.0.0.1:0 --database-url <url>`
  * and resolves once it logs `listening` (rejects with its stderr when it exits first).
  */
-function startReplica(name: string, root: string, databaseUrl: string): Promise<Replica> {
-  const child = spawn(
-    process.execPath,
-    [bin, 'serve', '--root', root, '--addr', '127.0.0.1:0', '--database-url', databaseUrl],
-    { cwd: tmpdir(), env: environment(), stdio: ['ignore', 'pipe', 'pipe'], detached: true },
-  );
-  children.add(child);
-  const exited = new Promise<string | number | null>((resolve) =>
-    child.once('exit', (code, signal) => resolve(signal ?? code)),
-  );
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
+async function startReplica(name: string, root: string, databaseUrl: string): Promise<Replica> {
+  const server = await serving(process.execPath, [
+    bin,
+    'serve',
+    '--root',
+    root,
+    '--addr',
+    '127.0.0.1:0',
+    '--database-url',
+    databaseUrl,
+  ]).catch((error: Error) => {
+    throw new Error(`replica ${name} ${error.message}`);
   });
-  return new Promise((resolve, reject) => {
-    let pending = '';
-    let listening = false;
-    // read to the end, always: a full pipe would stop the server's logging (and the server)
-    child.stdout?.on('data', (chunk: Buffer) => {
-      if (listening) return;
-      pending += chunk.toString();
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
-      for (const line of lines) {
-        if (!line.startsWith('{')) continue;
-        const entry = JSON.parse(line) as Record<string, unknown>;
-        if (entry.msg !== 'listening') continue;
-        listening = true;
-        const url = entry.url as string;
-        resolve({ name, url, child, exited, client: clientOf(url), stderr: () => stderr });
-        return;
-      }
-    });
-    void exited.then((code) =>
-      reject(new Error(`replica ${name} exited with ${code} before listening:\n${stderr}`)),
-    );
-  });
-}
-
-async function stopAll(): Promise<void> {
-  await Promise.all(
-    [...children].map(async (child) => {
-      if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
-      const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => {
-        try {
-          if (child.pid) process.kill(-child.pid, 'SIGKILL');
-        } catch {}
-      }, 5_000);
-      await gone;
-      clearTimeout(timer);
-    }),
-  );
+  return { ...server, name, client: clientOf(server.url) };
 }
 
 /** The response's body as bytes. */
@@ -321,7 +210,7 @@ describe('stowage-server replicas: three processes on one database and one blob 
 
   afterAll(async () => {
     for (const client of clients) await client.close().catch(() => undefined);
-    await stopAll();
+    await stopServers();
     await database?.drop().catch(() => undefined);
     if (root) await rm(root, { recursive: true, force: true });
   }, 30_000);
@@ -634,7 +523,7 @@ describe('stowage-server replicas: three processes on one database and one blob 
     const pushing = Promise.all([0, 1, 2, 3].map(pusher));
     await Promise.race([enoughAcknowledged, pushing]);
     killed = true;
-    victim.child.kill('SIGKILL');
+    void victim.kill('SIGKILL');
     await pushing;
     expect(await victim.exited).toBe('SIGKILL');
     // no push failed while the victim lived, and every pusher was cut off mid-push by the kill
