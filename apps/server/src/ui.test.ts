@@ -213,8 +213,17 @@ describe('UI sessions over htpasswd', () => {
   });
 
   it('gives the page the user’s access: the API answers as it would answer the user', async () => {
-    // anonymous: the API asks for credentials
-    expect((await fetch(`${server.url}/v2/team/app/tags/list`)).status).toBe(401);
+    // anonymous: the API asks for credentials, with a Basic challenge for clients...
+    const anonymous = await fetch(`${server.url}/v2/team/app/tags/list`);
+    expect([anonymous.status, anonymous.headers.get('www-authenticate')]).toEqual([
+      401,
+      'Basic realm="stowage"',
+    ]);
+    // ...and without one for the page's own requests, so no browser password dialog covers its form
+    const fromPage = await fetch(`${server.url}/v2/team/app/tags/list`, {
+      headers: { 'sec-fetch-site': 'same-origin', 'sec-fetch-dest': 'empty', 'sec-fetch-mode': 'cors' },
+    });
+    expect([fromPage.status, fromPage.headers.get('www-authenticate')]).toEqual([401, null]);
     const tags = await fetch(`${server.url}/v2/team/app/tags/list`, { headers: { cookie: bob } });
     expect([tags.status, await tags.json()]).toEqual([200, { name: 'team/app', tags: ['v1', 'v2'] }]);
     const access = (who: string) =>

@@ -137,6 +137,21 @@ async function readBody(request: IncomingMessage, limit: number): Promise<Buffer
   return Buffer.concat(chunks);
 }
 
+/** Drops `WWW-Authenticate` from whatever the response will send. */
+function withoutChallenge(response: ServerResponse): void {
+  const writeHead = response.writeHead;
+  response.writeHead = function (this: ServerResponse, status: number, ...rest: unknown[]) {
+    this.removeHeader('www-authenticate');
+    const headers = rest.at(-1);
+    if (headers && typeof headers === 'object' && !Array.isArray(headers)) {
+      for (const name of Object.keys(headers)) {
+        if (name.toLowerCase() === 'www-authenticate') delete (headers as Record<string, unknown>)[name];
+      }
+    }
+    return (writeHead as (...args: unknown[]) => ServerResponse).call(this, status, ...rest);
+  } as ServerResponse['writeHead'];
+}
+
 export interface Ui {
   /**
    * Answers a request under `/ui` (static files and the session API); `false`
@@ -339,6 +354,14 @@ export function createUi(options: UiOptions): Ui {
     },
 
     prepare(request, response) {
+      // the page's own requests (only browsers send Sec-Fetch-*): no Basic challenge, or the
+      // browser would open its password dialog over the page's login form
+      if (
+        request.headers['sec-fetch-site'] === 'same-origin' &&
+        request.headers['sec-fetch-dest'] === 'empty'
+      ) {
+        withoutChallenge(response);
+      }
       const session = sessionOf(request);
       if (!session) return false;
       const method = request.method ?? 'GET';
