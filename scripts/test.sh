@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Runs every check and every test on a fresh machine: installs pnpm, the
 # dependencies and every Debian peer the tests use (docker-registry, skopeo,
-# podman, htpasswd, openssl, tar) when missing, then lint, typecheck, build,
-# publint, attw, the pack check (scripts/pack-check.mjs), a release dry run and
+# podman, htpasswd, openssl, tar, and chromium for the web UI's browser tests)
+# when missing, then lint, typecheck, build, publint, attw, the pack check (scripts/pack-check.mjs), a release dry run and
 # the whole vitest suite.
 # With CI=true a peer that is still missing makes its tests fail, not skip.
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
 
 # command:Debian package
-peers=(docker-registry:docker-registry skopeo:skopeo podman:podman htpasswd:apache2-utils openssl:openssl tar:tar)
+peers=(docker-registry:docker-registry skopeo:skopeo podman:podman htpasswd:apache2-utils openssl:openssl tar:tar chromium:chromium)
 missing=()
 for peer in "${peers[@]}"; do command -v "${peer%%:*}" >/dev/null 2>&1 || missing+=("${peer#*:}"); done
 if ((${#missing[@]})); then
