@@ -84,3 +84,81 @@ export async function durableWriteRate(dir: string, mib: number): Promise<number
   await rm(path, { force: true });
   return (mib * MiB) / 1e6 / seconds;
 }
+
+export interface SourceServer {
+  readonly port: number;
+  readonly pid: number | undefined;
+  /** SIGTERM, and wait for the exit (nothing when it already exited). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `stowage-server` from source (tsx, the source condition) in its own
+ * process on a free port, with `args` (`--root`, `--database-url`, …) and
+ * `--log-level warn`, and waits until `probe` answers `status` (60 s at most).
+ */
+export async function startStowageServer(options: {
+  readonly args: readonly string[];
+  readonly probe?: {
+    readonly path: string;
+    readonly status: number;
+    readonly headers?: Record<string, string>;
+  };
+}): Promise<SourceServer> {
+  const { freePort } = await import('@stowage/testing');
+  const { request } = await import('node:http');
+  const repoRoot = join(import.meta.dirname, '..');
+  const port = await freePort();
+  const child = spawn(
+    process.execPath,
+    [
+      '--conditions=@stowage/source',
+      '--import',
+      'tsx',
+      join(repoRoot, 'apps/server/src/cli.ts'),
+      ...options.args,
+      '--addr',
+      `127.0.0.1:${port}`,
+      '--log-level',
+      'warn',
+    ],
+    { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] },
+  );
+  let exited = false;
+  const gone = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  const probe = options.probe ?? { path: '/readyz', status: 200 };
+  const status = () =>
+    new Promise<number>((resolve) => {
+      const req = request(
+        { host: '127.0.0.1', port, path: probe.path, headers: probe.headers ?? {} },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', () => resolve(0));
+      req.end();
+    });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited)
+      throw new Error(`stowage-server ${options.args.join(' ')} exited before answering ${probe.path}`);
+    if (Date.now() > deadline) throw new Error(`stowage-server did not answer ${probe.path} within 60 s`);
+    if ((await status()) === probe.status) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return {
+    port,
+    pid: child.pid,
+    stop: async () => {
+      if (exited) return;
+      child.kill('SIGTERM');
+      await gone;
+    },
+  };
+}

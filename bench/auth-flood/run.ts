@@ -13,15 +13,14 @@
 // which no sharing of identical verifications helps).
 // Goal: probes under 50 ms, the logged-in user's request under 300 ms.
 // Usage: pnpm bench auth-flood [seconds=10] [floods=same,varied]
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { freePort, startDockerRegistry } from '@stowage/testing';
-import { report, run } from '../lib.js';
+import { startDockerRegistry } from '@stowage/testing';
+import { report, run, startStowageServer } from '../lib.js';
 
 const seconds = Number(process.argv[2] ?? 10);
 const floods = (process.argv[3] ?? 'same,varied').split(',');
@@ -72,47 +71,15 @@ function get(port: number, path: string, authorization?: string): Promise<{ stat
 async function startOurs(): Promise<Target> {
   const htpasswd = join(work, 'htpasswd');
   await writeFile(htpasswd, await run('htpasswd', ['-Bbn', USER, PASSWORD]));
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      '--conditions=@stowage/source',
-      '--import',
-      'tsx',
-      join(repoRoot, 'apps/server/src/cli.ts'),
-      '--root',
-      join(work, 'ours'),
-      '--addr',
-      `127.0.0.1:${port}`,
-      '--htpasswd',
-      htpasswd,
-      '--log-level',
-      'warn',
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  let exited = false;
-  child.once('exit', () => {
-    exited = true;
+  const server = await startStowageServer({
+    args: ['--root', join(work, 'ours'), '--htpasswd', htpasswd],
+    probe: { path: '/healthz', status: 200 },
   });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) throw new Error('stowage-server exited before answering /healthz');
-    if (Date.now() > deadline) throw new Error('stowage-server did not answer /healthz within 60 s');
-    const answer = await get(port, '/healthz').catch(() => undefined);
-    if (answer?.status === 200) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
   return {
     name: 'stowage-server',
-    port,
+    port: server.port,
     probe: { path: '/healthz', status: 200 },
-    stop: async () => {
-      if (exited) return;
-      const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await gone;
-    },
+    stop: server.stop,
   };
 }
 

@@ -9,22 +9,21 @@
 //   database and root, with the CPU each part used (PostgreSQL, the replicas,
 //   wrk), so the bound is visible: on 2 cores, the figure is what counts.
 // Usage: pnpm bench database [tags=100000] [repos=10000] [seconds=10]
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { createPostgresDatabase, migrate } from '@stowage/metadata-db';
-import { createTestDatabase, freePort, randomImage, startDockerRegistry } from '@stowage/testing';
+import { createTestDatabase, randomImage, startDockerRegistry } from '@stowage/testing';
 import { Pool } from 'undici';
-import { report, run } from '../lib.js';
+import { report, run, startStowageServer } from '../lib.js';
 
 const tagCount = Number(process.argv[2] ?? 100_000);
 const repoCount = Number(process.argv[3] ?? 10_000);
 const seconds = Number(process.argv[4] ?? 10);
 const work = await mkdtemp(join(tmpdir(), 'stowage-bench-database-'));
-const repoRoot = join(import.meta.dirname, '..', '..');
 const image = randomImage({ layers: 1, layerSize: 4096 });
 const REPO = 'bench/tags';
 
@@ -37,49 +36,16 @@ interface Target {
 }
 
 async function startServer(name: string, args: string[]): Promise<Target> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      '--conditions=@stowage/source',
-      '--import',
-      'tsx',
-      join(repoRoot, 'apps/server/src/cli.ts'),
-      ...args,
-      '--addr',
-      `127.0.0.1:${port}`,
-      '--log-level',
-      'warn',
-    ],
-    { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] },
-  );
-  let exited = false;
-  child.once('exit', () => {
-    exited = true;
-  });
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections: 32 });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) throw new Error(`${name} exited before answering /readyz`);
-    if (Date.now() > deadline) throw new Error(`${name} did not answer /readyz within 60 s`);
-    const ok = await pool
-      .request({ path: '/readyz', method: 'GET' })
-      .then(async (r) => (await r.body.text(), r.statusCode === 200))
-      .catch(() => false);
-    if (ok) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const server = await startStowageServer({ args });
+  const pool = new Pool(`http://127.0.0.1:${server.port}`, { connections: 32 });
   return {
     name,
-    port,
-    ...(child.pid ? { pid: child.pid } : {}),
+    port: server.port,
+    ...(server.pid ? { pid: server.pid } : {}),
     pool,
     stop: async () => {
       await pool.close();
-      if (exited) return;
-      const gone = new Promise((resolve) => child.once('exit', resolve));
-      child.kill('SIGTERM');
-      await gone;
+      await server.stop();
     },
   };
 }
