@@ -138,6 +138,37 @@ async function lockManifests(
   return new Map(rows.map((row) => [decodeDigest(row.digest), num(row.id)]));
 }
 
+/**
+ * Points `tag` at the manifest `digest` when the repository has it, in one
+ * autocommitted statement (the manifest row locked `FOR KEY SHARE`, so a
+ * review cannot delete it meanwhile); false when the manifest is not there
+ * (the full push then records it).
+ */
+async function tagStored(
+  db: Queryable,
+  ctx: StoreContext,
+  repository: string,
+  digest: Digest,
+  tag: string,
+): Promise<boolean> {
+  const repo = await ctx.findRepository(db, repository);
+  if (!repo) return false;
+  const { rows } = await db.query<{ found: boolean }>(
+    `WITH m AS (SELECT id FROM manifests
+                WHERE top_level_namespace_id = $1 AND repository_id = $2 AND digest = $3 FOR KEY SHARE),
+          t AS (INSERT INTO tags (top_level_namespace_id, repository_id, manifest_id, name)
+                SELECT $1, $2, m.id, $4 FROM m
+                ON CONFLICT (top_level_namespace_id, repository_id, name) DO UPDATE
+                  SET manifest_id = EXCLUDED.manifest_id, updated_at = now()
+                  WHERE tags.manifest_id IS DISTINCT FROM EXCLUDED.manifest_id
+                RETURNING 1)
+     SELECT EXISTS (SELECT 1 FROM m) AS found`,
+    [repo.namespaceId, repo.id, encodeDigest(digest), tag],
+    { prepare: true },
+  );
+  return rows[0]?.found === true;
+}
+
 export function manifestMembers(ctx: StoreContext) {
   const { db, meta } = ctx;
 
@@ -196,6 +227,14 @@ export function manifestMembers(ctx: StoreContext) {
       const references = manifestReferences(parsed);
       const subject = subjectOf(parsed.manifest);
       const bytes = Uint8Array.from(options.bytes);
+      // an image manifest the repository has: its blobs are its layers' already, so tagging it is one statement
+      if (
+        'tag' in target &&
+        parsed.kind === 'image' &&
+        (await tagStored(db, ctx, repository, parsed.digest, target.tag))
+      ) {
+        return { digest: parsed.digest, ...(subject ? { subject } : {}) };
+      }
       try {
         await transact(db, async (tx) => {
           const repo = await ctx.ensureRepository(tx, repository);
