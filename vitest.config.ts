@@ -23,7 +23,11 @@ export default defineConfig({
   test: {
     projects: workspaces.map((dir) => ({
       extends: true,
-      test: { name: dir.split('/')[1] ?? dir, root: dir, include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'ui/src/**/*.test.ts'] },
+      test: {
+        name: dir.split('/')[1] ?? dir,
+        root: dir,
+        include: ['src/**/*.test.ts', 'test/**/*.test.ts', 'ui/src/**/*.test.ts'],
+      },
     })),
     globals: true,
     testTimeout: 30_000,

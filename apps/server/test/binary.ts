@@ -12,6 +12,8 @@ import { join } from 'node:path';
 const appDir = join(import.meta.dirname, '..');
 const repoRoot = join(appDir, '../..');
 export const bin = join(appDir, 'dist/cli.js');
+/** The built web UI's page (apps/server/dist/ui/index.html), which the server serves at /ui/. */
+export const uiIndex = join(appDir, 'dist/ui/index.html');
 
 /** The modification time of `file`, or -1 when it does not exist. */
 async function modified(file: string): Promise<number> {
@@ -21,14 +23,22 @@ async function modified(file: string): Promise<number> {
   );
 }
 
-/** The newest modification time of the non-test sources under `dir` (recursively). */
-async function newestSource(dir: string): Promise<number> {
+/** The newest modification time of the non-test sources (`extensions`) under `dir` (recursively). */
+async function newestSource(dir: string, extensions: readonly string[] = ['.ts']): Promise<number> {
   let newest = 0;
   for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
-    if (!entry.isFile() || !entry.name.endsWith('.ts') || entry.name.endsWith('.test.ts')) continue;
+    if (!entry.isFile() || entry.name.endsWith('.test.ts')) continue;
+    if (!extensions.some((extension) => entry.name.endsWith(extension))) continue;
     newest = Math.max(newest, await modified(join(entry.parentPath, entry.name)));
   }
   return newest;
+}
+
+/** The newest modification time of the web UI's sources (apps/server/ui, built by Vite into dist/ui). */
+async function newestUiSource(): Promise<number> {
+  const ui = join(appDir, 'ui');
+  const files = ['index.html', 'vite.config.ts', 'tsconfig.json'].map((name) => modified(join(ui, name)));
+  return Math.max(...(await Promise.all(files)), await newestSource(join(ui, 'src'), ['.ts', '.css']));
 }
 
 /** The workspace packages (`packages/<name>`) that the package in `dir` depends on, and theirs in turn. */
@@ -49,8 +59,9 @@ async function workspaceDependencies(dir: string, found = new Set<string>()): Pr
 /**
  * The binary is built by scripts/test.sh; a missing or stale one is rebuilt
  * here (a beforeAll of every file that runs it; allow it minutes). Stale means
- * older than the server's package.json or sources, or a workspace package it
- * imports (from its dist/) older than that package's sources.
+ * older than the server's package.json or sources, a built web UI (dist/ui)
+ * older than its sources (ui/), or a workspace package it imports (from its
+ * dist/) older than that package's sources.
  */
 export async function ensureBinary(): Promise<void> {
   const built: { sources: number; dist: string }[] = [
@@ -61,6 +72,7 @@ export async function ensureBinary(): Promise<void> {
       ),
       dist: bin,
     },
+    { sources: await newestUiSource(), dist: uiIndex },
   ];
   for (const dir of await workspaceDependencies(appDir)) {
     built.push({ sources: await newestSource(join(dir, 'src')), dist: join(dir, 'dist', 'index.js') });
@@ -88,8 +100,8 @@ export async function ensureBinary(): Promise<void> {
     });
     child.once('close', (status) => resolve({ status, output }));
   });
-  if (build.status !== 0 || !existsSync(bin)) {
-    throw new Error(`apps/server/dist/cli.js could not be built:\n${build.output}`);
+  if (build.status !== 0 || !existsSync(bin) || !existsSync(uiIndex)) {
+    throw new Error(`apps/server/dist (cli.js, ui/) could not be built:\n${build.output}`);
   }
 }
 

@@ -64,6 +64,7 @@ export {
   type RegistryContents,
   readRegistryContents,
   type ServedManifest,
+  type SkopeoCopyOptions,
   type SkopeoPush,
   skopeo,
   skopeoCopy,

@@ -179,12 +179,22 @@ export async function skopeo(args: readonly string[]): Promise<Buffer> {
   }
 }
 
+/** What a push with skopeo may add to each `skopeo copy`. */
+export interface SkopeoCopyOptions {
+  /** More `skopeo copy` options (`--dest-creds user:password`, say), before the source. */
+  readonly args?: readonly string[];
+}
+
 /**
  * `skopeo copy --all --preserve-digests` (every platform of an index, no
  * manifest rewritten), TLS verification off on both sides: the test
  * registries speak plain HTTP on loopback.
  */
-export async function skopeoCopy(source: string, destination: string): Promise<void> {
+export async function skopeoCopy(
+  source: string,
+  destination: string,
+  options: SkopeoCopyOptions = {},
+): Promise<void> {
   await skopeo([
     'copy',
     '--quiet',
@@ -192,6 +202,7 @@ export async function skopeoCopy(source: string, destination: string): Promise<v
     '--preserve-digests',
     '--src-tls-verify=false',
     '--dest-tls-verify=false',
+    ...(options.args ?? []),
     source,
     destination,
   ]);
@@ -207,6 +218,7 @@ export async function pushWithSkopeo(
   host: string,
   pushes: readonly SkopeoPush[],
   sources: readonly string[],
+  options: SkopeoCopyOptions = {},
 ): Promise<void> {
   const byRepository = new Map<string, (() => Promise<void>)[]>();
   for (const [i, push] of pushes.entries()) {
@@ -214,7 +226,7 @@ export async function pushWithSkopeo(
     if (source === undefined) throw new Error(`no source for push ${i} (${push.repository})`);
     const jobs = byRepository.get(push.repository) ?? [];
     for (const tag of push.tags)
-      jobs.push(() => skopeoCopy(source, `docker://${host}/${push.repository}:${tag}`));
+      jobs.push(() => skopeoCopy(source, `docker://${host}/${push.repository}:${tag}`, options));
     byRepository.set(push.repository, jobs);
   }
   await Promise.all(
@@ -226,16 +238,16 @@ export async function pushWithSkopeo(
 
 /**
  * Writes the sources of `pushes` (default: a fresh `skopeoTreePlan()`) under
- * `work` and pushes them all with skopeo into the registry at `host`; answers
- * what was pushed.
+ * `work` and pushes them all with skopeo into the registry at `host` (with
+ * `args` added to each copy: credentials, say); answers what was pushed.
  */
 export async function populateWithSkopeo(
   host: string,
-  options: { readonly work: string; readonly pushes?: readonly SkopeoPush[] },
+  options: { readonly work: string; readonly pushes?: readonly SkopeoPush[] } & SkopeoCopyOptions,
 ): Promise<readonly SkopeoPush[]> {
   const pushes = options.pushes ?? skopeoTreePlan();
   const sources = await writeSkopeoSources(options.work, pushes);
-  await pushWithSkopeo(host, pushes, sources);
+  await pushWithSkopeo(host, pushes, sources, options.args ? { args: options.args } : {});
   return pushes;
 }
 
