@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { createPostgresDatabase, migrate } from '@stowage/metadata-db';
 import { createTestDatabase, randomImage, startDockerRegistry } from '@stowage/testing';
 import { Pool } from 'undici';
+import { fillRepositories, type HttpTarget, inParallel, seedImage, tagImage } from '../fill.js';
 import { report, run, startStowageServer } from '../lib.js';
 
 const tagCount = Number(process.argv[2] ?? 100_000);
@@ -27,11 +28,8 @@ const work = await mkdtemp(join(tmpdir(), 'stowage-bench-database-'));
 const image = randomImage({ layers: 1, layerSize: 4096 });
 const REPO = 'bench/tags';
 
-interface Target {
-  readonly name: string;
-  readonly port: number;
+interface Target extends HttpTarget {
   readonly pid?: number;
-  readonly pool: Pool;
   stop(): Promise<void>;
 }
 
@@ -50,59 +48,8 @@ async function startServer(name: string, args: string[]): Promise<Target> {
   };
 }
 
-async function call(
-  target: Target,
-  method: 'GET' | 'PUT' | 'POST' | 'HEAD',
-  path: string,
-  options: { body?: Uint8Array; headers?: Record<string, string>; expect: number },
-): Promise<void> {
-  const response = await target.pool.request({
-    method,
-    path,
-    ...(options.body ? { body: options.body } : {}),
-    ...(options.headers ? { headers: options.headers } : {}),
-  });
-  const text = await response.body.text();
-  if (response.statusCode !== options.expect) {
-    throw new Error(`${target.name} ${method} ${path}: ${response.statusCode} ${text.slice(0, 200)}`);
-  }
-}
-
-async function inParallel(count: number, limit: number, job: (i: number) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: limit }, async () => {
-      while (next < count) await job(next++);
-    }),
-  );
-}
-
-const manifestHeaders = { 'content-type': image.manifest.mediaType };
-
 /** The image's blobs into `bench/tags`, and its manifest under `f0`. */
-async function seed(target: Target): Promise<void> {
-  for (const blob of image.blobs) {
-    // POST, then PUT the bytes to the session: what docker-registry 2.8 takes (it has no one-request upload)
-    const started = await target.pool.request({ method: 'POST', path: `/v2/${REPO}/blobs/uploads/` });
-    await started.body.text();
-    const location = started.headers.location;
-    if (started.statusCode !== 202 || typeof location !== 'string') {
-      throw new Error(`${target.name}: starting an upload answered ${started.statusCode}`);
-    }
-    const url = new URL(location, `http://127.0.0.1:${target.port}`);
-    url.searchParams.set('digest', blob.descriptor.digest);
-    await call(target, 'PUT', `${url.pathname}${url.search}`, {
-      body: blob.bytes,
-      headers: { 'content-type': 'application/octet-stream' },
-      expect: 201,
-    });
-  }
-  await call(target, 'PUT', `/v2/${REPO}/manifests/f0`, {
-    body: image.manifest.bytes,
-    headers: manifestHeaders,
-    expect: 201,
-  });
-}
+const seed = (target: Target) => seedImage(target, REPO, image, 'f0');
 
 /**
  * Writes a wrk script: `init` and `request` are its own, and every script counts
@@ -323,32 +270,11 @@ try {
       JSON.parse(await run('curl', ['-sf', `http://127.0.0.1:${target.port}/v2/${REPO}/tags/list`])).tags
         .length,
     );
-    await inParallel(Math.max(0, tagCount - have), 32, (i) =>
-      call(target, 'PUT', `/v2/${REPO}/manifests/f${i + 1}`, {
-        body: image.manifest.bytes,
-        headers: manifestHeaders,
-        expect: 201,
-      }),
-    );
+    await inParallel(Math.max(0, tagCount - have), 32, (i) => tagImage(target, REPO, image, `f${i + 1}`));
     full.set(target.name, await fetchOnce(target, `/v2/${REPO}/tags/list`));
     paged.set(target.name, await walk(target, `/v2/${REPO}/tags/list?n=1000`));
     // repositories: the image mounted into each and tagged
-    await inParallel(repoCount, 32, async (i) => {
-      const repository = `bench/r${i}`;
-      for (const blob of image.blobs) {
-        await call(
-          target,
-          'POST',
-          `/v2/${repository}/blobs/uploads/?mount=${blob.descriptor.digest}&from=${REPO}`,
-          { expect: 201 },
-        );
-      }
-      await call(target, 'PUT', `/v2/${repository}/manifests/v1`, {
-        body: image.manifest.bytes,
-        headers: manifestHeaders,
-        expect: 201,
-      });
-    });
+    await fillRepositories(target, { prefix: 'bench/r', count: repoCount, from: REPO, image });
     catalog.set(target.name, await walk(target, '/v2/_catalog?n=1000'));
     getRate.set(target.name, await wrk(target, await getScript(), `/v2/${REPO}/manifests/f0`).done);
     console.log(
