@@ -26,6 +26,32 @@ registryConformance({
 const code = refusalCode;
 
 describe('image store on disk', () => {
+  it('pages the catalog looking only into the page: repositories without a manifest are skipped, n: 0 is empty', async () => {
+    const store = await createImageStore({ root: await freshRoot() });
+    const image = randomImage();
+    for (const name of ['a', 'c', 'e', 'g']) await pushImage(store, name, image, 'v1');
+    // blob links only: a repository, not listed
+    for (const name of ['b', 'd', 'f'])
+      await store.putBlob(name, image.config.bytes, { digest: image.config.descriptor.digest });
+    const pages: string[][] = [];
+    let last: string | undefined;
+    for (;;) {
+      const page = await store.listRepositories({ n: 2, ...(last ? { last } : {}) });
+      pages.push([...page.items]);
+      if (page.next === undefined) break;
+      expect(page.next).toBe(page.items.at(-1));
+      last = page.next;
+    }
+    expect(pages).toEqual([
+      ['a', 'c'],
+      ['e', 'g'],
+    ]);
+    expect(await store.listRepositories({ n: 0 })).toEqual({ items: [] });
+    expect(await store.listRepositories({ last: 'c' })).toEqual({ items: ['e', 'g'] });
+    expect(await store.listRepositories({ n: 4 })).toEqual({ items: ['a', 'c', 'e', 'g'] });
+    await store.close();
+  });
+
   it('stores a blob once however many repositories link it', async () => {
     const root = await freshRoot();
     const store = await createImageStore({ root });

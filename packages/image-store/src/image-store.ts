@@ -1,4 +1,4 @@
-import { readdir } from 'node:fs/promises';
+import { opendir, readdir } from 'node:fs/promises';
 import { mkdir } from '@stowage/blob-store';
 import {
   type AppendUploadOptions,
@@ -174,14 +174,35 @@ export async function createImageStore(options: ImageStoreOptions): Promise<Imag
 
     async listRepositories(opts: ListOptions = {}) {
       readable();
-      const withManifests: string[] = [];
-      for (const name of await layouts.repositories()) {
+      // a repository is listed once it has held a manifest (as before the split)
+      const listed = async (name: string) => {
         await layouts.sync(name);
-        // a repository is listed once it has held a manifest (as before the split)
-        const algorithms = await ifExists(readdir(paths.repoMeta(name, 'manifests')));
-        if ((algorithms ?? []).length > 0) withManifests.push(name);
+        // a new repository's layout has its empty algorithm directories: a manifest file is what counts
+        for (const algorithm of (await ifExists(readdir(paths.repoMeta(name, 'manifests')))) ?? []) {
+          const dir = await ifExists(opendir(paths.repoMeta(name, 'manifests', algorithm)));
+          if (!dir) continue;
+          try {
+            for await (const entry of dir) if (entry.name.endsWith('.json')) return true;
+          } finally {
+            await dir.close().catch(() => undefined);
+          }
+        }
+        return false;
+      };
+      // only the names of the page asked for are looked into: a page costs its size, not the catalog's
+      const names = pageOf(
+        await layouts.repositories(),
+        opts.last === undefined ? {} : { last: opts.last },
+      ).items;
+      const limit = opts.n === undefined ? Number.POSITIVE_INFINITY : Math.max(0, Math.floor(opts.n));
+      if (limit === 0) return { items: [] };
+      const items: string[] = [];
+      for (const name of names) {
+        if (!(await listed(name))) continue;
+        if (items.length >= limit) return { items, next: items[items.length - 1] as string };
+        items.push(name);
       }
-      return pageOf(withManifests, opts);
+      return { items };
     },
 
     ...manifestApi(parts),
