@@ -4,10 +4,12 @@ import { join } from 'node:path';
 import { mkdir, readFile, stat } from '@stowage/blob-store';
 import {
   compareBytes,
+  createLimiter,
   type Descriptor,
   type Digest,
   isDigest,
   isValidTag,
+  type Limiter,
   manifestReferences,
   parseManifest,
   type ResolvedLogger,
@@ -163,9 +165,11 @@ export class Layouts {
   }
 
   /** Every repository under the root whose name the store accepts. */
+  /** Every repository under the root, found by reading directories 32 at a time (a catalog of 10,000 is 10,000 of them). */
   async repositories(): Promise<string[]> {
     const out: string[] = [];
-    await this.#walk(this.#o.paths.root, '', out);
+    const limit = createLimiter(32);
+    await this.#walk(this.#o.paths.root, '', out, limit);
     return out;
   }
 
@@ -179,19 +183,22 @@ export class Layouts {
     }
   }
 
-  async #walk(dir: string, prefix: string, out: string[]): Promise<void> {
-    const entries = (await ifExists(readdir(dir, { withFileTypes: true }))) ?? [];
+  async #walk(dir: string, prefix: string, out: string[], limit: Limiter): Promise<void> {
+    const entries = (await limit(() => ifExists(readdir(dir, { withFileTypes: true })))) ?? [];
     const isLayout = entries.some(
       (e) => (e.name === '.stowage' && e.isDirectory()) || (e.name === 'oci-layout' && e.isFile()),
     );
     if (prefix && isLayout && this.validName(prefix.slice(0, -1))) out.push(prefix.slice(0, -1));
-    for (const entry of entries) {
-      if (!entry.isDirectory()) continue;
-      if (entry.name === '.stowage') continue;
-      if (entry.name === 'blobs' && prefix) continue;
-      if (entry.name.startsWith('.')) continue;
-      await this.#walk(join(dir, entry.name), `${prefix}${entry.name}/`, out);
-    }
+    const children = entries.filter(
+      (entry) =>
+        entry.isDirectory() &&
+        entry.name !== '.stowage' &&
+        !(entry.name === 'blobs' && prefix) &&
+        !entry.name.startsWith('.'),
+    );
+    await Promise.all(
+      children.map((entry) => this.#walk(join(dir, entry.name), `${prefix}${entry.name}/`, out, limit)),
+    );
   }
 
   /** The hashes `.stowage/index.sha256` names as ours: the last `index.json` written, and the one it replaced. */
