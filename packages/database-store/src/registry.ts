@@ -10,6 +10,7 @@ import { assertMigrated, type Database } from '@stowage/metadata-db';
 import {
   type BlobInfo,
   type Digest,
+  fullCapabilities,
   type GarbageCollectOptions,
   type GarbageCollectReport,
   MAX_MANIFEST_SIZE,
@@ -84,25 +85,8 @@ export interface DatabaseRegistry extends Omit<RegistryWithUploads, 'garbageColl
   adoptBlob(repository: string, digest: Digest, options?: OperationOptions): Promise<BlobInfo | undefined>;
 }
 
-const CAPABILITIES: RegistryCapabilities = Object.freeze({
-  catalog: true,
-  catalogPaging: true,
-  tagPaging: true,
-  deleteTag: true,
-  deleteManifest: true,
-  deleteBlob: true,
-  referrers: 'api',
-  mount: true,
-  anonymousMount: true,
-  uploadSessions: true,
-  uploadStatus: true,
-  outOfOrderChunkRefusal: true,
-  ranges: true,
-  sha512: true,
-  sparseIndex: true,
-  lock: false,
-  garbageCollect: true,
-});
+/** Everything but `lock` (not offered yet: a PostgreSQL advisory lock needs a connection of its own per holder). */
+const CAPABILITIES: RegistryCapabilities = Object.freeze({ ...fullCapabilities, lock: false });
 
 /**
  * A `Registry` whose metadata is in the database (`@stowage/metadata-db`'s
