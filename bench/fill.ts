@@ -3,7 +3,8 @@
 // repositories holding it. What docker-registry 2.8 takes too (a POST, then
 // the bytes PUT to the session; mounts from the seeded repository).
 import type { RandomImage } from '@stowage/testing';
-import type { Pool } from 'undici';
+import { Pool } from 'undici';
+import { startStowageServer } from './lib.js';
 
 export interface HttpTarget {
   readonly name: string;
@@ -100,4 +101,25 @@ export function fillRepositories(
     }
     await tagImage(target, repository, image, 'v1');
   });
+}
+
+/** A stowage-server from source in its own process, with a pool of 32 connections to fill it through. */
+export interface ServerTarget extends HttpTarget {
+  readonly pid?: number;
+  stop(): Promise<void>;
+}
+
+export async function startServerTarget(name: string, args: readonly string[]): Promise<ServerTarget> {
+  const server = await startStowageServer({ args });
+  const pool = new Pool(`http://127.0.0.1:${server.port}`, { connections: 32 });
+  return {
+    name,
+    port: server.port,
+    ...(server.pid ? { pid: server.pid } : {}),
+    pool,
+    stop: async () => {
+      await pool.close();
+      await server.stop();
+    },
+  };
 }

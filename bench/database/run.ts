@@ -18,8 +18,15 @@ import { performance } from 'node:perf_hooks';
 import { createPostgresDatabase, migrate } from '@stowage/metadata-db';
 import { createTestDatabase, randomImage, startDockerRegistry } from '@stowage/testing';
 import { Pool } from 'undici';
-import { fillRepositories, type HttpTarget, inParallel, seedImage, tagImage } from '../fill.js';
-import { report, run, startStowageServer } from '../lib.js';
+import {
+  fillRepositories,
+  inParallel,
+  type ServerTarget,
+  seedImage,
+  startServerTarget,
+  tagImage,
+} from '../fill.js';
+import { report, run } from '../lib.js';
 
 const tagCount = Number(process.argv[2] ?? 100_000);
 const repoCount = Number(process.argv[3] ?? 10_000);
@@ -28,25 +35,7 @@ const work = await mkdtemp(join(tmpdir(), 'stowage-bench-database-'));
 const image = randomImage({ layers: 1, layerSize: 4096 });
 const REPO = 'bench/tags';
 
-interface Target extends HttpTarget {
-  readonly pid?: number;
-  stop(): Promise<void>;
-}
-
-async function startServer(name: string, args: string[]): Promise<Target> {
-  const server = await startStowageServer({ args });
-  const pool = new Pool(`http://127.0.0.1:${server.port}`, { connections: 32 });
-  return {
-    name,
-    port: server.port,
-    ...(server.pid ? { pid: server.pid } : {}),
-    pool,
-    stop: async () => {
-      await pool.close();
-      await server.stop();
-    },
-  };
-}
+type Target = ServerTarget;
 
 /** The image's blobs into `bench/tags`, and its manifest under `f0`. */
 const seed = (target: Target) => seedImage(target, REPO, image, 'f0');
@@ -240,9 +229,14 @@ await db.close();
 const targets: Target[] = [];
 try {
   const databaseRoot = join(work, 'database');
-  const database = await startServer('database mode', ['--root', databaseRoot, '--database-url', test.url]);
+  const database = await startServerTarget('database mode', [
+    '--root',
+    databaseRoot,
+    '--database-url',
+    test.url,
+  ]);
   targets.push(database);
-  const file = await startServer('file store', ['--root', join(work, 'file')]);
+  const file = await startServerTarget('file store', ['--root', join(work, 'file')]);
   targets.push(file);
   const registry = await startDockerRegistry({ dataDir: join(work, 'docker-registry') });
   const peer: Target = {
@@ -321,7 +315,7 @@ try {
   }
 
   // one replica against two, on the same database and root
-  const second = await startServer('database mode, replica 2', [
+  const second = await startServerTarget('database mode, replica 2', [
     '--root',
     databaseRoot,
     '--database-url',

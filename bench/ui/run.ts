@@ -13,9 +13,14 @@ import { performance } from 'node:perf_hooks';
 import { createPostgresDatabase, migrate } from '@stowage/metadata-db';
 import { createTestDatabase, findExecutable, randomImage } from '@stowage/testing';
 import { chromium, type Page } from 'playwright-core';
-import { Pool } from 'undici';
-import { fillRepositories, type HttpTarget, inParallel, seedImage, tagImage } from '../fill.js';
-import { startStowageServer } from '../lib.js';
+import {
+  fillRepositories,
+  inParallel,
+  type ServerTarget,
+  seedImage,
+  startServerTarget,
+  tagImage,
+} from '../fill.js';
 
 const repoCount = Number(process.argv[2] ?? 10_000);
 const tagCount = Number(process.argv[3] ?? 10_000);
@@ -24,23 +29,7 @@ const work = await mkdtemp(join(tmpdir(), 'stowage-bench-ui-'));
 const image = randomImage({ layers: 3, layerSize: 4096 });
 const REPO = 'bench/tags';
 
-interface Target extends HttpTarget {
-  stop(): Promise<void>;
-}
-
-async function start(name: string, args: string[]): Promise<Target> {
-  const server = await startStowageServer({ args });
-  const pool = new Pool(`http://127.0.0.1:${server.port}`, { connections: 32 });
-  return {
-    name,
-    port: server.port,
-    pool,
-    stop: async () => {
-      await pool.close();
-      await server.stop();
-    },
-  };
-}
+type Target = ServerTarget;
 
 /** Seconds until `ready` holds on a page opened at `url`, best of `runs`, each in a fresh page. */
 async function measure(
@@ -69,8 +58,10 @@ const executablePath = findExecutable('chromium');
 if (!executablePath) throw new Error('bench/ui needs chromium (apt-get install chromium)');
 const browser = await chromium.launch({ executablePath, args: ['--headless', '--no-sandbox'] });
 try {
-  targets.push(await start('file store', ['--root', join(work, 'file')]));
-  targets.push(await start('database mode', ['--root', join(work, 'database'), '--database-url', test.url]));
+  targets.push(await startServerTarget('file store', ['--root', join(work, 'file')]));
+  targets.push(
+    await startServerTarget('database mode', ['--root', join(work, 'database'), '--database-url', test.url]),
+  );
   console.log(
     `bench/ui: ${repoCount} repositories, a repository of ${tagCount} tags, best of ${runs}, chromium headless`,
   );
